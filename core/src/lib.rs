@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod status;
+pub mod verify;
 
 pub use error::{Error, ErrorBody, ErrorCode, Result, SessionEndReason};
 pub use status::{PinState, PinStatus, Retries, RetryIndicator};
