@@ -1,0 +1,157 @@
+//! API key authentication and per-key rate limiting, as middleware on portal routes.
+//!
+//! Every request looks the key up in the database: a revoke or the end of a roll's
+//! grace period takes effect on the very next request (no positive cache).
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use securesign_core::ErrorCode;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::api_key::{self, KeyMode};
+use crate::rate_limit::Decision;
+
+/// The `X-SecureSign-Api-Key` header.
+pub const API_KEY_HEADER: &str = "x-securesign-api-key";
+
+/// The key a request authenticated with, put in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct AuthedKey {
+    /// `key_…`.
+    pub key_id: String,
+    /// The key's tenant.
+    pub tenant_id: String,
+    /// Live or test.
+    pub mode: KeyMode,
+    /// Requests per minute.
+    pub rpm: u32,
+}
+
+/// Middleware: authenticate, count against the key's limit, and add RateLimit headers.
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let key = match authenticate(&state, req.headers()).await {
+        Ok(key) => key,
+        Err(err) => return err.into_response(),
+    };
+    match state.limits.check(&key.key_id, key.rpm) {
+        Decision::Limited {
+            limit,
+            retry_after_secs,
+        } => {
+            tracing::info!(key_id = %key.key_id, "rate limited");
+            let mut response = ApiError::new(
+                ErrorCode::RateLimited,
+                format!("more than {limit} requests per minute for this API key"),
+            )
+            .into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            add_rate_headers(headers, limit, 0, retry_after_secs);
+            response
+        }
+        Decision::Allowed {
+            limit,
+            remaining,
+            reset_secs,
+        } => {
+            req.extensions_mut().insert(key);
+            let mut response = next.run(req).await;
+            add_rate_headers(response.headers_mut(), limit, remaining, reset_secs);
+            response
+        }
+    }
+}
+
+fn add_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_secs: u64) {
+    headers.insert(
+        HeaderName::from_static("ratelimit-limit"),
+        HeaderValue::from(limit),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-remaining"),
+        HeaderValue::from(remaining),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-reset"),
+        HeaderValue::from(reset_secs),
+    );
+    if let Ok(policy) = HeaderValue::from_str(&format!("{limit};w=60")) {
+        headers.insert(HeaderName::from_static("ratelimit-policy"), policy);
+    }
+}
+
+/// Finds the key in `Authorization: Bearer …` or `X-SecureSign-Api-Key`.
+fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let single = |name: &HeaderName| -> Result<Option<&str>, ApiError> {
+        let mut values = headers.get_all(name).iter();
+        let Some(first) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(ApiError::key_invalid(format!(
+                "more than one {name} header"
+            )));
+        }
+        first
+            .to_str()
+            .map(|v| Some(v.trim()))
+            .map_err(|_| ApiError::key_invalid("malformed API key"))
+    };
+    let bearer = match single(&header::AUTHORIZATION)? {
+        Some(value) => {
+            let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(ApiError::key_invalid(
+                    "the Authorization header must use the Bearer scheme",
+                ));
+            }
+            Some(token.trim())
+        }
+        None => None,
+    };
+    let custom = single(&HeaderName::from_static(API_KEY_HEADER))?;
+    match (bearer, custom) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::key_invalid(
+            "Authorization and X-SecureSign-Api-Key carry different keys",
+        )),
+        (Some(key), _) | (None, Some(key)) => Ok(key),
+        (None, None) => Err(ApiError::key_invalid(
+            "missing API key: send Authorization: Bearer <key> or X-SecureSign-Api-Key",
+        )),
+    }
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthedKey, ApiError> {
+    let presented = presented_key(headers)?;
+    let parsed = api_key::parse(presented).map_err(|err| {
+        tracing::debug!(reason = %err, "API key refused before lookup");
+        ApiError::key_invalid(format!("invalid API key ({err})"))
+    })?;
+    let refused = || ApiError::key_invalid("invalid or revoked API key");
+    let record = state
+        .store
+        .key_by_hash(&parsed.hash.to_hex())
+        .await?
+        .ok_or_else(refused)?;
+    let now = state.clock.now_unix();
+    if !parsed.hash.matches_hex(&record.key_hash)
+        || record.mode != parsed.mode.as_str()
+        || !record.usable_at(now)
+    {
+        tracing::info!(key_id = %record.id, "revoked or expired API key refused");
+        return Err(refused());
+    }
+    Ok(AuthedKey {
+        key_id: record.id,
+        tenant_id: record.tenant_id,
+        mode: parsed.mode,
+        rpm: u32::try_from(record.rpm).unwrap_or(1),
+    })
+}

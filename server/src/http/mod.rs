@@ -1,0 +1,206 @@
+//! The HTTP API: router, shared state, and the OpenAPI document.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod portal;
+pub mod sign_request;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use securesign_core::ErrorCode;
+use serde::Serialize;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::clock::Clock;
+use crate::rate_limit::RateLimits;
+use crate::store::{SessionRecord, Store};
+use error::ApiError;
+
+/// Largest request body (500 documents or 500 signatures fit comfortably).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Per-key rate limits.
+    pub limits: Arc<RateLimits>,
+}
+
+impl AppState {
+    /// State over `store` with `clock`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            limits: Arc::new(RateLimits::new(clock.clone())),
+            store,
+            clock,
+        }
+    }
+}
+
+/// Router switches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouterOptions {
+    /// Adds `POST /v1/bench/trivial`, a handler doing no work, for the benchmark.
+    pub bench_routes: bool,
+}
+
+/// A session's state as the API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    /// Waiting for the signer.
+    Pending,
+    /// Signed and verified.
+    Completed,
+    /// The signer cancelled.
+    Cancelled,
+    /// Timed out while pending.
+    Expired,
+}
+
+impl SessionState {
+    /// The state of `session` at `now` (a pending session past `expires_at` is expired;
+    /// completed and cancelled ones keep their state).
+    pub fn of(session: &SessionRecord, now: i64) -> Self {
+        match session.status.as_str() {
+            "completed" => Self::Completed,
+            "cancelled" => Self::Cancelled,
+            _ if now >= session.expires_at => Self::Expired,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// `GET /healthz` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The OpenAPI document of this API.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn bench_trivial() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"success": true}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
+}
+
+/// The OpenAPI description, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "SecureSign REST API", description = "API keys, domain whitelist, signing sessions."),
+    paths(
+        portal::validate,
+        portal::create_session,
+        portal::session_status,
+        sign_request::get_sign_request,
+        sign_request::submit_result,
+        sign_request::cancel,
+        healthz,
+        openapi_json,
+    ),
+    modifiers(&SecuritySchemes)
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "apiKeyHeader",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-SecureSign-Api-Key"))),
+        );
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState, options: RouterOptions) -> Router {
+    let portal = Router::new()
+        .route("/v1/auth/validate", post(portal::validate))
+        .route("/v1/auth/session", post(portal::create_session))
+        .route("/v1/auth/session/{session_id}", get(portal::session_status))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
+    let app = Router::new()
+        .route(
+            "/v1/sign-requests/{request_id}",
+            get(sign_request::get_sign_request),
+        )
+        .route(
+            "/v1/sign-requests/{request_id}/result",
+            post(sign_request::submit_result),
+        )
+        .route(
+            "/v1/sign-requests/{request_id}/cancel",
+            post(sign_request::cancel),
+        );
+    let mut router = Router::new()
+        .merge(portal)
+        .merge(app)
+        .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(openapi_json));
+    if options.bench_routes {
+        router = router.route("/v1/bench/trivial", post(bench_trivial));
+    }
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            // Spans name the route template, never the raw path: request ids are
+            // capabilities and stay out of logs, as do all headers (API keys).
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str);
+                    tracing::info_span!("request", method = %req.method(), route = %route)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,347 @@
+//! App-side endpoints. No API key: the unguessable `requestId` from the deep link is
+//! the capability. The app reads the request, then posts the signer certificate and
+//! one signature per document, which are verified before the session completes.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use securesign_core::verify::SignerKey;
+use securesign_core::ErrorCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorEnvelope};
+use super::json::ApiJson;
+use super::{AppState, SessionState};
+use crate::clock::format_rfc3339;
+use crate::store::{FinishOutcome, SessionRecord};
+
+/// Largest accepted signer certificate (DER bytes).
+const MAX_CERTIFICATE_BYTES: usize = 16 * 1024;
+/// Largest accepted signature (bytes; RSA-8192 is 1024).
+const MAX_SIGNATURE_BYTES: usize = 1024;
+
+/// The tenant as shown to the signer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    /// `org_…`.
+    pub id: String,
+    /// Name to show.
+    pub display_name: String,
+}
+
+/// A document to sign.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestDocument {
+    /// The portal's id.
+    pub id: String,
+    /// Name to show.
+    pub name: String,
+    /// `SHA-256`.
+    pub digest_algorithm: String,
+    /// Base64 digest to sign.
+    pub digest: String,
+}
+
+/// `GET /v1/sign-requests/{requestId}` answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignRequestView {
+    /// Always `true`.
+    pub success: bool,
+    /// The request id.
+    pub request_id: String,
+    /// Always `pending` (finished or expired requests answer an error).
+    pub status: SessionState,
+    /// Who asks for the signature.
+    pub tenant: TenantView,
+    /// The portal's origin.
+    pub origin: String,
+    /// RFC 3339 UTC.
+    pub expires_at: String,
+    /// Documents to sign.
+    pub documents: Vec<RequestDocument>,
+}
+
+/// One signature in a result.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SignatureInput {
+    /// The document's id.
+    pub document_id: String,
+    /// Base64 signature over the document's digest: RSA PKCS#1 v1.5 (SHA-256
+    /// DigestInfo) or ECDSA P-256 (DER or raw `r||s`).
+    pub signature: String,
+}
+
+/// `POST /v1/sign-requests/{requestId}/result` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubmitResultRequest {
+    /// Base64 DER X.509 signer certificate.
+    pub certificate: String,
+    /// Exactly one signature per document.
+    pub signatures: Vec<SignatureInput>,
+}
+
+/// Answer of result and cancel calls.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// `completed` or `cancelled`.
+    pub status: SessionState,
+    /// `SS_SIGN_CANCELLED` for a cancel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The verification algorithm, for a result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_algorithm: Option<String>,
+}
+
+/// The error for a request that is not pending any more.
+fn finished_error(session: &SessionRecord, now: i64) -> Option<ApiError> {
+    match SessionState::of(session, now) {
+        SessionState::Pending => None,
+        SessionState::Expired => Some(ApiError::new(
+            ErrorCode::SessionExpired,
+            "the signing session timed out",
+        )),
+        _ if now >= session.expires_at => Some(ApiError::new(
+            ErrorCode::SessionExpired,
+            "the signing session timed out",
+        )),
+        SessionState::Cancelled => Some(ApiError::new(
+            ErrorCode::SignCancelled,
+            "the signing request was cancelled",
+        )),
+        SessionState::Completed => Some(ApiError::new(
+            ErrorCode::Conflict,
+            "the signing request is already completed",
+        )),
+    }
+}
+
+/// Loads a request that can still be signed or cancelled.
+async fn pending_request(state: &AppState, request_id: &str) -> Result<SessionRecord, ApiError> {
+    let not_found = || ApiError::not_found("no such signing request");
+    if request_id.len() != 32 || !request_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(not_found());
+    }
+    let session = state
+        .store
+        .session_by_request(request_id)
+        .await?
+        .ok_or_else(not_found)?;
+    match finished_error(&session, state.clock.now_unix()) {
+        Some(err) => Err(err),
+        None => Ok(session),
+    }
+}
+
+/// The error to answer when a conditional finish found the session no longer pending.
+async fn lost_race(state: &AppState, request_id: &str) -> ApiError {
+    match state.store.session_by_request(request_id).await {
+        Ok(Some(session)) => {
+            finished_error(&session, state.clock.now_unix()).unwrap_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Conflict,
+                    "the signing request changed; try again",
+                )
+            })
+        }
+        Ok(None) => ApiError::not_found("no such signing request"),
+        Err(err) => err.into(),
+    }
+}
+
+/// Read a signing request (the app, after opening the deep link).
+#[utoipa::path(
+    get, path = "/v1/sign-requests/{requestId}", tag = "app",
+    params(("requestId" = String, Path, description = "From the deep link")),
+    responses(
+        (status = 200, description = "Pending request", body = SignRequestView),
+        (status = 404, description = "SS_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "SS_CONFLICT (completed) or SS_SIGN_CANCELLED", body = ErrorEnvelope),
+        (status = 410, description = "SS_SESSION_EXPIRED", body = ErrorEnvelope),
+    )
+)]
+pub async fn get_sign_request(
+    State(state): State<AppState>,
+    Path(request_id): Path<String>,
+) -> Result<Json<SignRequestView>, ApiError> {
+    let session = pending_request(&state, &request_id).await?;
+    let tenant = state
+        .store
+        .tenant(&session.tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "internal error"))?;
+    let documents = state.store.documents(&session.id).await?;
+    Ok(Json(SignRequestView {
+        success: true,
+        request_id: session.request_id,
+        status: SessionState::Pending,
+        tenant: TenantView {
+            id: tenant.id,
+            display_name: tenant.display_name,
+        },
+        origin: session.origin,
+        expires_at: format_rfc3339(session.expires_at),
+        documents: documents
+            .into_iter()
+            .map(|d| RequestDocument {
+                id: d.document_id,
+                name: d.name,
+                digest_algorithm: "SHA-256".to_owned(),
+                digest: d.digest,
+            })
+            .collect(),
+    }))
+}
+
+fn decode_b64(value: &str, max: usize, what: &str) -> Result<Vec<u8>, ApiError> {
+    if value.len() > max.div_ceil(3) * 4 {
+        return Err(ApiError::bad_request(format!("{what} is too long")));
+    }
+    BASE64
+        .decode(value)
+        .map_err(|_| ApiError::bad_request(format!("{what} is not valid base64")))
+}
+
+/// Post the signer certificate and signatures; every signature is verified.
+#[utoipa::path(
+    post, path = "/v1/sign-requests/{requestId}/result", tag = "app",
+    params(("requestId" = String, Path, description = "From the deep link")),
+    request_body = SubmitResultRequest,
+    responses(
+        (status = 200, description = "Verified and completed", body = FinishResponse),
+        (status = 400, description = "SS_BAD_REQUEST", body = ErrorEnvelope),
+        (status = 404, description = "SS_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "SS_CONFLICT (completed) or SS_SIGN_CANCELLED", body = ErrorEnvelope),
+        (status = 410, description = "SS_SESSION_EXPIRED", body = ErrorEnvelope),
+        (status = 422, description = "SS_CERT_INVALID or SS_SIGNATURE_INVALID", body = ErrorEnvelope),
+    )
+)]
+pub async fn submit_result(
+    State(state): State<AppState>,
+    Path(request_id): Path<String>,
+    ApiJson(body): ApiJson<SubmitResultRequest>,
+) -> Result<Json<FinishResponse>, ApiError> {
+    let session = pending_request(&state, &request_id).await?;
+    let documents = state.store.documents(&session.id).await?;
+    if body.signatures.len() != documents.len() {
+        return Err(ApiError::bad_request(format!(
+            "expected {} signatures, one per document, got {}",
+            documents.len(),
+            body.signatures.len()
+        )));
+    }
+    let mut by_document: HashMap<&str, &str> = HashMap::new();
+    for sig in &body.signatures {
+        if by_document
+            .insert(sig.document_id.as_str(), sig.signature.as_str())
+            .is_some()
+        {
+            return Err(ApiError::bad_request(format!(
+                "two signatures for document {:?}",
+                sig.document_id
+            )));
+        }
+    }
+    let certificate = decode_b64(&body.certificate, MAX_CERTIFICATE_BYTES, "certificate")?;
+    let mut checks = Vec::with_capacity(documents.len());
+    for doc in &documents {
+        let signature_b64 = by_document.get(doc.document_id.as_str()).ok_or_else(|| {
+            ApiError::bad_request(format!("no signature for document {:?}", doc.document_id))
+        })?;
+        let signature = decode_b64(signature_b64, MAX_SIGNATURE_BYTES, "signature")?;
+        let digest: [u8; 32] = BASE64
+            .decode(&doc.digest)
+            .ok()
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "stored digest unreadable"))?;
+        checks.push((doc.document_id.clone(), digest, signature));
+    }
+    let verified = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let key = SignerKey::from_certificate_der(&certificate)?;
+        for (document_id, digest, signature) in &checks {
+            key.verify_digest(digest, signature).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::SignatureInvalid,
+                    format!("the signature of document {document_id:?} does not verify against the certificate"),
+                )
+            })?;
+        }
+        let signatures: Vec<(String, String)> = checks
+            .into_iter()
+            .map(|(id, _, sig)| (id, BASE64.encode(sig)))
+            .collect();
+        Ok((key.algorithm(), BASE64.encode(&certificate), signatures))
+    })
+    .await
+    .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))??;
+    let (algorithm, certificate_b64, signatures) = verified;
+    let algorithm_name = serde_json::to_value(algorithm)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let outcome = state
+        .store
+        .complete_session(
+            &session.id,
+            state.clock.now_unix(),
+            &certificate_b64,
+            &algorithm_name,
+            &signatures,
+        )
+        .await?;
+    if outcome == FinishOutcome::NotPending {
+        return Err(lost_race(&state, &request_id).await);
+    }
+    tracing::info!(session_id = %session.id, "signing session completed");
+    Ok(Json(FinishResponse {
+        success: true,
+        status: SessionState::Completed,
+        code: None,
+        signature_algorithm: Some(algorithm_name),
+    }))
+}
+
+/// The signer declines: the session ends as `cancelled` (`SS_SIGN_CANCELLED`).
+#[utoipa::path(
+    post, path = "/v1/sign-requests/{requestId}/cancel", tag = "app",
+    params(("requestId" = String, Path, description = "From the deep link")),
+    responses(
+        (status = 200, description = "Cancelled", body = FinishResponse),
+        (status = 404, description = "SS_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "SS_CONFLICT or SS_SIGN_CANCELLED", body = ErrorEnvelope),
+        (status = 410, description = "SS_SESSION_EXPIRED", body = ErrorEnvelope),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(request_id): Path<String>,
+) -> Result<Json<FinishResponse>, ApiError> {
+    let session = pending_request(&state, &request_id).await?;
+    if state
+        .store
+        .cancel_session(&session.id, state.clock.now_unix())
+        .await?
+        == FinishOutcome::NotPending
+    {
+        return Err(lost_race(&state, &request_id).await);
+    }
+    tracing::info!(session_id = %session.id, "signing session cancelled");
+    Ok(Json(FinishResponse {
+        success: true,
+        status: SessionState::Cancelled,
+        code: Some(ErrorCode::SignCancelled.as_str().to_owned()),
+        signature_algorithm: None,
+    }))
+}

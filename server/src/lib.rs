@@ -1,0 +1,28 @@
+//! SecureSign REST API server.
+//!
+//! Portals authenticate with an API key (`ss_live_…` / `ss_test_…`) and a whitelisted
+//! origin, create signing sessions, and read their results; the SecureSign app fetches
+//! a signing request by its unguessable `requestId` and posts the signatures back, which
+//! the server verifies against the signer certificate before accepting them.
+//!
+//! Module map:
+//! * [`api_key`]: key format, checksum, generation and hashing;
+//! * [`origin`]: origin parsing and the live/test scheme policy;
+//! * [`store`]: the SQLite (sqlx) database and its queries;
+//! * [`admin`]: the admin-console operations behind the CLI;
+//! * [`rate_limit`]: per-key requests-per-minute limits (governor);
+//! * [`clock`]: wall and monotonic time, injectable for tests;
+//! * [`http`]: the axum router, handlers, errors and OpenAPI document.
+
+pub mod admin;
+pub mod api_key;
+pub mod clock;
+pub mod http;
+pub mod ids;
+pub mod origin;
+pub mod rate_limit;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use http::{router, serve, AppState, RouterOptions};
+pub use store::Store;

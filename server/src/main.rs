@@ -1,0 +1,328 @@
+//! `securesign-server`: the REST API server and its admin commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use securesign_server::admin::{Admin, DEFAULT_RPM};
+use securesign_server::api_key::KeyMode;
+use securesign_server::clock::format_rfc3339;
+use securesign_server::{router, serve, AppState, Clock, RouterOptions, Store, SystemClock};
+use tracing_subscriber::EnvFilter;
+
+/// SecureSign REST API server.
+#[derive(Debug, Parser)]
+#[command(name = "securesign-server", version)]
+struct Cli {
+    /// SQLite database file (created if missing).
+    #[arg(
+        long,
+        global = true,
+        env = "SECURESIGN_DB",
+        default_value = "securesign.db"
+    )]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API server.
+    Serve(ServeArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Manage a tenant's whitelisted origins.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Also serve `POST /v1/bench/trivial` (benchmark baseline).
+    #[arg(long)]
+    bench_routes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant; prints its id.
+    Create {
+        /// Name shown to signers.
+        #[arg(long)]
+        name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Live,
+    Test,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create a key; prints it once.
+    Create {
+        /// Tenant id (`org_…`).
+        #[arg(long)]
+        tenant: String,
+        /// `live` (https origins) or `test` (also http://localhost).
+        #[arg(long, value_enum)]
+        mode: ModeArg,
+        /// Requests per minute.
+        #[arg(long, default_value_t = DEFAULT_RPM)]
+        rpm: u32,
+    },
+    /// List keys (prefix and last four characters only).
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// Key id (`key_…`).
+        key_id: String,
+    },
+    /// Replace a key; the old one works until the grace period ends.
+    Roll {
+        /// Key id (`key_…`).
+        key_id: String,
+        /// How long the old key keeps working, e.g. `24h`, `30m`, `0s`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DomainCommand {
+    /// Whitelist an origin (`https://host[:port]`, or `http://localhost[:port]`).
+    Add {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Origin.
+        origin: String,
+    },
+    /// Remove an origin.
+    Remove {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Origin.
+        origin: String,
+    },
+    /// List a tenant's origins.
+    List {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
+    let clock = SystemClock::new();
+    let result = match cli.command {
+        Command::Serve(args) => run_server(store.clone(), args).await,
+        Command::Tenant(cmd) => tenant(&Admin::new(&store, &clock), cmd).await,
+        Command::Key(cmd) => key(&Admin::new(&store, &clock), &clock, cmd).await,
+        Command::Domain(cmd) => domain(&Admin::new(&store, &clock), cmd).await,
+    };
+    store.close().await;
+    result
+}
+
+async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let app = router(
+        AppState::new(store, clock),
+        RouterOptions {
+            bench_routes: args.bench_routes,
+        },
+    );
+    // Tests and scripts read the bound address from this line.
+    println!("listening on {addr}");
+    tracing::info!(%addr, bench_routes = args.bench_routes, "securesign-server started");
+    serve(listener, app, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("securesign-server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+async fn tenant(admin: &Admin<'_>, cmd: TenantCommand) -> Result<(), String> {
+    match cmd {
+        TenantCommand::Create { name } => {
+            let tenant = admin
+                .create_tenant(&name)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", tenant.id);
+        }
+        TenantCommand::List => {
+            for t in admin.tenants().await.map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}\t{}",
+                    t.id,
+                    format_rfc3339(t.created_at),
+                    t.display_name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn key(admin: &Admin<'_>, clock: &dyn Clock, cmd: KeyCommand) -> Result<(), String> {
+    match cmd {
+        KeyCommand::Create { tenant, mode, rpm } => {
+            let mode = match mode {
+                ModeArg::Live => KeyMode::Live,
+                ModeArg::Test => KeyMode::Test,
+            };
+            let issued = admin
+                .create_key(&tenant, mode, rpm)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "created {} ({} key, {} rpm) for {tenant}; it is shown only this once:",
+                issued.record.id, issued.record.mode, issued.record.rpm
+            );
+            println!("{}", issued.secret.expose());
+        }
+        KeyCommand::List { tenant } => {
+            let now = clock.now_unix();
+            for k in admin
+                .keys(tenant.as_deref())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                let status = if k.revoked_at.is_some() {
+                    "revoked".to_owned()
+                } else if let Some(end) = k.expires_at {
+                    if now < end {
+                        format!("grace-until {}", format_rfc3339(end))
+                    } else {
+                        "expired".to_owned()
+                    }
+                } else {
+                    "active".to_owned()
+                };
+                println!(
+                    "{}\t{}\tss_{}_…{}\t{} rpm\t{}",
+                    k.id, k.tenant_id, k.mode, k.last4, k.rpm, status
+                );
+            }
+        }
+        KeyCommand::Revoke { key_id } => {
+            admin.revoke_key(&key_id).await.map_err(|e| e.to_string())?;
+            eprintln!("revoked {key_id}");
+        }
+        KeyCommand::Roll { key_id, grace } => {
+            let issued = admin
+                .roll_key(&key_id, grace)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "rolled {key_id} into {}; the old key works for {}; the new key is shown only this once:",
+                issued.record.id,
+                humantime::format_duration(grace)
+            );
+            println!("{}", issued.secret.expose());
+        }
+    }
+    Ok(())
+}
+
+async fn domain(admin: &Admin<'_>, cmd: DomainCommand) -> Result<(), String> {
+    match cmd {
+        DomainCommand::Add { tenant, origin } => {
+            let origin = admin
+                .add_domain(&tenant, &origin)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{origin}");
+        }
+        DomainCommand::Remove { tenant, origin } => {
+            if !admin
+                .remove_domain(&tenant, &origin)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("{origin} was not whitelisted for {tenant}"));
+            }
+        }
+        DomainCommand::List { tenant } => {
+            for d in admin.domains(&tenant).await.map_err(|e| e.to_string())? {
+                println!("{}", d.origin);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! Per-key request limits (requests per minute) with `governor`'s GCRA limiter.
+//!
+//! Each key gets its own limiter with a burst of `rpm`, refilled evenly over a minute:
+//! 120 requests in a burst pass, the 121st within the same minute is refused. Time
+//! comes from the server's [`Clock`], so tests can move it.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::Clock as GovernorClock;
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use crate::clock::Clock;
+
+/// Adapts our [`Clock`] to governor's clock trait.
+#[derive(Clone)]
+struct LimiterClock(Arc<dyn Clock>);
+
+impl GovernorClock for LimiterClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        self.0.monotonic()
+    }
+}
+
+type KeyLimiter = RateLimiter<NotKeyed, InMemoryState, LimiterClock, StateInformationMiddleware>;
+
+/// The outcome of counting one request against a key's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed.
+    Allowed {
+        /// Requests per minute of the key.
+        limit: u32,
+        /// Requests left in the current burst.
+        remaining: u32,
+        /// Seconds until the burst is full again.
+        reset_secs: u64,
+    },
+    /// Refused.
+    Limited {
+        /// Requests per minute of the key.
+        limit: u32,
+        /// Seconds to wait before the next request can pass (at least 1).
+        retry_after_secs: u64,
+    },
+}
+
+/// All keys' limiters.
+pub struct RateLimits {
+    clock: LimiterClock,
+    limiters: Mutex<HashMap<(String, u32), Arc<KeyLimiter>>>,
+}
+
+impl RateLimits {
+    /// Limiters driven by `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock: LimiterClock(clock),
+            limiters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request for `key_id`, whose limit is `rpm` requests per minute.
+    pub fn check(&self, key_id: &str, rpm: u32) -> Decision {
+        let rpm = NonZeroU32::new(rpm).unwrap_or(NonZeroU32::MIN);
+        let limiter = self.limiter(key_id, rpm);
+        match limiter.check() {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let used = rpm.get().saturating_sub(remaining);
+                let per_request = snapshot.quota().replenish_interval();
+                let reset = per_request.saturating_mul(used);
+                Decision::Allowed {
+                    limit: rpm.get(),
+                    remaining,
+                    reset_secs: ceil_secs(reset),
+                }
+            }
+            Err(not_until) => Decision::Limited {
+                limit: rpm.get(),
+                retry_after_secs: ceil_secs(not_until.wait_time_from(self.clock.now())).max(1),
+            },
+        }
+    }
+
+    fn limiter(&self, key_id: &str, rpm: NonZeroU32) -> Arc<KeyLimiter> {
+        let mut map = self
+            .limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry((key_id.to_owned(), rpm.get()))
+            .or_insert_with(|| {
+                Arc::new(
+                    RateLimiter::direct_with_clock(Quota::per_minute(rpm), self.clock.clone())
+                        .with_middleware::<StateInformationMiddleware>(),
+                )
+            })
+            .clone()
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn the_121st_request_in_a_minute_is_refused_and_time_refills() {
+        let clock = Arc::new(ManualClock::starting_at(0));
+        let limits = RateLimits::new(clock.clone());
+        for i in 0..120 {
+            assert!(
+                matches!(limits.check("key_a", 120), Decision::Allowed { .. }),
+                "request {i}"
+            );
+        }
+        let Decision::Limited {
+            retry_after_secs, ..
+        } = limits.check("key_a", 120)
+        else {
+            panic!("121st request passed");
+        };
+        assert_eq!(retry_after_secs, 1);
+        assert!(matches!(
+            limits.check("key_b", 120),
+            Decision::Allowed { .. }
+        ));
+        clock.advance(Duration::from_secs(60));
+        assert!(matches!(
+            limits.check("key_a", 120),
+            Decision::Allowed { remaining: 119, .. }
+        ));
+    }
+}

@@ -1,0 +1,494 @@
+//! The database: one SQLite file in WAL mode through `sqlx` (which also speaks
+//! PostgreSQL; the SQL here sticks to portable types and `$n` placeholders).
+//!
+//! Migrations live in `server/migrations/` and are embedded in the binary.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A query or connection failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A tenant (an organisation running a portal).
+#[derive(Debug, Clone, FromRow)]
+pub struct TenantRecord {
+    /// `org_…`.
+    pub id: String,
+    /// Shown to the signer in the app.
+    pub display_name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// An API key row (no key text, only its hash).
+#[derive(Debug, Clone, FromRow)]
+pub struct KeyRecord {
+    /// `key_…`.
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// `live` or `test`.
+    pub mode: String,
+    /// Hex SHA-256 of the key.
+    pub key_hash: String,
+    /// Last four characters of the key.
+    pub last4: String,
+    /// Requests per minute.
+    pub rpm: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// End of the grace period after a roll.
+    pub expires_at: Option<i64>,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+    /// The key that replaced it in a roll.
+    pub replaced_by: Option<String>,
+}
+
+impl KeyRecord {
+    /// Whether the key may authenticate a request at `now`.
+    pub fn usable_at(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|end| now < end)
+    }
+}
+
+/// A whitelisted origin.
+#[derive(Debug, Clone, FromRow)]
+pub struct DomainRecord {
+    /// Owner.
+    pub tenant_id: String,
+    /// Normalised origin.
+    pub origin: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A signing session.
+#[derive(Debug, Clone, FromRow)]
+pub struct SessionRecord {
+    /// `sess_…`.
+    pub id: String,
+    /// The app's capability.
+    pub request_id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// Key that created it.
+    pub key_id: String,
+    /// Origin it was created for.
+    pub origin: String,
+    /// Where the portal wants to be told (validated, not called by this server).
+    pub callback_url: Option<String>,
+    /// `pending`, `completed` or `cancelled` (expiry is derived from `expires_at`).
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// When it completed or was cancelled.
+    pub finished_at: Option<i64>,
+    /// Base64 DER signer certificate, once completed.
+    pub signer_certificate: Option<String>,
+    /// Algorithm the signatures verified with.
+    pub signature_algorithm: Option<String>,
+}
+
+/// One document of a session.
+#[derive(Debug, Clone, FromRow)]
+pub struct DocumentRecord {
+    /// Order in the request.
+    pub position: i64,
+    /// The portal's id for the document.
+    pub document_id: String,
+    /// Display name.
+    pub name: String,
+    /// Base64 SHA-256 digest.
+    pub digest: String,
+    /// Base64 signature, once completed.
+    pub signature: Option<String>,
+}
+
+/// What a conditional finish of a session did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishOutcome {
+    /// The session was pending and unexpired, and is now finished.
+    Done,
+    /// Someone else finished it first, or it expired.
+    NotPending,
+}
+
+/// The database handle (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite file at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes all connections (waits for them to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- tenants ----
+
+    /// Inserts a tenant.
+    pub async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO tenants (id, display_name, created_at) VALUES ($1, $2, $3)")
+            .bind(&tenant.id)
+            .bind(&tenant.display_name)
+            .bind(tenant.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A tenant by id.
+    pub async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT id, display_name, created_at FROM tenants WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// All tenants, oldest first.
+    pub async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, display_name, created_at FROM tenants ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    // ---- keys ----
+
+    /// Inserts a key row.
+    pub async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, mode, key_hash, last4, rpm, created_at, expires_at, revoked_at, replaced_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&key.id)
+        .bind(&key.tenant_id)
+        .bind(&key.mode)
+        .bind(&key.key_hash)
+        .bind(&key.last4)
+        .bind(key.rpm)
+        .bind(key.created_at)
+        .bind(key.expires_at)
+        .bind(key.revoked_at)
+        .bind(&key.replaced_by)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    const KEY_COLUMNS: &'static str =
+        "id, tenant_id, mode, key_hash, last4, rpm, created_at, expires_at, revoked_at, replaced_by";
+
+    /// The key with this hash (hex SHA-256).
+    pub async fn key_by_hash(&self, hash_hex: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM api_keys WHERE key_hash = $1",
+            Self::KEY_COLUMNS
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(hash_hex)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The key with this id.
+    pub async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {} FROM api_keys WHERE id = $1", Self::KEY_COLUMNS);
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Keys, optionally of one tenant, oldest first.
+    pub async fn keys(&self, tenant_id: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM api_keys WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created_at, id",
+            Self::KEY_COLUMNS
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Marks a key revoked at `now`; returns whether a live key was revoked.
+    pub async fn revoke_key(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Inserts `new_key` and limits `old_id` to `old_expires_at`, atomically.
+    pub async fn roll_key(
+        &self,
+        old_id: &str,
+        old_expires_at: i64,
+        new_key: &KeyRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, mode, key_hash, last4, rpm, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&new_key.id)
+        .bind(&new_key.tenant_id)
+        .bind(&new_key.mode)
+        .bind(&new_key.key_hash)
+        .bind(&new_key.last4)
+        .bind(new_key.rpm)
+        .bind(new_key.created_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $2 \
+             THEN $2 ELSE expires_at END, replaced_by = $3 WHERE id = $1",
+        )
+        .bind(old_id)
+        .bind(old_expires_at)
+        .bind(&new_key.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- domains ----
+
+    /// Whitelists an origin; returns false when it was already there.
+    pub async fn add_domain(
+        &self,
+        tenant_id: &str,
+        origin: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO domains (tenant_id, origin, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, origin) DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(origin)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes an origin; returns whether it was there.
+    pub async fn remove_domain(&self, tenant_id: &str, origin: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM domains WHERE tenant_id = $1 AND origin = $2")
+            .bind(tenant_id)
+            .bind(origin)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A tenant's origins.
+    pub async fn domains(&self, tenant_id: &str) -> Result<Vec<DomainRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, origin, created_at FROM domains WHERE tenant_id = $1 ORDER BY origin",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Whether `origin` (normalised) is whitelisted for the tenant.
+    pub async fn domain_allowed(&self, tenant_id: &str, origin: &str) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM domains WHERE tenant_id = $1 AND origin = $2")
+                .bind(tenant_id)
+                .bind(origin)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
+    // ---- sessions ----
+
+    /// Inserts a session with its documents, atomically.
+    pub async fn insert_session(
+        &self,
+        session: &SessionRecord,
+        documents: &[DocumentRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&session.id)
+        .bind(&session.request_id)
+        .bind(&session.tenant_id)
+        .bind(&session.key_id)
+        .bind(&session.origin)
+        .bind(&session.callback_url)
+        .bind(&session.status)
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        for doc in documents {
+            sqlx::query(
+                "INSERT INTO session_documents (session_id, position, document_id, name, digest) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&session.id)
+            .bind(doc.position)
+            .bind(&doc.document_id)
+            .bind(&doc.name)
+            .bind(&doc.digest)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    const SESSION_COLUMNS: &'static str =
+        "id, request_id, tenant_id, key_id, origin, callback_url, status, \
+         created_at, expires_at, finished_at, signer_certificate, signature_algorithm";
+
+    /// A tenant's session by id (another tenant's session is `None`).
+    pub async fn session_of_tenant(
+        &self,
+        session_id: &str,
+        tenant_id: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM sessions WHERE id = $1 AND tenant_id = $2",
+            Self::SESSION_COLUMNS
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(session_id)
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// A session by its request id.
+    pub async fn session_by_request(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM sessions WHERE request_id = $1",
+            Self::SESSION_COLUMNS
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// A session's documents in request order.
+    pub async fn documents(&self, session_id: &str) -> Result<Vec<DocumentRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT position, document_id, name, digest, signature FROM session_documents \
+             WHERE session_id = $1 ORDER BY position",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Completes a pending, unexpired session with its verified signatures (one per
+    /// document id), atomically. Completes at most once.
+    pub async fn complete_session(
+        &self,
+        session_id: &str,
+        now: i64,
+        certificate_b64: &str,
+        algorithm: &str,
+        signatures: &[(String, String)],
+    ) -> Result<FinishOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET status = 'completed', finished_at = $2, signer_certificate = $3, \
+             signature_algorithm = $4 WHERE id = $1 AND status = 'pending' AND expires_at > $2",
+        )
+        .bind(session_id)
+        .bind(now)
+        .bind(certificate_b64)
+        .bind(algorithm)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(FinishOutcome::NotPending);
+        }
+        for (document_id, signature) in signatures {
+            sqlx::query(
+                "UPDATE session_documents SET signature = $3 WHERE session_id = $1 AND document_id = $2",
+            )
+            .bind(session_id)
+            .bind(document_id)
+            .bind(signature)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(FinishOutcome::Done)
+    }
+
+    /// Cancels a pending, unexpired session.
+    pub async fn cancel_session(
+        &self,
+        session_id: &str,
+        now: i64,
+    ) -> Result<FinishOutcome, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET status = 'cancelled', finished_at = $2 \
+             WHERE id = $1 AND status = 'pending' AND expires_at > $2",
+        )
+        .bind(session_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(if done.rows_affected() == 1 {
+            FinishOutcome::Done
+        } else {
+            FinishOutcome::NotPending
+        })
+    }
+}
