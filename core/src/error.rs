@@ -173,10 +173,14 @@ impl ErrorCode {
             Self::PinRequired => "Enter the token PIN",
             Self::TokenNotPresent => "Insert or tap the token and try again",
             Self::TokenError => "Reconnect the token; if it persists, check the token driver",
-            Self::NotSupported => "This token does not support the operation; contact its vendor or CA",
+            Self::NotSupported => {
+                "This token does not support the operation; contact its vendor or CA"
+            }
             Self::KeyNotFound => "Check that the right token and certificate are selected",
             Self::CertExpired => "Renew the Digital Signature Certificate with your CA",
-            Self::CertNotYetValid => "Check the device clock, or wait until the certificate is valid",
+            Self::CertNotYetValid => {
+                "Check the device clock, or wait until the certificate is valid"
+            }
             Self::CertInvalid => "The certificate on the token is unreadable; contact your CA",
             Self::SignatureInvalid => "Sign again with the certificate's own key",
             Self::DeepLinkInvalid => "Open the signing link from the portal again",
@@ -390,7 +394,10 @@ mod tests {
             ErrorCode::PinBlocked.resolution(),
             "PUK unlock via product settings or CA"
         );
-        assert_eq!(ErrorCode::SessionExpired.resolution(), "Re-initiate sign flow");
+        assert_eq!(
+            ErrorCode::SessionExpired.resolution(),
+            "Re-initiate sign flow"
+        );
     }
 
     #[test]

@@ -122,7 +122,10 @@ mod tests {
     fn flags_never_invent_a_count() {
         assert_eq!(Retries::flagged(RetryIndicator::Low).remaining, None);
         assert_eq!(Retries::flagged(RetryIndicator::Unknown).remaining, None);
-        assert_eq!(Retries::flagged(RetryIndicator::FinalTry).remaining, Some(1));
+        assert_eq!(
+            Retries::flagged(RetryIndicator::FinalTry).remaining,
+            Some(1)
+        );
     }
 
     #[test]

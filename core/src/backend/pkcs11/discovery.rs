@@ -1,0 +1,138 @@
+//! Finding the PKCS#11 module to load: explicit path, environment, or p11-kit's registry.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Environment variable naming the module when no path is configured.
+pub const MODULE_ENV: &str = "SECURESIGN_PKCS11_MODULE";
+
+/// Where p11-kit keeps its `*.module` files (system-wide, then admin overrides).
+const P11KIT_MODULE_DIRS: [&str; 2] = ["/usr/share/p11-kit/modules", "/etc/pkcs11/modules"];
+
+/// Where p11-kit resolves relative `module:` paths on Debian-like systems.
+const P11KIT_LIBRARY_DIRS: [&str; 3] = [
+    "/usr/lib/x86_64-linux-gnu/pkcs11",
+    "/usr/lib/aarch64-linux-gnu/pkcs11",
+    "/usr/lib/pkcs11",
+];
+
+/// Modules that never hold signing keys and are skipped during discovery.
+const NOT_SIGNING_MODULES: [&str; 1] = ["p11-kit-trust"];
+
+/// Picks the module: an explicit path wins, then [`MODULE_ENV`], then the first module
+/// registered with p11-kit.
+pub fn resolve_module(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return existing(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os(MODULE_ENV).filter(|v| !v.is_empty()) {
+        return existing(PathBuf::from(path));
+    }
+    p11kit_modules()
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "no PKCS#11 module configured: pass --module, set {MODULE_ENV}, or install the token vendor's module"
+            ))
+        })
+}
+
+fn existing(path: PathBuf) -> Result<PathBuf> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::Config(format!(
+            "PKCS#11 module not found: {}",
+            path.display()
+        )))
+    }
+}
+
+/// Modules registered with p11-kit that exist on disk, in a stable order.
+pub fn p11kit_modules() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = P11KIT_MODULE_DIRS
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "module"))
+        .collect();
+    files.sort();
+    let mut modules = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Some(module) = parse_module_file(&text) else {
+            continue;
+        };
+        if NOT_SIGNING_MODULES.iter().any(|n| module.contains(n)) {
+            continue;
+        }
+        if let Some(path) = locate(&module) {
+            if !modules.contains(&path) {
+                modules.push(path);
+            }
+        }
+    }
+    modules
+}
+
+/// The `module:` value of a p11-kit module file.
+pub fn parse_module_file(text: &str) -> Option<String> {
+    let mut module = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if key.trim() == "module" && !value.trim().is_empty() {
+            module = Some(value.trim().to_owned());
+        }
+    }
+    module
+}
+
+fn locate(module: &str) -> Option<PathBuf> {
+    let path = Path::new(module);
+    if path.is_absolute() {
+        return path.is_file().then(|| path.to_path_buf());
+    }
+    P11KIT_LIBRARY_DIRS
+        .iter()
+        .map(|dir| Path::new(dir).join(path))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_module_lines_and_ignores_comments() {
+        let text = "# comment\nmodule: opensc-pkcs11.so\ncritical: no\n";
+        assert_eq!(parse_module_file(text).as_deref(), Some("opensc-pkcs11.so"));
+        assert_eq!(parse_module_file("# module: x.so\n"), None);
+        assert_eq!(parse_module_file("module:\n"), None);
+    }
+
+    #[test]
+    fn an_explicit_missing_path_is_a_config_error() {
+        let err = resolve_module(Some(Path::new("/nonexistent/libnothing.so"))).unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::Config);
+        assert!(err.to_string().contains("/nonexistent/libnothing.so"));
+    }
+
+    #[test]
+    fn discovered_modules_exist_and_skip_the_trust_module() {
+        for m in p11kit_modules() {
+            assert!(m.is_file(), "{}", m.display());
+            assert!(!m.to_string_lossy().contains("p11-kit-trust"));
+        }
+    }
+}

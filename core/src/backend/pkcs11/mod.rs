@@ -1,0 +1,479 @@
+//! The PKCS#11 backend on `cryptoki`: vendor modules of SafeNet, ePass, ProxKey, mToken …
+//!
+//! Facts this code relies on: `C_Initialize` runs once per module per process (the loaded
+//! contexts are kept in a process-wide registry); a `Session` is `Send` but not `Sync`, so a
+//! [`Pkcs11Backend`] is owned by one thread (see [`crate::worker`]).
+
+mod discovery;
+mod errors;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use serde::Serialize;
+
+pub use discovery::{p11kit_modules, parse_module_file, resolve_module, MODULE_ENV};
+use errors::{classify, token_error, Failure};
+
+use super::{KeyId, SignatureScheme, TokenBackend, TokenCertificate, TokenInfo};
+use crate::digest::{ecdsa_p256_raw_to_der, Sha256Digest};
+use crate::error::{Error, Result};
+use crate::pin::{Pin, PinCharset, PinPolicy};
+use crate::status::{PinState, PinStatus, Retries, RetryIndicator};
+
+/// A loaded and initialised PKCS#11 module.
+#[derive(Clone)]
+pub struct Pkcs11Module {
+    path: PathBuf,
+    ctx: Pkcs11,
+}
+
+/// Which token of a module to use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TokenSelector {
+    /// The only token present (an error when there are several).
+    #[default]
+    Only,
+    /// The token with this label.
+    Label(String),
+    /// The token in this slot.
+    Slot(u64),
+}
+
+/// A token found in a slot, as `securesign tokens` lists it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotToken {
+    /// PKCS#11 slot id.
+    pub slot: u64,
+    /// What the token says about itself.
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// PIN status read from the token flags (no login).
+    pub pin: PinState,
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+impl Pkcs11Module {
+    /// Loads and initialises the module at `path`, once per process.
+    pub fn load(path: &Path) -> Result<Self> {
+        let key = path
+            .canonicalize()
+            .map_err(|e| Error::Config(format!("PKCS#11 module {}: {e}", path.display())))?;
+        let mut loaded = registry()
+            .lock()
+            .map_err(|_| Error::Internal("module registry poisoned".into()))?;
+        if let Some(ctx) = loaded.get(&key) {
+            return Ok(Self {
+                path: key,
+                ctx: ctx.clone(),
+            });
+        }
+        let ctx = Pkcs11::new(&key).map_err(|e| {
+            Error::Config(format!("cannot load PKCS#11 module {}: {e}", key.display()))
+        })?;
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .map_err(|e| Error::Token(format!("C_Initialize failed: {e}")))?;
+        loaded.insert(key.clone(), ctx.clone());
+        Ok(Self { path: key, ctx })
+    }
+
+    /// Resolves (see [`resolve_module`]) and loads a module.
+    pub fn discover(explicit: Option<&Path>) -> Result<Self> {
+        Self::load(&resolve_module(explicit)?)
+    }
+
+    /// Path of the loaded library.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every token present in the module's slots.
+    pub fn tokens(&self) -> Result<Vec<SlotToken>> {
+        let slots = self
+            .ctx
+            .get_slots_with_token()
+            .map_err(|e| token_error(&e))?;
+        slots
+            .into_iter()
+            .map(|slot| {
+                let info = self.ctx.get_token_info(slot).map_err(|e| token_error(&e))?;
+                Ok(SlotToken {
+                    slot: slot.id(),
+                    info: describe(&info),
+                    pin: user_pin_state(&info),
+                })
+            })
+            .collect()
+    }
+
+    /// Opens the selected token.
+    pub fn open(&self, selector: &TokenSelector) -> Result<Pkcs11Backend> {
+        let slot = self.select(selector)?;
+        Pkcs11Backend::open(self.clone(), slot)
+    }
+
+    fn select(&self, selector: &TokenSelector) -> Result<Slot> {
+        let slots = self
+            .ctx
+            .get_slots_with_token()
+            .map_err(|e| token_error(&e))?;
+        let mut matching = Vec::new();
+        for slot in slots {
+            let keep = match selector {
+                TokenSelector::Only => true,
+                TokenSelector::Slot(id) => slot.id() == *id,
+                TokenSelector::Label(label) => {
+                    let info = self.ctx.get_token_info(slot).map_err(|e| token_error(&e))?;
+                    info.label().trim_end() == label.as_str()
+                }
+            };
+            if keep {
+                matching.push(slot);
+            }
+        }
+        match (matching.len(), selector) {
+            (1, _) => Ok(matching[0]),
+            (0, _) => Err(Error::TokenNotPresent),
+            (_, TokenSelector::Only) => Err(Error::BadRequest(format!(
+                "{} tokens are present; choose one with --token LABEL or --slot ID",
+                matching.len()
+            ))),
+            (_, _) => Err(Error::BadRequest(
+                "several tokens carry that label; choose one with --slot ID".into(),
+            )),
+        }
+    }
+}
+
+fn describe(info: &cryptoki::slot::TokenInfo) -> TokenInfo {
+    let policy = PinPolicy::from_token(
+        info.min_pin_length(),
+        info.max_pin_length(),
+        PinCharset::PrintableAscii,
+    );
+    TokenInfo {
+        label: info.label().trim_end().to_owned(),
+        manufacturer: info.manufacturer_id().trim_end().to_owned(),
+        model: info.model().trim_end().to_owned(),
+        serial: info.serial_number().trim_end().to_owned(),
+        pin_policy: policy,
+        puk_policy: policy,
+        protected_auth_path: info.protected_authentication_path(),
+        exact_retries: false,
+    }
+}
+
+/// PIN status from the token flags: PKCS#11 gives flags, never a count.
+fn user_pin_state(info: &cryptoki::slot::TokenInfo) -> PinState {
+    let (status, indicator) = if info.user_pin_locked() {
+        (PinStatus::Blocked, RetryIndicator::Locked)
+    } else if info.user_pin_final_try() {
+        (PinStatus::Invalid, RetryIndicator::FinalTry)
+    } else if info.user_pin_count_low() {
+        (PinStatus::Invalid, RetryIndicator::Low)
+    } else {
+        (PinStatus::Active, RetryIndicator::Unknown)
+    };
+    PinState {
+        status,
+        retries: Retries::flagged(indicator),
+    }
+}
+
+fn so_pin_retries(info: &cryptoki::slot::TokenInfo) -> Retries {
+    let indicator = if info.so_pin_locked() {
+        RetryIndicator::Locked
+    } else if info.so_pin_final_try() {
+        RetryIndicator::FinalTry
+    } else if info.so_pin_count_low() {
+        RetryIndicator::Low
+    } else {
+        RetryIndicator::Unknown
+    };
+    Retries::flagged(indicator)
+}
+
+/// One token reached through a PKCS#11 module. Owned by one thread.
+pub struct Pkcs11Backend {
+    module: Pkcs11Module,
+    slot: Slot,
+    session: Option<Session>,
+    logged_in: bool,
+    key_handles: HashMap<Vec<u8>, ObjectHandle>,
+}
+
+impl Pkcs11Backend {
+    fn open(module: Pkcs11Module, slot: Slot) -> Result<Self> {
+        let mut backend = Self {
+            module,
+            slot,
+            session: None,
+            logged_in: false,
+            key_handles: HashMap::new(),
+        };
+        backend.session()?;
+        Ok(backend)
+    }
+
+    /// The slot this backend uses.
+    pub fn slot_id(&self) -> u64 {
+        self.slot.id()
+    }
+
+    /// The module this backend uses.
+    pub fn module(&self) -> &Pkcs11Module {
+        &self.module
+    }
+
+    fn session(&mut self) -> Result<&Session> {
+        if self.session.is_none() {
+            let session = self
+                .module
+                .ctx
+                .open_rw_session(self.slot)
+                .map_err(|e| self.lost(&e))?;
+            self.session = Some(session);
+        }
+        self.session
+            .as_ref()
+            .ok_or_else(|| Error::Internal("session vanished".into()))
+    }
+
+    /// Maps a non-PIN failure, forgetting the session when the token is gone.
+    fn lost(&mut self, err: &cryptoki::error::Error) -> Error {
+        let mapped = token_error(err);
+        if matches!(mapped, Error::TokenNotPresent) {
+            self.forget_session();
+        }
+        mapped
+    }
+
+    fn forget_session(&mut self) {
+        self.session = None;
+        self.logged_in = false;
+        self.key_handles.clear();
+    }
+
+    fn token_info(&mut self) -> Result<cryptoki::slot::TokenInfo> {
+        let ctx = self.module.ctx.clone();
+        ctx.get_token_info(self.slot).map_err(|e| self.lost(&e))
+    }
+
+    /// The error for a failed user-PIN operation, with the tries left read back from the token.
+    fn user_pin_failure(&mut self, err: &cryptoki::error::Error) -> Error {
+        match classify(err) {
+            Failure::PinIncorrect => match self.token_info() {
+                Ok(info) if info.user_pin_locked() => Error::PinBlocked,
+                Ok(info) => Error::PinInvalid {
+                    retries: user_pin_state(&info).retries,
+                },
+                Err(e) => e,
+            },
+            Failure::PinLocked => Error::PinBlocked,
+            Failure::PinFormat => {
+                let policy = self.token_info().map(|i| describe(&i).pin_policy);
+                match policy {
+                    Ok(p) => Error::PinFormat {
+                        min: p.min_len,
+                        max: p.max_len,
+                    },
+                    Err(e) => e,
+                }
+            }
+            _ => self.lost(err),
+        }
+    }
+
+    fn so_pin_failure(&mut self, err: &cryptoki::error::Error) -> Error {
+        match classify(err) {
+            Failure::PinIncorrect => match self.token_info() {
+                Ok(info) if info.so_pin_locked() => Error::PukBlocked,
+                Ok(info) => Error::PukInvalid {
+                    retries: so_pin_retries(&info),
+                },
+                Err(e) => e,
+            },
+            Failure::PinLocked => Error::PukBlocked,
+            Failure::NotSupported => {
+                Error::NotSupported("this token does not allow unblocking with the SO PIN".into())
+            }
+            _ => self.user_pin_failure(err),
+        }
+    }
+
+    fn find_one(&mut self, template: &[Attribute]) -> Result<Option<ObjectHandle>> {
+        let found = self.session()?.find_objects(template);
+        let handles = found.map_err(|e| self.lost(&e))?;
+        Ok(handles.into_iter().next())
+    }
+
+    fn private_key(&mut self, key: &KeyId) -> Result<ObjectHandle> {
+        if let Some(handle) = self.key_handles.get(&key.0) {
+            return Ok(*handle);
+        }
+        let template = [
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(key.0.clone()),
+        ];
+        let handle = self
+            .find_one(&template)?
+            .ok_or_else(|| Error::KeyNotFound(key.to_hex()))?;
+        self.key_handles.insert(key.0.clone(), handle);
+        Ok(handle)
+    }
+}
+
+impl TokenBackend for Pkcs11Backend {
+    fn info(&mut self) -> Result<TokenInfo> {
+        self.token_info().map(|i| describe(&i))
+    }
+
+    fn pin_state(&mut self) -> Result<PinState> {
+        self.token_info().map(|i| user_pin_state(&i))
+    }
+
+    fn login(&mut self, pin: &Pin) -> Result<()> {
+        let secret = AuthPin::from(pin.expose());
+        let first = self.session()?.login(UserType::User, Some(&secret));
+        let result = match first {
+            Err(ref e) if classify(e) == Failure::AlreadyLoggedIn => {
+                // Another session of this process holds the login, so the PIN typed now was
+                // not checked. Log out and verify it: this is the user's one attempt, not a retry.
+                let session = self.session()?;
+                match session.logout() {
+                    Ok(()) => {}
+                    Err(ref e) if classify(e) == Failure::NotLoggedIn => {}
+                    Err(e) => return Err(self.lost(&e)),
+                }
+                self.session()?.login(UserType::User, Some(&secret))
+            }
+            other => other,
+        };
+        match result {
+            Ok(()) => {
+                self.logged_in = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.logged_in = false;
+                Err(self.user_pin_failure(&e))
+            }
+        }
+    }
+
+    fn logout(&mut self) -> Result<()> {
+        self.key_handles.clear();
+        let Some(session) = self.session.as_ref() else {
+            self.logged_in = false;
+            return Ok(());
+        };
+        let result = session.logout();
+        self.logged_in = false;
+        match result {
+            Ok(()) => Ok(()),
+            Err(ref e) if classify(e) == Failure::NotLoggedIn => Ok(()),
+            Err(ref e) if classify(e) == Failure::NotPresent => {
+                self.forget_session();
+                Ok(())
+            }
+            Err(e) => Err(self.lost(&e)),
+        }
+    }
+
+    fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
+        let old = AuthPin::from(old.expose());
+        let new = AuthPin::from(new.expose());
+        let result = self.session()?.set_pin(&old, &new);
+        result.map_err(|e| self.user_pin_failure(&e))
+    }
+
+    fn unblock_pin(&mut self, puk: &Pin, new: &Pin) -> Result<()> {
+        // SO login is refused while the user is logged in on the same token.
+        self.logout()?;
+        let puk = AuthPin::from(puk.expose());
+        let login = self.session()?.login(UserType::So, Some(&puk));
+        login.map_err(|e| self.so_pin_failure(&e))?;
+        let new = AuthPin::from(new.expose());
+        let init = self.session()?.init_pin(&new);
+        let init = init.map_err(|e| self.so_pin_failure(&e));
+        let logout = self.session()?.logout();
+        init?;
+        logout.map_err(|e| self.lost(&e))
+    }
+
+    fn certificates(&mut self) -> Result<Vec<TokenCertificate>> {
+        let template = [
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(CertificateType::X_509),
+        ];
+        let found = self.session()?.find_objects(&template);
+        let handles = found.map_err(|e| self.lost(&e))?;
+        let wanted = [
+            AttributeType::Id,
+            AttributeType::Label,
+            AttributeType::Value,
+        ];
+        let mut certs = Vec::with_capacity(handles.len());
+        for handle in handles {
+            let attrs = self.session()?.get_attributes(handle, &wanted);
+            let attrs = attrs.map_err(|e| self.lost(&e))?;
+            let mut cert = TokenCertificate {
+                id: KeyId(Vec::new()),
+                label: String::new(),
+                der: Vec::new(),
+            };
+            for attr in attrs {
+                match attr {
+                    Attribute::Id(id) => cert.id = KeyId(id),
+                    Attribute::Label(label) => {
+                        cert.label = String::from_utf8_lossy(&label).into_owned()
+                    }
+                    Attribute::Value(der) => cert.der = der,
+                    _ => {}
+                }
+            }
+            if !cert.der.is_empty() {
+                certs.push(cert);
+            }
+        }
+        Ok(certs)
+    }
+
+    fn sign_digest(
+        &mut self,
+        key: &KeyId,
+        scheme: SignatureScheme,
+        digest: &Sha256Digest,
+    ) -> Result<Vec<u8>> {
+        if !self.logged_in {
+            return Err(Error::PinRequired);
+        }
+        let handle = self.private_key(key)?;
+        let result = match scheme {
+            SignatureScheme::RsaPkcs1Sha256 => {
+                self.session()?
+                    .sign(&Mechanism::RsaPkcs, handle, &digest.rsa_digest_info())
+            }
+            SignatureScheme::EcdsaP256Sha256 => {
+                self.session()?.sign(&Mechanism::Ecdsa, handle, &digest.0)
+            }
+        };
+        let raw = result.map_err(|e| self.lost(&e))?;
+        match scheme {
+            SignatureScheme::RsaPkcs1Sha256 => Ok(raw),
+            SignatureScheme::EcdsaP256Sha256 => ecdsa_p256_raw_to_der(&raw),
+        }
+    }
+}
