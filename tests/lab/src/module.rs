@@ -89,8 +89,8 @@ impl Module {
                 ("softhsm2.conf", contents)
             }
             Module::Kryoptic => {
-                // One slot backed by one sqlite file. EC points keep
-                // kryoptic's default encoding (raw bytes, not DER).
+                // One slot backed by one sqlite file; everything else (EC
+                // point encoding, mechanisms) stays at kryoptic's defaults.
                 let contents = format!(
                     "# SecureSign token lab: one kryoptic slot per test\n\
                      [[slots]]\n\
