@@ -1,0 +1,216 @@
+//! The real `securesign-server` binary: admin commands, the seed's curl example run
+//! with the real `curl`, revocation on the next request, restart on the same file,
+//! and no plaintext key in the database or the logs.
+
+mod common;
+
+use std::process::Command;
+
+use common::{cli, sha256, BinaryServer, PORTAL};
+use serde_json::{json, Value};
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    log: std::path::PathBuf,
+    tenant: String,
+    key: String,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("securesign.db");
+    let log = dir.path().join("server.log");
+    let tenant = cli(&db, &["tenant", "create", "--name", "Example Portal"])
+        .trim()
+        .to_owned();
+    assert!(tenant.starts_with("org_"), "{tenant}");
+    assert_eq!(
+        cli(
+            &db,
+            &[
+                "domain",
+                "add",
+                "--tenant",
+                &tenant,
+                "https://Portal.Example.gov.in/"
+            ]
+        )
+        .trim(),
+        PORTAL
+    );
+    let key = cli(
+        &db,
+        &["key", "create", "--tenant", &tenant, "--mode", "live"],
+    )
+    .trim()
+    .to_owned();
+    assert!(key.starts_with("ss_live_"), "{key}");
+    Setup {
+        _dir: dir,
+        db,
+        log,
+        tenant,
+        key,
+    }
+}
+
+/// The seed's example, in the seed's exact shape, with the real curl.
+fn curl_validate(base: &str, key: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            &format!("{base}/v1/auth/validate"),
+            "-H",
+            &format!("Authorization: Bearer {key}"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"origin":"https://portal.example.gov.in","platform":"web"}"#,
+        ])
+        .output()
+        .expect("curl must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (body.to_owned(), status.to_owned())
+}
+
+#[test]
+fn seed_curl_example_answers_exactly_the_seed_shape() {
+    let s = setup();
+    let server = BinaryServer::spawn(&s.db, &s.log);
+    let (body, status) = curl_validate(&server.base(), &s.key);
+    assert_eq!(status, "200");
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"success":true,"tenantId":"{}","allowed":true,"rateLimit":{{"rpm":120}}}}"#,
+            s.tenant
+        )
+    );
+    server.stop();
+}
+
+#[test]
+fn revoke_from_the_cli_refuses_the_very_next_request() {
+    let s = setup();
+    let server = BinaryServer::spawn(&s.db, &s.log);
+    assert_eq!(curl_validate(&server.base(), &s.key).1, "200");
+    let listing = cli(&s.db, &["key", "list", "--tenant", &s.tenant]);
+    let key_id = listing.split('\t').next().unwrap().to_owned();
+    assert!(listing.contains(&format!("ss_live_…{}", &s.key[s.key.len() - 4..])));
+    assert!(
+        !listing.contains(&s.key[8..20]),
+        "listing shows the key: {listing}"
+    );
+    cli(&s.db, &["key", "revoke", &key_id]);
+    let (body, status) = curl_validate(&server.base(), &s.key);
+    assert_eq!(status, "401", "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "SS_API_KEY_INVALID");
+    assert!(cli(&s.db, &["key", "list"]).contains("revoked"));
+    server.stop();
+}
+
+#[test]
+fn rolled_key_from_the_cli_works_alongside_the_old_one_during_grace() {
+    let s = setup();
+    let key_id = cli(&s.db, &["key", "list"])
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    let new_key = cli(&s.db, &["key", "roll", &key_id, "--grace", "1h"])
+        .trim()
+        .to_owned();
+    assert!(new_key.starts_with("ss_live_") && new_key != s.key);
+    let server = BinaryServer::spawn(&s.db, &s.log);
+    assert_eq!(curl_validate(&server.base(), &s.key).1, "200");
+    assert_eq!(curl_validate(&server.base(), &new_key).1, "200");
+    let old_zero = cli(&s.db, &["key", "roll", &key_id, "--grace", "0s"])
+        .trim()
+        .to_owned();
+    assert_eq!(curl_validate(&server.base(), &s.key).1, "401");
+    assert_eq!(curl_validate(&server.base(), &old_zero).1, "200");
+    server.stop();
+}
+
+#[tokio::test]
+async fn restart_keeps_tenants_keys_and_sessions_and_no_plaintext_key_is_stored() {
+    let s = setup();
+    let http = reqwest::Client::new();
+    let server = BinaryServer::spawn(&s.db, &s.log);
+    let reply = http
+        .post(format!("{}/v1/auth/session", server.base()))
+        .header("X-SecureSign-Api-Key", &s.key)
+        .json(&json!({"origin": PORTAL, "documents": [
+            {"id": "a", "name": "a.pdf", "digestAlgorithm": "SHA-256", "digest": common::b64(&sha256(b"a"))}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 201);
+    let created: Value = reply.json().await.unwrap();
+    let session_id = created["sessionId"].as_str().unwrap().to_owned();
+    server.stop();
+
+    let server = BinaryServer::spawn(&s.db, &s.log);
+    let (body, status) = curl_validate(&server.base(), &s.key);
+    assert_eq!(status, "200", "{body}");
+    let status: Value = http
+        .get(format!("{}/v1/auth/session/{session_id}", server.base()))
+        .bearer_auth(&s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "pending", "{status}");
+    assert_eq!(status["documents"][0]["id"], "a");
+    server.stop();
+
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert!(
+        log.contains("securesign-server started"),
+        "debug log missing"
+    );
+    assert!(!log.contains(&s.key[8..]), "the API key appears in the log");
+    let request_id = created["deepLink"]
+        .as_str()
+        .unwrap()
+        .rsplit('=')
+        .next()
+        .unwrap();
+    assert!(
+        !log.contains(request_id),
+        "the request id appears in the log"
+    );
+
+    for entry in std::fs::read_dir(s.db.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("securesign.db")
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            let needle = &s.key.as_bytes()[8..];
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds the plaintext key",
+                path.display()
+            );
+        }
+    }
+}

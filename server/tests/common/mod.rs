@@ -1,0 +1,415 @@
+//! Test harness: real servers on 127.0.0.1 (in-process with an injectable clock, or the
+//! real binary as a subprocess), real SQLite files in temp dirs, real keys from openssl.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use securesign_server::admin::Admin;
+use securesign_server::api_key::KeyMode;
+use securesign_server::{router, serve, AppState, ManualClock, RouterOptions, Store};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// The seed's portal origin.
+pub const PORTAL: &str = "https://portal.example.gov.in";
+/// A local development origin for test keys.
+pub const LOCAL: &str = "http://localhost:3000";
+/// 2026-06-22T10:00:00Z.
+pub const T0: i64 = 1_782_122_400;
+
+/// An in-process server over a real SQLite file, driven by a manual clock.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub db_path: PathBuf,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub tenant_id: String,
+    pub live_key: String,
+    pub live_key_id: String,
+    pub test_key: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Fixture {
+    /// A tenant "Example Portal" with the seed's origin and http://localhost:3000
+    /// whitelisted, one live and one test key (120 rpm), and a running server.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("securesign.db");
+        let store = Store::open(&db_path).await.unwrap();
+        let clock = Arc::new(ManualClock::starting_at(T0));
+        let admin = Admin::new(&store, clock.as_ref());
+        let tenant = admin.create_tenant("Example Portal").await.unwrap();
+        admin.add_domain(&tenant.id, PORTAL).await.unwrap();
+        admin.add_domain(&tenant.id, LOCAL).await.unwrap();
+        let live = admin
+            .create_key(&tenant.id, KeyMode::Live, 120)
+            .await
+            .unwrap();
+        let test = admin
+            .create_key(&tenant.id, KeyMode::Test, 120)
+            .await
+            .unwrap();
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router(
+            AppState::new(store.clone(), clock.clone()),
+            RouterOptions::default(),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app, async {
+            let _ = rx.await;
+        }));
+        Self {
+            dir,
+            db_path,
+            store,
+            clock,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            tenant_id: tenant.id,
+            live_key: live.secret.expose().to_owned(),
+            live_key_id: live.record.id,
+            test_key: test.secret.expose().to_owned(),
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn admin(&self) -> Admin<'_> {
+        Admin::new(&self.store, self.clock.as_ref())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POST JSON with a Bearer key; returns status, headers and JSON body.
+    pub async fn post_bearer(&self, path: &str, key: &str, body: &Value) -> Reply {
+        Reply::from(
+            self.http
+                .post(self.url(path))
+                .bearer_auth(key)
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get_bearer(&self, path: &str, key: &str) -> Reply {
+        Reply::from(
+            self.http
+                .get(self.url(path))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::from(self.http.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        Reply::from(
+            self.http
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn validate(&self, key: &str, origin: &str) -> Reply {
+        self.post_bearer(
+            "/v1/auth/validate",
+            key,
+            &json!({"origin": origin, "platform": "web"}),
+        )
+        .await
+    }
+
+    /// Creates a session for `digests` with the live key; returns (sessionId, requestId).
+    pub async fn create_session(&self, digests: &[[u8; 32]], ttl: Option<u32>) -> (String, String) {
+        let mut body = json!({"origin": PORTAL, "documents": documents_json(digests)});
+        if let Some(ttl) = ttl {
+            body["ttlSeconds"] = json!(ttl);
+        }
+        let reply = self
+            .post_bearer("/v1/auth/session", &self.live_key, &body)
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        let link = reply.body["deepLink"].as_str().unwrap();
+        let request_id = link
+            .strip_prefix("securesign://sign?requestId=")
+            .unwrap()
+            .to_owned();
+        (
+            reply.body["sessionId"].as_str().unwrap().to_owned(),
+            request_id,
+        )
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        self.store.close().await;
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Asserts an error answer with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.body["success"], false, "{}", self.body);
+        assert_eq!(self.body["error"]["code"], code, "{}", self.body);
+        assert!(self.body["error"]["message"].is_string(), "{}", self.body);
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+pub fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+pub fn documents_json(digests: &[[u8; 32]]) -> Value {
+    Value::Array(
+        digests
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                json!({"id": format!("doc-{i}"), "name": format!("Document {i}.pdf"),
+                       "digestAlgorithm": "SHA-256", "digest": b64(d)})
+            })
+            .collect(),
+    )
+}
+
+/// A key pair and self-signed certificate made by the openssl CLI.
+pub struct Signer {
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    pub cert_der: Vec<u8>,
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl CLI must be installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+impl Signer {
+    /// `rsa` (RSA-2048) or `ec` (P-256).
+    pub fn new(kind: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        let cert = dir.path().join("cert.der");
+        let key_s = key.to_str().unwrap();
+        match kind {
+            "rsa" => openssl(&[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                key_s,
+            ]),
+            "ec" => openssl(&[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                key_s,
+            ]),
+            other => panic!("unknown kind {other}"),
+        };
+        openssl(&[
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            key_s,
+            "-subj",
+            "/CN=Test Signer",
+            "-days",
+            "30",
+            "-outform",
+            "DER",
+            "-out",
+            cert.to_str().unwrap(),
+        ]);
+        let cert_der = std::fs::read(&cert).unwrap();
+        Self { dir, key, cert_der }
+    }
+
+    /// Signs a prehashed SHA-256 digest with `openssl pkeyutl` (as a token would).
+    pub fn sign(&self, digest: &[u8; 32]) -> Vec<u8> {
+        let input = self.dir.path().join("digest.bin");
+        std::fs::write(&input, digest).unwrap();
+        openssl(&[
+            "pkeyutl",
+            "-sign",
+            "-inkey",
+            self.key.to_str().unwrap(),
+            "-pkeyopt",
+            "digest:sha256",
+            "-in",
+            input.to_str().unwrap(),
+        ])
+    }
+}
+
+/// Runs the real binary's admin command; returns stdout (asserts success).
+pub fn cli(db: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_securesign-server"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "securesign-server {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The real binary serving on an ephemeral loopback port; stopped (by PID) on drop.
+pub struct BinaryServer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub stderr_path: PathBuf,
+}
+
+impl BinaryServer {
+    /// Starts `securesign-server serve` on `db`, logging at debug level into `log`.
+    pub fn spawn(db: &Path, log: &Path) -> Self {
+        let stderr = std::fs::File::create(log).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_securesign-server"))
+            .arg("--db")
+            .arg(db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            addr,
+            stderr_path: log.to_owned(),
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGTERM, then wait for a graceful exit (SIGKILL after 10 s).
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "server exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
