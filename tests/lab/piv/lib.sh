@@ -83,7 +83,9 @@ start_card() {
     [ -x "$VIRTUAL_PIV_BIN" ] || die "$VIRTUAL_PIV_BIN missing: run tests/lab/piv/build.sh"
     pid_file_alive "$run/card.pid" securesign-virtual-piv && die "card already running (pid $(cat "$run/card.pid"))"
     : > "$run/card.log"
-    "$VIRTUAL_PIV_BIN" --port "$PIV_VPCD_PORT" --state "$run/card-state" \
+    # PIV_CARD_ARGS: extra card options, e.g. --no-quickack for the latency baseline.
+    # shellcheck disable=SC2086
+    "$VIRTUAL_PIV_BIN" --port "$PIV_VPCD_PORT" --state "$run/card-state" ${PIV_CARD_ARGS:-} \
         >> "$run/card.log" 2>&1 < /dev/null &
     echo $! > "$run/card.pid"
     wait_until 10 grep -q '^securesign-virtual-piv ready' "$run/card.log" \

@@ -6,12 +6,13 @@ use crate::platform::{CardStorage, STORE_FILES, STORE_FILE_LEN};
 
 /// `--help` text.
 pub const USAGE: &str = "\
-usage: securesign-virtual-piv [--port PORT] [--state DIR]
+usage: securesign-virtual-piv [--port PORT] [--state DIR] [--no-quickack]
 
   --port PORT  vpcd port to connect to (default 35963 = reader \"Virtual PCD 00 00\",
                35964 = \"Virtual PCD 00 01\")
   --state DIR  keep the card's flash (keys, certificates, PIN/PUK, retry counters) in DIR,
                so a killed and restarted card is the same card; default: RAM (fresh card)
+  --no-quickack  do not re-arm TCP_QUICKACK (only to measure the ~40 ms delayed-ACK baseline)
 
 Prints one line starting with \"securesign-virtual-piv ready\" once connected to vpcd.
 Logs go to stderr; set RUST_LOG=info (or piv_authenticator=info) for more.";
@@ -26,6 +27,8 @@ pub struct Args {
     pub port: u16,
     /// Directory for persistent card state, if any.
     pub state: Option<PathBuf>,
+    /// Re-arm `TCP_QUICKACK` before every read (off only for measurements).
+    pub quickack: bool,
 }
 
 /// Bad command line.
@@ -72,6 +75,7 @@ impl Args {
         let mut parsed = Self {
             port: DEFAULT_PORT,
             state: None,
+            quickack: true,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -84,6 +88,7 @@ impl Args {
                         _ => return Err(ArgsError::BadPort(value)),
                     };
                 }
+                "--no-quickack" => parsed.quickack = false,
                 "--state" => {
                     let value = args.next().ok_or(ArgsError::MissingValue("--state"))?;
                     parsed.state = Some(PathBuf::from(OsString::from(value)));
@@ -139,15 +144,17 @@ mod tests {
             parse(&[]).unwrap(),
             Args {
                 port: 35963,
-                state: None
+                state: None,
+                quickack: true,
             }
         );
     }
 
     #[test]
     fn reads_port_and_state() {
-        let args = parse(&["--port", "35964", "--state", "/tmp/x"]).unwrap();
+        let args = parse(&["--port", "35964", "--state", "/tmp/x", "--no-quickack"]).unwrap();
         assert_eq!(args.port, 35964);
+        assert!(!args.quickack);
         assert_eq!(args.state, Some(PathBuf::from("/tmp/x")));
     }
 
@@ -170,6 +177,7 @@ mod tests {
         let args = Args {
             port: DEFAULT_PORT,
             state: Some(dir.clone()),
+            quickack: true,
         };
         let result = args.storage();
         fs::remove_dir_all(&dir).unwrap();

@@ -61,9 +61,13 @@ impl VpcdLink {
     }
 
     /// Serves reader requests with `card` until vpcd closes the link (`Ok`) or it fails.
-    pub fn serve(mut self, card: &mut impl VSmartCard) -> Result<(), LinkError> {
+    ///
+    /// `quickack` should be on; off only reproduces the slow stock loop for measurements.
+    pub fn serve(mut self, card: &mut impl VSmartCard, quickack: bool) -> Result<(), LinkError> {
         loop {
-            rearm_quickack(&self.socket).map_err(LinkError::Socket)?;
+            if quickack {
+                rearm_quickack(&self.socket).map_err(LinkError::Socket)?;
+            }
             match self.connection.poll(card) {
                 Ok(()) => {}
                 Err(err) if is_closed(&err) => return Ok(()),

@@ -56,7 +56,7 @@ fn run() -> Result<(), CardError> {
     with_card_client(&storage, |client| {
         let mut card = VirtualPivCard::new(Authenticator::new(client, Options::default()));
         announce_ready(&link, &storage);
-        link.serve(&mut card)
+        link.serve(&mut card, args.quickack)
     })?;
     eprintln!("securesign-virtual-piv: vpcd closed the link, card removed");
     Ok(())
