@@ -60,10 +60,15 @@ impl CertValidity {
             });
         }
         let now = now.replace_nanosecond(0).unwrap_or(now);
-        Ok((
-            now + Duration::days(not_before),
-            now + Duration::days(not_after),
-        ))
+        let shift = |days: i64| {
+            days.checked_mul(86_400)
+                .and_then(|seconds| now.checked_add(Duration::seconds(seconds)))
+                .ok_or(LabError::InvalidValidity {
+                    not_before,
+                    not_after,
+                })
+        };
+        Ok((shift(not_before)?, shift(not_after)?))
     }
 }
 
@@ -329,6 +334,16 @@ mod tests {
         assert!(end < now);
         let (start, end) = CertValidity::ExpiringSoon.window(now).unwrap();
         assert!(start < now && end > now && end - now < Duration::days(30));
+    }
+
+    #[test]
+    fn unrepresentable_window_is_rejected() {
+        let huge = CertValidity::DaysFromNow {
+            not_before: 0,
+            not_after: i64::MAX,
+        };
+        let result = huge.window(OffsetDateTime::now_utc());
+        assert!(matches!(result, Err(LabError::InvalidValidity { .. })));
     }
 
     #[test]

@@ -53,8 +53,8 @@ pub enum LabError {
     #[error("token label {0:?} must be 1..=32 bytes")]
     InvalidLabel(String),
 
-    /// A certificate validity window that ends before it starts.
-    #[error("certificate validity window is empty: not_before {not_before} days >= not_after {not_after} days from now")]
+    /// A certificate validity window that is empty or out of range.
+    #[error("invalid certificate validity window: {not_before}..{not_after} days from now (must be non-empty and representable)")]
     InvalidValidity {
         /// Start, in days relative to now.
         not_before: i64,
