@@ -35,6 +35,20 @@ impl Sha256Digest {
         Self(sha2::Sha256::digest(data).into())
     }
 
+    /// Hashes everything `reader` yields, in chunks.
+    pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<Self> {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                return Ok(Self(hasher.finalize().into()));
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+
     /// Lower-case hex.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
@@ -94,6 +108,7 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(Sha256Digest::from_hex(&d.to_hex()).unwrap(), d);
+        assert_eq!(Sha256Digest::of_reader(&b"abc"[..]).unwrap(), d);
         assert!(Sha256Digest::from_hex("abcd").is_err());
         assert!(Sha256Digest::from_hex("zz").is_err());
         assert_eq!(

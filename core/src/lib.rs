@@ -14,6 +14,7 @@ pub mod session;
 pub mod status;
 pub mod token;
 pub mod verify;
+pub mod worker;
 
 pub use error::{Error, ErrorBody, ErrorCode, Result, SessionEndReason};
 pub use pin::{Pin, PinPolicy};

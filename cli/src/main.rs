@@ -1,0 +1,26 @@
+//! `securesign`: the SecureSign core on the command line, for desktops and field batches.
+
+mod args;
+mod commands;
+mod output;
+mod pin_input;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::Cli;
+use output::Printer;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.global.json);
+    match commands::run(cli, printer) {
+        Ok(commands::Done::Success) => ExitCode::SUCCESS,
+        Ok(commands::Done::FailureReported) => ExitCode::FAILURE,
+        Err(err) => {
+            printer.error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
