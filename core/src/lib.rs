@@ -7,6 +7,7 @@ pub mod backend;
 pub mod batch;
 pub mod cert;
 pub mod clock;
+pub mod deeplink;
 pub mod digest;
 pub mod error;
 pub mod pin;

@@ -1,0 +1,274 @@
+//! The `securesign://sign?requestId=…` deep link, parsed strictly.
+//!
+//! A link arrives from a browser, another app or the command line, so it is untrusted
+//! input. Exactly one shape is accepted:
+//!
+//! ```text
+//! securesign://sign?requestId=<22..=64 ASCII letters or digits>
+//! ```
+//!
+//! Nothing else is: no other host, path, port, user info, fragment, extra or repeated
+//! parameter, percent-encoding or whitespace. The scheme and host are compared without
+//! ASCII case (RFC 3986 makes them case-insensitive, and some launchers lower-case them);
+//! the request id is taken byte for byte. The link never carries the API address: the
+//! app reads that from its own settings, so a link cannot point the app at another server.
+//!
+//! Errors never echo the link back: it may be long or hostile, and it ends up on screen.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// The only accepted scheme.
+pub const SCHEME: &str = "securesign";
+/// Shortest accepted request id.
+pub const REQUEST_ID_MIN_LEN: usize = 22;
+/// Longest accepted request id.
+pub const REQUEST_ID_MAX_LEN: usize = 64;
+/// Longest link looked at; anything longer is refused before parsing.
+pub const MAX_LINK_LEN: usize = 256;
+
+/// A well-formed signing-request id (22 to 64 base62 characters).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// Validates an id on its own (e.g. typed into a field).
+    pub fn parse(id: &str) -> Result<Self> {
+        if id.len() < REQUEST_ID_MIN_LEN || id.len() > REQUEST_ID_MAX_LEN {
+            return Err(invalid(format!(
+                "the request id must be {REQUEST_ID_MIN_LEN} to {REQUEST_ID_MAX_LEN} characters"
+            )));
+        }
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(invalid(
+                "the request id may contain only letters and digits",
+            ));
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    /// The id, safe to put in a URL path segment as is.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({})", self.0)
+    }
+}
+
+impl serde::Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A parsed `securesign://sign` link.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignLink {
+    /// The signing request to open.
+    pub request_id: RequestId,
+}
+
+impl SignLink {
+    /// Parses a link strictly; see the module documentation for the one accepted shape.
+    pub fn parse(link: &str) -> Result<Self> {
+        if link.len() > MAX_LINK_LEN {
+            return Err(invalid("the link is too long"));
+        }
+        if link.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(invalid("the link contains spaces or non-ASCII characters"));
+        }
+        let (scheme, rest) = link
+            .split_once("://")
+            .ok_or_else(|| invalid("not a securesign:// link"))?;
+        if !scheme.eq_ignore_ascii_case(SCHEME) {
+            return Err(invalid("not a securesign:// link"));
+        }
+        if rest.contains('#') {
+            return Err(invalid("the link must not have a fragment"));
+        }
+        let (authority, query) = rest
+            .split_once('?')
+            .ok_or_else(|| invalid("the link has no request id"))?;
+        if !authority.eq_ignore_ascii_case("sign") {
+            return Err(invalid("only securesign://sign links are supported"));
+        }
+        let value = query
+            .strip_prefix("requestId=")
+            .ok_or_else(|| invalid("the only parameter must be requestId"))?;
+        if value.contains(['&', ';', '=', '%', '+', '?', '/']) {
+            return Err(invalid("the only parameter must be requestId"));
+        }
+        Ok(Self {
+            request_id: RequestId::parse(value)?,
+        })
+    }
+
+    /// The canonical form of this link.
+    pub fn to_link(&self) -> String {
+        format!("{SCHEME}://sign?requestId={}", self.request_id)
+    }
+}
+
+impl std::str::FromStr for SignLink {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+/// The first argument that looks like a link of our scheme (desktop argv: the `.desktop`
+/// entry passes the URL as `%u`; a second launch forwards its argv to the running app).
+pub fn link_in_args<I, S>(args: I) -> Option<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    args.into_iter().find_map(|arg| {
+        let arg = arg.as_ref();
+        let prefix = arg.get(..SCHEME.len() + 1)?;
+        prefix[..SCHEME.len()]
+            .eq_ignore_ascii_case(SCHEME)
+            .then_some(())
+            .filter(|()| prefix.ends_with(':'))
+            .map(|()| arg.to_owned())
+    })
+}
+
+fn invalid(reason: impl Into<String>) -> Error {
+    Error::DeepLinkInvalid(reason.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    const ID32: &str = "a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV";
+
+    fn rejects(link: &str) -> String {
+        match SignLink::parse(link) {
+            Err(err) => {
+                assert_eq!(err.code(), ErrorCode::DeepLinkInvalid, "{link}");
+                err.to_string()
+            }
+            Ok(parsed) => panic!("accepted {link:?} as {parsed:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_the_one_shape() {
+        let link = SignLink::parse(&format!("securesign://sign?requestId={ID32}")).unwrap();
+        assert_eq!(link.request_id.as_str(), ID32);
+        assert_eq!(
+            link.to_link(),
+            format!("securesign://sign?requestId={ID32}")
+        );
+    }
+
+    #[test]
+    fn scheme_and_host_ignore_case_but_the_id_does_not() {
+        let link = SignLink::parse(&format!("SecureSign://SIGN?requestId={ID32}")).unwrap();
+        assert_eq!(link.request_id.as_str(), ID32);
+        rejects(&format!("securesign://sign?requestid={ID32}"));
+    }
+
+    #[test]
+    fn id_length_bounds_are_inclusive() {
+        for len in [REQUEST_ID_MIN_LEN, REQUEST_ID_MAX_LEN] {
+            let id = "x".repeat(len);
+            assert!(SignLink::parse(&format!("securesign://sign?requestId={id}")).is_ok());
+        }
+        for len in [0, REQUEST_ID_MIN_LEN - 1, REQUEST_ID_MAX_LEN + 1] {
+            let id = "x".repeat(len);
+            rejects(&format!("securesign://sign?requestId={id}"));
+        }
+    }
+
+    #[test]
+    fn rejects_other_schemes_hosts_and_paths() {
+        for link in [
+            format!("https://sign?requestId={ID32}"),
+            format!("securesign:sign?requestId={ID32}"),
+            format!("securesignx://sign?requestId={ID32}"),
+            format!("securesign://verify?requestId={ID32}"),
+            format!("securesign://sign/?requestId={ID32}"),
+            format!("securesign://sign/x?requestId={ID32}"),
+            format!("securesign://sign:443?requestId={ID32}"),
+            format!("securesign://user@sign?requestId={ID32}"),
+            format!("securesign://evil.example/sign?requestId={ID32}"),
+            "securesign://sign".to_owned(),
+            "securesign://sign?".to_owned(),
+            "".to_owned(),
+        ] {
+            rejects(&link);
+        }
+    }
+
+    #[test]
+    fn rejects_extra_repeated_encoded_or_injected_parameters() {
+        for link in [
+            format!("securesign://sign?requestId={ID32}&api=https://evil.example"),
+            format!("securesign://sign?api=https://evil.example&requestId={ID32}"),
+            format!("securesign://sign?requestId={ID32}&requestId={ID32}"),
+            format!("securesign://sign?requestId={ID32};x=1"),
+            format!("securesign://sign?requestId={ID32}#frag"),
+            format!("securesign://sign?requestId=%41{ID32}"),
+            format!("securesign://sign?requestId=../../{ID32}"),
+            format!("securesign://sign?requestId={ID32}?x"),
+            format!("securesign://sign?requestId= {ID32}"),
+            format!("securesign://sign?requestId={ID32}\n"),
+            format!("securesign://sign?requestId={ID32}é"),
+            format!("securesign://sign?requestId={}-x", &ID32[..30]),
+        ] {
+            rejects(&link);
+        }
+    }
+
+    #[test]
+    fn long_links_are_refused_without_echoing_them() {
+        let link = format!("securesign://sign?requestId={}", "A".repeat(10_000));
+        let message = rejects(&link);
+        assert!(message.len() < 100, "{message}");
+        assert!(!message.contains("AAAA"));
+    }
+
+    #[test]
+    fn errors_never_echo_the_link() {
+        let message = rejects("securesign://sign?requestId=<script>alert(1)</script>");
+        assert!(!message.contains("script"), "{message}");
+    }
+
+    #[test]
+    fn finds_the_link_among_arguments() {
+        let link = format!("securesign://sign?requestId={ID32}");
+        let args = ["/usr/bin/securesign-app", "--flag", link.as_str()];
+        assert_eq!(link_in_args(args), Some(link.clone()));
+        assert_eq!(link_in_args(["app", "securesignx://a"]), None);
+        assert_eq!(link_in_args(["app", "é"]), None);
+        assert_eq!(link_in_args(Vec::<String>::new()), None);
+        // Found even when malformed, so that the app can show why it is refused.
+        assert_eq!(
+            link_in_args(["app", "SECURESIGN://nope"]),
+            Some("SECURESIGN://nope".to_owned())
+        );
+    }
+
+    #[test]
+    fn request_ids_validate_alone() {
+        assert!(RequestId::parse(ID32).is_ok());
+        assert!(RequestId::parse("short").is_err());
+        assert!(RequestId::parse(&format!("{}_", &ID32[..31])).is_err());
+    }
+}
