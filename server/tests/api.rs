@@ -1,6 +1,9 @@
 //! The REST API over real HTTP on loopback against an in-process server with a real
 //! SQLite file and a manual clock (expiry, grace and rate-limit windows without sleeping).
 
+// Tests may unwrap: a failure should stop the test with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! with the real `curl`, revocation on the next request, restart on the same file,
 //! and no plaintext key in the database or the logs.
 
+// Tests may unwrap: a failure should stop the test with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;
