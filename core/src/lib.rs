@@ -3,8 +3,10 @@
 //! No Tauri, no HTTP server. Token backends sit behind one trait ([`backend::TokenBackend`]);
 //! PIN, session and batch logic are plain state machines fed with time and events.
 
+pub mod apdu;
 pub mod backend;
 pub mod batch;
+pub mod biometric;
 pub mod cert;
 pub mod clock;
 pub mod deeplink;

@@ -112,13 +112,14 @@ impl<B: TokenBackend> Token<B> {
         Ok(state)
     }
 
-    /// Refuses before touching the token when the PIN is blocked, or when only the final
-    /// try is left and the user did not confirm spending it.
+    /// Refuses before touching the token when only the final try is left and the user did
+    /// not confirm spending it.
+    ///
+    /// A blocked PIN is left to the token to refuse (`CKR_PIN_LOCKED` / `6983` cost no
+    /// try): some modules keep reporting LOCKED in-process after a PUK reset until the next
+    /// login, and refusing on that stale flag would lock the user out of their new PIN.
     fn guard_try(&mut self, confirm: FinalTry) -> Result<()> {
         let state = self.backend.pin_state()?;
-        if state.status == PinStatus::Blocked || state.retries.is_locked() {
-            return Err(Error::PinBlocked);
-        }
         if state.retries.is_final_try() && confirm == FinalTry::NotConfirmed {
             return Err(Error::PinFinalTry);
         }

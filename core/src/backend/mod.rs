@@ -4,6 +4,7 @@
 //! next) into these calls. Policy — PIN validation, final-try confirmation, the cached
 //! session, batches — lives above them in [`crate::token::Token`], identical for all.
 
+pub mod piv;
 pub mod pkcs11;
 
 use std::fmt;

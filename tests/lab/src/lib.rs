@@ -49,5 +49,10 @@ pub const TOKEN_LABEL: &str = "SecureSign Demo";
 /// User PIN of every lab token. A well-known test value, not a secret.
 pub const USER_PIN: &str = "123456";
 
+/// User PIN of kryoptic lab tokens. kryoptic declares a minimum PIN length of 8 (while
+/// accepting shorter ones), and the core validates PINs against the declared length, so
+/// its tokens get an 8-digit PIN. A well-known test value, not a secret.
+pub const KRYOPTIC_USER_PIN: &str = "24682468";
+
 /// Security Officer PIN of every lab token. A well-known test value, not a secret.
 pub const SO_PIN: &str = "12345678";

@@ -6,7 +6,10 @@ use tempfile::TempDir;
 
 use crate::certs::{DemoCa, IssuedKey};
 use crate::tool::Tool;
-use crate::{CertValidity, LabError, LabKey, Module, Result, SO_PIN, TOKEN_LABEL, USER_PIN};
+use crate::{
+    CertValidity, LabError, LabKey, Module, Result, KRYOPTIC_USER_PIN, SO_PIN, TOKEN_LABEL,
+    USER_PIN,
+};
 
 /// Longest token label PKCS#11 can hold (`CK_TOKEN_INFO.label` is 32 bytes).
 const MAX_LABEL_LEN: usize = 32;
@@ -139,9 +142,12 @@ impl LabToken {
         &self.label
     }
 
-    /// The user PIN ([`USER_PIN`]).
+    /// The user PIN: [`USER_PIN`], or [`KRYOPTIC_USER_PIN`] on kryoptic.
     pub fn user_pin(&self) -> &'static str {
-        USER_PIN
+        match self.module {
+            Module::SoftHsm2 => USER_PIN,
+            Module::Kryoptic => KRYOPTIC_USER_PIN,
+        }
     }
 
     /// The Security Officer PIN ([`SO_PIN`]).
@@ -224,7 +230,7 @@ impl LabToken {
             ])
             .secret_arg(SO_PIN)
             .args(["--init-pin", "--new-pin"])
-            .secret_arg(USER_PIN)
+            .secret_arg(self.user_pin())
             .run()?;
         Ok(())
     }
@@ -241,7 +247,7 @@ impl LabToken {
             let mut tool = self
                 .pkcs11_tool()
                 .args(["--token-label", &self.label, "--login", "--pin"])
-                .secret_arg(USER_PIN)
+                .secret_arg(self.user_pin())
                 .arg("--write-object")
                 .arg(file)
                 .args(["--type", object_type, "--id", &id, "--label", key.label()]);

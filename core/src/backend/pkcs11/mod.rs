@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use serde::Serialize;
@@ -235,6 +235,17 @@ impl Pkcs11Backend {
     /// The module this backend uses.
     pub fn module(&self) -> &Pkcs11Module {
         &self.module
+    }
+
+    /// Whether the token holds a user login for this process, as `C_GetSessionInfo` reports
+    /// it (PKCS#11 logins are per application: every session of the process shares one).
+    pub fn token_logged_in(&mut self) -> Result<bool> {
+        let info = self.session()?.get_session_info();
+        let info = info.map_err(|e| self.lost(&e))?;
+        Ok(matches!(
+            info.session_state(),
+            SessionState::RoUser | SessionState::RwUser
+        ))
     }
 
     fn session(&mut self) -> Result<&Session> {
