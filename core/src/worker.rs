@@ -52,7 +52,7 @@ enum Command {
     Certificates(Reply<Vec<TokenCertificate>>),
     Signer(KeySelector, Reply<SignerKey>),
     Sign(
-        SignerKey,
+        Box<SignerKey>,
         Vec<Sha256Digest>,
         CancelFlag,
         Sender<BatchOutcome>,
@@ -160,7 +160,7 @@ impl TokenWorker {
         digests: Vec<Sha256Digest>,
         cancel: CancelFlag,
     ) -> Result<BatchOutcome> {
-        self.call(|tx| Command::Sign(key, digests, cancel, tx))
+        self.call(|tx| Command::Sign(Box::new(key), digests, cancel, tx))
     }
     /// Time left before auto logout.
     pub fn remaining(&self) -> Result<Option<Duration>> {

@@ -99,11 +99,11 @@ impl Pkcs11Module {
         &self.path
     }
 
-    /// Every token present in the module's slots.
+    /// Every initialised token present in the module's slots (an uninitialised token cannot sign).
     pub fn tokens(&self) -> Result<Vec<SlotToken>> {
         let slots = self
             .ctx
-            .get_slots_with_token()
+            .get_slots_with_initialized_token()
             .map_err(|e| token_error(&e))?;
         slots
             .into_iter()
@@ -127,7 +127,7 @@ impl Pkcs11Module {
     fn select(&self, selector: &TokenSelector) -> Result<Slot> {
         let slots = self
             .ctx
-            .get_slots_with_token()
+            .get_slots_with_initialized_token()
             .map_err(|e| token_error(&e))?;
         let mut matching = Vec::new();
         for slot in slots {
@@ -212,6 +212,18 @@ pub struct Pkcs11Backend {
     session: Option<Session>,
     logged_in: bool,
     key_handles: HashMap<Vec<u8>, ObjectHandle>,
+    unblock_style: UnblockStyle,
+}
+
+/// How [`TokenBackend::unblock_pin`] resets the user PIN with the PUK / SO PIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnblockStyle {
+    /// The PKCS#11 way: SO login with the PUK, `C_InitPIN(new)`, logout.
+    #[default]
+    SoInitPin,
+    /// `C_SetPIN(PUK, new)` in a session without login: OpenSC's PIV driver with
+    /// `user_pin_unblock_style = set_pin_in_unlogged_session;` (RESET RETRY COUNTER).
+    SetPinUnlogged,
 }
 
 impl Pkcs11Backend {
@@ -222,9 +234,16 @@ impl Pkcs11Backend {
             session: None,
             logged_in: false,
             key_handles: HashMap::new(),
+            unblock_style: UnblockStyle::default(),
         };
         backend.session()?;
         Ok(backend)
+    }
+
+    /// Chooses how the PIN is unblocked (default [`UnblockStyle::SoInitPin`]).
+    pub fn with_unblock_style(mut self, style: UnblockStyle) -> Self {
+        self.unblock_style = style;
+        self
     }
 
     /// The slot this backend uses.
@@ -414,6 +433,11 @@ impl TokenBackend for Pkcs11Backend {
         // SO login is refused while the user is logged in on the same token.
         self.logout()?;
         let puk = AuthPin::from(puk.expose());
+        if self.unblock_style == UnblockStyle::SetPinUnlogged {
+            let new = AuthPin::from(new.expose());
+            let reset = self.session()?.set_pin(&puk, &new);
+            return reset.map_err(|e| self.so_pin_failure(&e));
+        }
         let login = self.session()?.login(UserType::So, Some(&puk));
         login.map_err(|e| self.so_pin_failure(&e))?;
         let new = AuthPin::from(new.expose());
