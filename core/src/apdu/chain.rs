@@ -8,7 +8,7 @@
 //!   commands that expect a response body — PIN commands (sent without `Le`) are never
 //!   sent twice.
 
-use super::{ApduTransport, Command, Response, StatusWord, TransportError};
+use super::{ApduTransport, Command, Response, TransportError};
 
 /// Longest command data of one short APDU.
 pub const MAX_SHORT_DATA: usize = 255;
@@ -107,17 +107,10 @@ fn short_apdu(command: &Command, cla: u8, data: &[u8], le: Option<u8>) -> Vec<u8
     apdu
 }
 
-/// `SW1 SW2` of a raw response, for callers that only need the status.
-pub(crate) fn status_of(raw: &[u8]) -> Option<StatusWord> {
-    match raw {
-        [.., sw1, sw2] => Some(StatusWord::new(*sw1, *sw2)),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apdu::StatusWord;
     use std::collections::VecDeque;
 
     /// Replays canned card answers and records what was sent: protocol framing only.
@@ -216,7 +209,5 @@ mod tests {
         let mut card = Script::new(&[&[0x90]]);
         let err = card.run(&Command::new(0, 0xCA, 0, 0, vec![])).unwrap_err();
         assert!(matches!(err, TransportError::Malformed(_)));
-        assert_eq!(status_of(&[1, 0x90, 0x00]), Some(StatusWord::OK));
-        assert_eq!(status_of(&[0x90]), None);
     }
 }

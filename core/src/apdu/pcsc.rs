@@ -3,8 +3,9 @@
 //!
 //! The card is opened in shared mode, and every logical command (with its chaining) runs
 //! inside a PC/SC transaction, so another application cannot slip an APDU between the
-//! parts of a chained command or a GET RESPONSE sequence. When we let go of the card it
-//! is reset, which drops a verified PIN on the card.
+//! parts of a chained command or a GET RESPONSE sequence. A connection that broke is
+//! dropped with a card reset (which clears a verified PIN); a normal close leaves the
+//! card as it is, after the backend logged out.
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,6 +107,17 @@ impl PcscTransport {
     /// Forgets a broken connection; the next call connects again.
     fn broken(&mut self) {
         self.card = None;
+    }
+}
+
+/// Lets go of the card without resetting it, so other applications' sessions survive;
+/// the PIV backend logs out (VERIFY `P1=FF`) before. If the disconnect fails, dropping
+/// the handle resets the card.
+impl Drop for PcscTransport {
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take() {
+            let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+        }
     }
 }
 

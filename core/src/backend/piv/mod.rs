@@ -162,6 +162,25 @@ impl<T: ApduTransport> PivBackend<T> {
         }
     }
 
+    /// A wrong PIN the card answered without a count (`6300`): read the count with an
+    /// empty VERIFY (spends nothing). Other errors pass through.
+    fn with_count(&mut self, err: Error) -> Error {
+        let Error::PinInvalid { retries } = err else {
+            return err;
+        };
+        if retries.remaining.is_some() {
+            return err;
+        }
+        match self.pin_state() {
+            Ok(state) if state.status == PinStatus::Blocked => Error::PinBlocked,
+            Ok(state) if state.retries.remaining.is_some() => Error::PinInvalid {
+                retries: state.retries,
+            },
+            // The card went away after saying "wrong PIN": still a wrong PIN, count unknown.
+            _ => Error::PinInvalid { retries },
+        }
+    }
+
     /// Before a PIN-always key: VERIFY with the kept PIN, immediately before use.
     fn reverify_for(&mut self, slot: Slot) -> Result<()> {
         if !slot.pin_always {
@@ -265,7 +284,7 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
         self.verified = false;
         self.pin_always = None;
         let sw = self.verify(&padded)?;
-        status::pin_result(sw, "VERIFY")?;
+        status::pin_result(sw, "VERIFY").map_err(|e| self.with_count(e))?;
         self.verified = true;
         self.pin_always = Some(padded);
         Ok(())
@@ -295,7 +314,7 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
         let command = Command::new(0x00, INS_CHANGE_REFERENCE, 0x00, PIN_REF, body.to_vec())
             .without_response();
         let sw = self.send(&command)?.sw;
-        status::pin_result(sw, "CHANGE REFERENCE DATA")
+        status::pin_result(sw, "CHANGE REFERENCE DATA").map_err(|e| self.with_count(e))
     }
 
     fn unblock_pin(&mut self, puk: &Pin, new: &Pin) -> Result<()> {
@@ -385,6 +404,15 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
                 .map_err(|e| {
                     Error::Token(format!("card returned a malformed ECDSA signature: {e}"))
                 }),
+        }
+    }
+}
+
+/// Leaves no verified PIN behind on the card (best effort: the card may be gone).
+impl<T: ApduTransport> Drop for PivBackend<T> {
+    fn drop(&mut self) {
+        if self.verified {
+            let _ = self.logout();
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::apdu::StatusWord;
 use crate::error::{Error, Result};
-use crate::status::Retries;
+use crate::status::{Retries, RetryIndicator};
 
 /// `6982`: security status not satisfied (PIN not verified).
 pub(crate) const NOT_VERIFIED: StatusWord = StatusWord(0x6982);
@@ -17,13 +17,17 @@ pub(crate) const NOT_FOUND: StatusWord = StatusWord(0x6A82);
 pub(crate) const REFERENCE_NOT_FOUND: StatusWord = StatusWord(0x6A88);
 /// `6A80`: incorrect data field.
 pub(crate) const WRONG_DATA: StatusWord = StatusWord(0x6A80);
+/// `6300`: verification failed, without a count (some cards, for CHANGE REFERENCE DATA).
+pub(crate) const VERIFICATION_FAILED: StatusWord = StatusWord(0x6300);
 
 /// Tries left in a `63Cx` answer.
 pub(crate) fn tries_left(sw: StatusWord) -> Option<u8> {
     (sw.sw1() == 0x63 && sw.sw2() & 0xF0 == 0xC0).then_some(sw.sw2() & 0x0F)
 }
 
-/// Outcome of a user-PIN check (VERIFY, CHANGE REFERENCE DATA).
+/// Outcome of a user-PIN check (VERIFY, CHANGE REFERENCE DATA). A bare `6300` is a
+/// wrong PIN without a count: [`Error::PinInvalid`] with an unknown count, which the
+/// backend then reads with an empty VERIFY.
 pub(crate) fn pin_result(sw: StatusWord, operation: &str) -> Result<()> {
     match (sw, tries_left(sw)) {
         (StatusWord::OK, _) => Ok(()),
@@ -32,6 +36,9 @@ pub(crate) fn pin_result(sw: StatusWord, operation: &str) -> Result<()> {
             retries: Retries::exact(n),
         }),
         (BLOCKED, _) => Err(Error::PinBlocked),
+        (VERIFICATION_FAILED, _) => Err(Error::PinInvalid {
+            retries: Retries::flagged(RetryIndicator::Unknown),
+        }),
         (WRONG_DATA, _) => Err(Error::PinFormat { min: 6, max: 8 }),
         _ => Err(unexpected(operation, sw)),
     }
@@ -46,6 +53,9 @@ pub(crate) fn puk_result(sw: StatusWord) -> Result<()> {
             retries: Retries::exact(n),
         }),
         (BLOCKED, _) => Err(Error::PukBlocked),
+        (VERIFICATION_FAILED, _) => Err(Error::PukInvalid {
+            retries: Retries::flagged(RetryIndicator::Unknown),
+        }),
         (WRONG_DATA, _) => Err(Error::PinFormat { min: 6, max: 8 }),
         _ => Err(unexpected("RESET RETRY COUNTER", sw)),
     }
@@ -77,6 +87,13 @@ mod tests {
             ErrorCode::PinBlocked
         );
         assert!(pin_result(StatusWord::OK, "VERIFY").is_ok());
+        let err = pin_result(VERIFICATION_FAILED, "CHANGE").unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PinInvalid);
+        assert_eq!(
+            err.retries().and_then(|r| r.remaining),
+            None,
+            "no invented count"
+        );
     }
 
     #[test]
@@ -96,7 +113,7 @@ mod tests {
 
     #[test]
     fn other_answers_are_never_pin_failures() {
-        for sw in [0x6982u16, 0x6A82, 0x6F00, 0x6D00, 0x6300, 0x6381] {
+        for sw in [0x6982u16, 0x6A82, 0x6F00, 0x6D00, 0x6381, 0x6400] {
             let err = pin_result(StatusWord(sw), "VERIFY").unwrap_err();
             assert_eq!(err.code(), ErrorCode::TokenError, "{sw:04X}");
         }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
@@ -83,8 +84,12 @@ impl Pkcs11Module {
         let ctx = Pkcs11::new(&key).map_err(|e| {
             Error::Config(format!("cannot load PKCS#11 module {}: {e}", key.display()))
         })?;
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(|e| Error::Token(format!("C_Initialize failed: {e}")))?;
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) => {}
+            // Another library in this process initialised the module first: its state is ours too.
+            Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(Error::Token(format!("C_Initialize failed: {e}"))),
+        }
         loaded.insert(key.clone(), ctx.clone());
         Ok(Self { path: key, ctx })
     }

@@ -1,0 +1,340 @@
+//! The PIV backend and the token policy against a real (virtual) PIV card behind a real
+//! pcscd: exact retry counts, blocking, PUK unblock, PIN change, signatures, and pulling
+//! the card in the middle of a VERIFY or a batch. One fresh card per test.
+
+mod piv_support;
+
+use std::time::Duration;
+
+use piv_support::{backend, card_tries, lab, pin, provisioned_lab, token, FreezeBefore};
+use securesign_core::apdu::pcsc::list_readers;
+use securesign_core::backend::piv::PivBackend;
+use securesign_core::backend::{KeyId, SignatureScheme, TokenBackend};
+use securesign_core::batch::CancelFlag;
+use securesign_core::clock::{Clock, SystemClock};
+use securesign_core::digest::Sha256Digest;
+use securesign_core::session::SessionPolicy;
+use securesign_core::verify::verify_digest_signature;
+use securesign_core::{Error, ErrorCode, FinalTry, KeySelector, PinStatus, Retries, Token};
+use securesign_testlab::{PivSlot, PIV_PIN, PIV_PUK, PIV_READER};
+
+const WRONG: &str = "999999";
+
+fn now() -> std::time::Instant {
+    SystemClock.now()
+}
+
+fn digests(n: usize) -> Vec<Sha256Digest> {
+    (0..n)
+        .map(|i| Sha256Digest::of(format!("document {i}").as_bytes()))
+        .collect()
+}
+
+fn key(slot: PivSlot) -> KeySelector {
+    KeySelector::IdOrLabel(format!("{:02x}", slot.key_ref()))
+}
+
+#[test]
+fn the_reader_is_listed_with_its_card() {
+    let lab = lab();
+    let readers = list_readers().unwrap();
+    let reader = readers
+        .iter()
+        .find(|r| r.name == PIV_READER)
+        .expect("reader");
+    assert!(reader.card_present);
+    lab.kill_card().unwrap();
+    let readers = list_readers().unwrap();
+    let reader = readers
+        .iter()
+        .find(|r| r.name == PIV_READER)
+        .expect("reader");
+    assert!(!reader.card_present);
+}
+
+#[test]
+fn status_is_exact_and_checking_it_spends_no_try() {
+    let lab = lab();
+    let mut t = token(&lab);
+    assert!(t.info().exact_retries);
+    for _ in 0..5 {
+        let state = t.status(now()).unwrap();
+        assert_eq!(state.status, PinStatus::Active);
+        assert_eq!(state.retries, Retries::exact(3));
+    }
+    assert_eq!(card_tries(&lab), Some(3));
+}
+
+#[test]
+fn wrong_pins_count_down_exactly() {
+    let lab = lab();
+    let mut t = token(&lab);
+    let err = t
+        .verify_pin(pin(WRONG), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PinInvalid { retries } if retries == Retries::exact(2)),
+        "{err:?}"
+    );
+    assert_eq!(t.status(now()).unwrap().retries, Retries::exact(2));
+    let err = t
+        .verify_pin(pin(WRONG), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert_eq!(err.retries(), Some(Retries::exact(1)));
+    let state = t.status(now()).unwrap();
+    assert_eq!(state.retries, Retries::exact(1));
+    assert_eq!(state.status, PinStatus::Invalid);
+    assert_eq!(card_tries(&lab), Some(1));
+}
+
+#[test]
+fn the_final_try_needs_confirmation_and_refusing_spends_nothing() {
+    let lab = lab();
+    let mut t = token(&lab);
+    for _ in 0..2 {
+        let _ = t.verify_pin(pin(WRONG), FinalTry::NotConfirmed, now());
+    }
+    let err = t
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinFinalTry);
+    assert_eq!(card_tries(&lab), Some(1), "no try was spent");
+    let state = t
+        .verify_pin(pin(PIV_PIN), FinalTry::Confirmed, now())
+        .unwrap();
+    assert_eq!(state.status, PinStatus::SessionActive);
+    t.logout().unwrap();
+    assert_eq!(t.status(now()).unwrap().retries, Retries::exact(3));
+}
+
+#[test]
+fn three_wrong_pins_block_the_card() {
+    let lab = lab();
+    let mut t = token(&lab);
+    let _ = t.verify_pin(pin(WRONG), FinalTry::NotConfirmed, now());
+    let _ = t.verify_pin(pin(WRONG), FinalTry::NotConfirmed, now());
+    let err = t
+        .verify_pin(pin(WRONG), FinalTry::Confirmed, now())
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinBlocked);
+    let state = t.status(now()).unwrap();
+    assert_eq!(state.status, PinStatus::Blocked);
+    assert_eq!(state.retries, Retries::exact(0));
+    // The right PIN is refused by the policy, and by the card itself (6983).
+    let err = t
+        .verify_pin(pin(PIV_PIN), FinalTry::Confirmed, now())
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinBlocked);
+    let err = backend(&lab).login(&pin(PIV_PIN)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinBlocked);
+}
+
+#[test]
+fn puk_unblock_restores_three_tries_and_sets_the_new_pin() {
+    let lab = lab();
+    let mut t = token(&lab);
+    let mut raw = backend(&lab);
+    for _ in 0..3 {
+        let _ = raw.login(&pin(WRONG));
+    }
+    assert_eq!(t.status(now()).unwrap().status, PinStatus::Blocked);
+    t.unblock_pin(pin(PIV_PUK), pin("246810")).unwrap();
+    let state = t.status(now()).unwrap();
+    assert_eq!(state.status, PinStatus::Active);
+    assert_eq!(state.retries, Retries::exact(3));
+    let err = t
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinInvalid, "old PIN refused");
+    t.verify_pin(pin("246810"), FinalTry::NotConfirmed, now())
+        .unwrap();
+}
+
+#[test]
+fn a_wrong_puk_counts_down_exactly_and_then_blocks() {
+    let lab = lab();
+    let mut t = token(&lab);
+    let err = t.unblock_pin(pin("87654321"), pin("246810")).unwrap_err();
+    assert!(
+        matches!(err, Error::PukInvalid { retries } if retries == Retries::exact(2)),
+        "{err:?}"
+    );
+    let err = t.unblock_pin(pin("87654321"), pin("246810")).unwrap_err();
+    assert_eq!(err.retries(), Some(Retries::exact(1)));
+    let err = t.unblock_pin(pin("87654321"), pin("246810")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PukBlocked);
+    let err = t.unblock_pin(pin(PIV_PUK), pin("246810")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PukBlocked, "right PUK refused too");
+    // The user PIN was never touched.
+    assert_eq!(card_tries(&lab), Some(3));
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap();
+}
+
+#[test]
+fn change_pin_then_the_old_pin_is_refused() {
+    let lab = lab();
+    let mut t = token(&lab);
+    t.change_pin(pin(PIV_PIN), pin("24681357"), FinalTry::NotConfirmed)
+        .unwrap();
+    let err = t
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert_eq!(err.retries(), Some(Retries::exact(2)));
+    t.verify_pin(pin("24681357"), FinalTry::NotConfirmed, now())
+        .unwrap();
+    let err = t
+        .change_pin(pin("000000"), pin("135790"), FinalTry::NotConfirmed)
+        .unwrap_err();
+    assert_eq!(
+        err.retries(),
+        Some(Retries::exact(2)),
+        "wrong old PIN counted: {err:?}"
+    );
+    let err = t
+        .change_pin(pin("24681357"), pin("12a456"), FinalTry::NotConfirmed)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinFormat);
+    assert_eq!(
+        card_tries(&lab),
+        Some(2),
+        "a malformed PIN never reached the card"
+    );
+}
+
+#[test]
+fn signatures_from_both_slots_verify_against_their_certificates() {
+    let lab = provisioned_lab();
+    let mut t = token(&lab);
+    let certs = t.certificates().unwrap();
+    assert_eq!(certs.len(), 2);
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap();
+    for (slot, scheme) in [
+        (PivSlot::Auth9A, SignatureScheme::EcdsaP256Sha256),
+        (PivSlot::Sign9C, SignatureScheme::RsaPkcs1Sha256),
+    ] {
+        let cert = lab.cert_der(slot).unwrap();
+        let on_card = certs
+            .iter()
+            .find(|c| c.id == KeyId(vec![slot.key_ref()]))
+            .expect("certificate on card");
+        assert_eq!(on_card.der, cert);
+        let signer = t.signer(&key(slot), SystemClock.wall()).unwrap();
+        assert_eq!(signer.scheme, scheme);
+        let batch = digests(6);
+        let outcome = t.sign_batch(
+            &signer,
+            &batch,
+            &SystemClock,
+            &CancelFlag::new(),
+            &mut |_| {},
+        );
+        assert!(outcome.is_complete(), "{slot:?}: {:?}", outcome.error);
+        for signed in &outcome.signed {
+            verify_digest_signature(&cert, &signed.digest.0, &signed.signature)
+                .unwrap_or_else(|e| panic!("{slot:?} #{}: {e}", signed.index));
+        }
+        let other = Sha256Digest::of(b"another document");
+        assert!(verify_digest_signature(&cert, &other.0, &outcome.signed[0].signature).is_err());
+    }
+    // After logout the card refuses to sign.
+    t.logout().unwrap();
+    let err = t
+        .backend_mut()
+        .sign_digest(
+            &KeyId(vec![0x9A]),
+            SignatureScheme::EcdsaP256Sha256,
+            &Sha256Digest::of(b"x"),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinRequired);
+}
+
+#[test]
+fn card_pulled_mid_verify_is_not_present_and_spends_no_try() {
+    let lab = lab();
+    // Freeze the card just before the VERIFY carrying the (wrong) PIN goes out.
+    let (transport, frozen) = FreezeBefore::new(&lab, 0x20, 1);
+    let mut t = Token::new(
+        PivBackend::open(transport).unwrap(),
+        SessionPolicy::default(),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        let verify = s.spawn(|| t.verify_pin(pin(WRONG), FinalTry::NotConfirmed, now()));
+        frozen.recv().expect("the VERIFY went out");
+        std::thread::sleep(Duration::from_millis(300));
+        lab.kill_card().unwrap();
+        let err = verify.join().unwrap().unwrap_err();
+        assert_eq!(err.code(), ErrorCode::TokenNotPresent, "{err:?}");
+    });
+    lab.restart_card().unwrap();
+    // The same token object recovers, and the card counted nothing.
+    let state = t.status(now()).unwrap();
+    assert_eq!(state.retries, Retries::exact(3));
+    assert_eq!(card_tries(&lab), Some(3));
+}
+
+#[test]
+fn card_pulled_mid_batch_keeps_completed_signatures_and_spends_no_try() {
+    let lab = provisioned_lab();
+    let cert = lab.cert_der(PivSlot::Auth9A).unwrap();
+    // The 6th GENERAL AUTHENTICATE is in flight when the card goes.
+    let (transport, frozen) = FreezeBefore::new(&lab, 0x87, 6);
+    let mut t = Token::new(
+        PivBackend::open(transport).unwrap(),
+        SessionPolicy::default(),
+    )
+    .unwrap();
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap();
+    let signer = t.signer(&key(PivSlot::Auth9A), SystemClock.wall()).unwrap();
+    let batch = digests(20);
+    let outcome = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            t.sign_batch(
+                &signer,
+                &batch,
+                &SystemClock,
+                &CancelFlag::new(),
+                &mut |_| {},
+            )
+        });
+        frozen.recv().expect("the 6th signature went out");
+        std::thread::sleep(Duration::from_millis(300));
+        lab.kill_card().unwrap();
+        run.join().unwrap()
+    });
+    assert_eq!(
+        outcome.error.as_ref().map(Error::code),
+        Some(ErrorCode::TokenNotPresent)
+    );
+    assert_eq!(outcome.signed.len(), 5);
+    for (i, signed) in outcome.signed.iter().enumerate() {
+        assert_eq!(signed.index, i);
+        verify_digest_signature(&cert, &signed.digest.0, &signed.signature).unwrap();
+    }
+    lab.restart_card().unwrap();
+    assert_eq!(t.status(now()).unwrap().retries, Retries::exact(3));
+    // The session ended with the card: signing again needs the PIN.
+    let again = t.sign_batch(
+        &signer,
+        &batch[5..],
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    );
+    assert!(again.signed.is_empty());
+    assert_eq!(again.error.map(|e| e.code()), Some(ErrorCode::PinRequired));
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap();
+    let rest = t.sign_batch(
+        &signer,
+        &batch[5..],
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    );
+    assert!(rest.is_complete(), "{:?}", rest.error);
+}
