@@ -31,6 +31,7 @@ mod certs;
 mod error;
 mod keys;
 mod module;
+mod piv;
 mod token;
 mod tool;
 
@@ -38,6 +39,7 @@ pub use certs::CertValidity;
 pub use error::LabError;
 pub use keys::LabKey;
 pub use module::Module;
+pub use piv::{PivLab, PivSlot, OPENSC_PKCS11, PIV_PIN, PIV_PUK, PIV_READER};
 pub use token::{LabToken, LabTokenBuilder};
 
 /// Result type of this crate.
