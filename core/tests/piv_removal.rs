@@ -1,0 +1,81 @@
+//! Card removal on the PC/SC path: the reader watcher (SCardGetStatusChange in its own
+//! thread) tells the token worker, which ends the PIN session as "removed".
+
+mod piv_support;
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use piv_support::{backend, lab, pin};
+use securesign_core::apdu::pcsc::{CardEvent, ReaderWatcher};
+use securesign_core::clock::SystemClock;
+use securesign_core::session::SessionPolicy;
+use securesign_core::worker::{TokenEvent, TokenWorker};
+use securesign_core::{ErrorCode, FinalTry, PinStatus, Retries, SessionEndReason};
+use securesign_testlab::PIV_PIN;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn session_end(events: &crossbeam_channel::Receiver<TokenEvent>) -> SessionEndReason {
+    loop {
+        match events.recv_timeout(WAIT) {
+            Ok(TokenEvent::SessionEnded { reason }) => return reason,
+            Ok(_) => continue,
+            Err(e) => panic!("no SessionEnded event within {WAIT:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn pulling_the_card_ends_the_session_via_the_reader_watcher() {
+    let lab = lab();
+    let (worker, events) = TokenWorker::spawn(
+        Box::new(backend(&lab)),
+        SessionPolicy::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    worker
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed)
+        .unwrap();
+    assert_eq!(worker.status().unwrap().status, PinStatus::SessionActive);
+
+    let (seen_tx, seen) = mpsc::channel();
+    let notify = worker.clone();
+    let watcher = ReaderWatcher::spawn(lab.reader(), move |event| {
+        if event == CardEvent::Removed {
+            let _ = notify.token_removed();
+        }
+        let _ = seen_tx.send(event);
+    })
+    .unwrap();
+
+    lab.kill_card().unwrap();
+    assert_eq!(seen.recv_timeout(WAIT).unwrap(), CardEvent::Removed);
+    assert_eq!(session_end(&events), SessionEndReason::Removed);
+    assert_eq!(worker.remaining().unwrap(), None, "no session left");
+    let err = worker.status().unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TokenNotPresent);
+
+    lab.restart_card().unwrap();
+    assert_eq!(seen.recv_timeout(WAIT).unwrap(), CardEvent::Inserted);
+    // The same worker talks to the card again; the PIN is no longer verified there.
+    let state = worker.status().unwrap();
+    assert_eq!(state.status, PinStatus::Active);
+    assert_eq!(state.retries, Retries::exact(3));
+    drop(watcher);
+}
+
+#[test]
+fn the_watcher_stops_promptly_when_dropped() {
+    let lab = lab();
+    let watcher = ReaderWatcher::spawn(lab.reader(), |_| {}).unwrap();
+    let started = std::time::Instant::now();
+    drop(watcher);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "drop took {:?}",
+        started.elapsed()
+    );
+}
