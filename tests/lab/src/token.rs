@@ -117,6 +117,12 @@ impl LabToken {
         }
     }
 
+    /// Keeps the token's directory after this value drops (for the demo), returning its path.
+    /// The caller removes it when done.
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
+    }
+
     /// Which module the token lives on.
     pub fn module(&self) -> Module {
         self.module

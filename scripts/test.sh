@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every SecureSign test: installs what the tests need (apt), builds the test tokens
+# (kryoptic module, virtual PIV card), checks formatting and lints, then runs the workspace
+# tests with cargo-nextest (one process per test: each provisions its own real token) and
+# the lab self-tests. This is the README's test command; .ci/run calls it.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+section() { printf '\n==> %s (%s)\n' "$*" "$(date -u +%T)"; }
+
+section "System packages"
+tests/lab/install.sh
+tests/lab/piv/install.sh
+server/install-test-deps.sh
+
+section "Test tokens: kryoptic PKCS#11 module, virtual PIV card"
+tests/lab/build-kryoptic.sh
+tests/lab/piv/build.sh
+
+section "Formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+section "Workspace tests (cargo nextest)"
+cargo nextest run --workspace --locked
+
+section "Virtual PIV card: unit tests and lab self-test"
+(cd tests/lab/virtual-piv && CARGO_TARGET_DIR="$root/target/virtual-piv" cargo nextest run --locked)
+tests/lab/piv/selftest.sh
