@@ -228,6 +228,7 @@ pub enum UnblockStyle {
     SoInitPin,
     /// `C_SetPIN(PUK, new)` in a session without login: OpenSC's PIV driver with
     /// `user_pin_unblock_style = set_pin_in_unlogged_session;` (RESET RETRY COUNTER).
+    /// A PIN change then logs in with the old PIN first.
     SetPinUnlogged,
 }
 
@@ -428,6 +429,12 @@ impl TokenBackend for Pkcs11Backend {
     }
 
     fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
+        if self.unblock_style == UnblockStyle::SetPinUnlogged && !self.logged_in {
+            // With this style C_SetPIN in an unlogged session means "unblock with the PUK":
+            // a PIN change needs the user logged in. The login checks `old`: one try, as
+            // the change itself would be.
+            self.login(old)?;
+        }
         let old = AuthPin::from(old.expose());
         let new = AuthPin::from(new.expose());
         let result = self.session()?.set_pin(&old, &new);

@@ -1,0 +1,189 @@
+//! The core's PKCS#11 backend on OpenSC's `opensc-pkcs11.so` driving the same virtual PIV
+//! card: a second real PKCS#11 module, and one that locks (FINAL_TRY after the 2nd
+//! failure, LOCKED on the 3rd). The exact count is cross-checked through the PIV backend.
+
+mod piv_support;
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use piv_support::{card_tries, lab, pin, provisioned_lab};
+use securesign_core::backend::pkcs11::{Pkcs11Backend, Pkcs11Module, TokenSelector, UnblockStyle};
+use securesign_core::backend::TokenBackend;
+use securesign_core::batch::CancelFlag;
+use securesign_core::clock::{Clock, SystemClock};
+use securesign_core::digest::Sha256Digest;
+use securesign_core::session::SessionPolicy;
+use securesign_core::verify::verify_digest_signature;
+use securesign_core::{Error, ErrorCode, FinalTry, KeySelector, PinStatus, RetryIndicator, Token};
+use securesign_testlab::{PivLab, PivSlot, OPENSC_PKCS11, PIV_PIN, PIV_PUK};
+
+const WRONG: &str = "999999";
+
+fn backend() -> Pkcs11Backend {
+    Pkcs11Module::load(Path::new(OPENSC_PKCS11))
+        .expect("load opensc-pkcs11.so")
+        .open(&TokenSelector::Only)
+        .expect("open the card's token")
+        .with_unblock_style(UnblockStyle::SetPinUnlogged)
+}
+
+fn token() -> Token<Pkcs11Backend> {
+    Token::new(backend(), SessionPolicy::default()).expect("token info")
+}
+
+fn now() -> std::time::Instant {
+    SystemClock.now()
+}
+
+#[test]
+fn locks_after_three_failures_with_final_try_after_the_second() {
+    let lab = lab();
+    let mut t = token();
+    assert!(!t.info().exact_retries);
+    let err = t
+        .verify_pin(pin(WRONG), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinInvalid);
+    assert_eq!(card_tries(&lab), Some(2));
+    let err = t
+        .verify_pin(pin(WRONG), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PinInvalid { retries } if retries.indicator == RetryIndicator::FinalTry),
+        "{err:?}"
+    );
+    // At the final try an unconfirmed attempt is refused before the card sees it.
+    let err = t
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinFinalTry);
+    assert_eq!(card_tries(&lab), Some(1), "no try spent");
+    let err = t
+        .verify_pin(pin(WRONG), FinalTry::Confirmed, now())
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinBlocked);
+    let state = t.status(now()).unwrap();
+    assert_eq!(state.status, PinStatus::Blocked);
+    assert_eq!(state.retries.indicator, RetryIndicator::Locked);
+    let err = t.backend_mut().login(&pin(PIV_PIN)).unwrap_err();
+    assert_eq!(
+        err.code(),
+        ErrorCode::PinBlocked,
+        "right PIN refused when locked"
+    );
+}
+
+#[test]
+fn puk_unblock_through_set_pin_in_an_unlogged_session() {
+    let lab = lab();
+    let mut t = token();
+    for _ in 0..3 {
+        let _ = t.backend_mut().login(&pin(WRONG));
+    }
+    assert_eq!(t.status(now()).unwrap().status, PinStatus::Blocked);
+    let err = t.unblock_pin(pin("87654321"), pin("246810")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PukInvalid, "{err:?}");
+    assert_eq!(t.status(now()).unwrap().status, PinStatus::Blocked);
+    t.unblock_pin(pin(PIV_PUK), pin("246810")).unwrap();
+    assert_eq!(card_tries(&lab), Some(3));
+    assert_eq!(t.status(now()).unwrap().status, PinStatus::Active);
+    t.verify_pin(pin("246810"), FinalTry::NotConfirmed, now())
+        .unwrap();
+}
+
+#[test]
+fn change_pin_then_the_old_pin_is_refused() {
+    let lab = lab();
+    let mut t = token();
+    t.change_pin(pin(PIV_PIN), pin("24681357"), FinalTry::NotConfirmed)
+        .unwrap();
+    let err = t
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinInvalid);
+    assert_eq!(card_tries(&lab), Some(2));
+    t.verify_pin(pin("24681357"), FinalTry::NotConfirmed, now())
+        .unwrap();
+}
+
+fn signer(t: &mut Token<Pkcs11Backend>, slot: PivSlot) -> securesign_core::SignerKey {
+    let id = KeySelector::IdOrLabel(format!("{:02x}", slot.opensc_id()));
+    t.signer(&id, SystemClock.wall()).unwrap()
+}
+
+#[test]
+fn ec_signatures_through_opensc_verify_against_the_certificate() {
+    let lab = provisioned_lab();
+    let cert = lab.cert_der(PivSlot::Auth9A).unwrap();
+    let mut t = token();
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap();
+    let key = signer(&mut t, PivSlot::Auth9A);
+    assert_eq!(key.certificate_der, cert);
+    let batch: Vec<_> = (0..5).map(|i| Sha256Digest::of(&[i])).collect();
+    let out = t.sign_batch(&key, &batch, &SystemClock, &CancelFlag::new(), &mut |_| {});
+    assert!(out.is_complete(), "{:?}", out.error);
+    for s in &out.signed {
+        verify_digest_signature(&cert, &s.digest.0, &s.signature).unwrap();
+    }
+}
+
+/// Freezes the card now and kills it 300 ms after `go` fires, from a helper thread.
+fn pull_card_after(lab: &PivLab, go: mpsc::Receiver<()>) {
+    go.recv().expect("go signal");
+    lab.freeze_card().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    lab.kill_card().unwrap();
+}
+
+#[test]
+fn card_pulled_mid_login_is_not_present_and_spends_no_try() {
+    let lab = lab();
+    let mut t = token();
+    let (go, wait) = mpsc::channel();
+    let result = std::thread::scope(|s| {
+        s.spawn(|| pull_card_after(&lab, wait));
+        go.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // Everything this sends waits on the frozen card until it is killed.
+        t.verify_pin(pin(WRONG), FinalTry::NotConfirmed, now())
+    });
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TokenNotPresent, "{err:?}");
+    lab.restart_card().unwrap();
+    assert_eq!(card_tries(&lab), Some(3));
+}
+
+#[test]
+fn card_pulled_mid_batch_keeps_completed_signatures() {
+    let lab = provisioned_lab();
+    let cert = lab.cert_der(PivSlot::Auth9A).unwrap();
+    let mut t = token();
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap();
+    let key = signer(&mut t, PivSlot::Auth9A);
+    let batch: Vec<_> = (0..20u8).map(|i| Sha256Digest::of(&[i])).collect();
+    let (go, wait) = mpsc::channel();
+    let out = std::thread::scope(|s| {
+        s.spawn(|| pull_card_after(&lab, wait));
+        t.sign_batch(&key, &batch, &SystemClock, &CancelFlag::new(), &mut |p| {
+            if p.done == 5 {
+                let _ = go.send(());
+                // Let the helper freeze the card before the 6th signature goes out.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    });
+    assert_eq!(
+        out.error.as_ref().map(Error::code),
+        Some(ErrorCode::TokenNotPresent)
+    );
+    assert_eq!(out.signed.len(), 5);
+    for s in &out.signed {
+        verify_digest_signature(&cert, &s.digest.0, &s.signature).unwrap();
+    }
+    lab.restart_card().unwrap();
+    assert_eq!(card_tries(&lab), Some(3));
+}
