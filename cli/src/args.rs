@@ -28,6 +28,10 @@ pub struct Global {
     /// Slot id (alternative to --token).
     #[arg(long, global = true, value_name = "ID")]
     pub slot: Option<u64>,
+    /// PC/SC reader of a PIV smart card (see `securesign readers`): talk to the card's PIV
+    /// application directly instead of through a PKCS#11 module; exact PIN tries left.
+    #[arg(long, global = true, value_name = "NAME", conflicts_with_all = ["module", "token", "slot"])]
+    pub reader: Option<String>,
     /// Machine-readable output with stable field names; errors carry their `code`.
     #[arg(long, global = true)]
     pub json: bool,
@@ -41,6 +45,8 @@ pub struct Global {
 pub enum Command {
     /// List the tokens the module sees.
     Tokens,
+    /// List smart-card readers (PC/SC) and whether each holds a card.
+    Readers,
     /// List the certificates on the token.
     Certs,
     /// PIN management.

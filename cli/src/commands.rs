@@ -34,6 +34,7 @@ pub fn run(cli: Cli, printer: Printer) -> Result<Done> {
     let pins = PinSource::new(cli.global.pin_stdin);
     match &cli.command {
         Command::Tokens => tokens(&cli.global, printer).map(|()| Done::Success),
+        Command::Readers => crate::piv::readers(printer).map(|()| Done::Success),
         Command::Certs => certs(&mut open(&cli.global)?, printer).map(|()| Done::Success),
         Command::Pin(PinCommand::Status) => {
             let mut token = open(&cli.global)?;
@@ -98,6 +99,9 @@ fn module(global: &Global) -> Result<Pkcs11Module> {
 }
 
 fn open(global: &Global) -> Result<AnyToken> {
+    if let Some(reader) = &global.reader {
+        return crate::piv::open(reader);
+    }
     let selector = match (&global.token, global.slot) {
         (Some(label), _) => TokenSelector::Label(label.clone()),
         (None, Some(slot)) => TokenSelector::Slot(slot),

@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod output;
 mod pin_input;
+mod piv;
 
 use std::process::ExitCode;
 

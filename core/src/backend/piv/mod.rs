@@ -204,6 +204,36 @@ impl<T: ApduTransport> PivBackend<T> {
     }
 }
 
+#[cfg(feature = "pcsc")]
+impl PivBackend<crate::apdu::pcsc::PcscTransport> {
+    /// Opens the PIV card in the PC/SC reader named `reader` (exact name, as
+    /// [`crate::apdu::pcsc::list_readers`] reports it).
+    ///
+    /// An unknown reader is a configuration error ([`Error::Config`]); an empty reader, or
+    /// a PC/SC service that is not running, is [`Error::TokenNotPresent`].
+    pub fn open_reader(reader: &str) -> Result<Self> {
+        use crate::apdu::pcsc::{list_readers, PcscTransport};
+        use crate::apdu::TransportError;
+        let known = list_readers().map_err(|_| Error::TokenNotPresent)?;
+        if !known.iter().any(|r| r.name == reader) {
+            let names: Vec<&str> = known.iter().map(|r| r.name.as_str()).collect();
+            return Err(Error::Config(format!(
+                "no smart-card reader named {reader:?} (readers: {})",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+        let transport = PcscTransport::open(reader).map_err(|e| match e {
+            TransportError::Other(detail) => Error::Token(format!("reader {reader:?}: {detail}")),
+            _ => Error::TokenNotPresent,
+        })?;
+        Self::open(transport)
+    }
+}
+
 /// Pads a PIN or PUK to 8 bytes with `FF`; longer values are refused before any APDU.
 fn pad(secret: &Pin) -> Result<PaddedPin> {
     let bytes = secret.expose().as_bytes();
