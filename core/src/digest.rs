@@ -55,19 +55,15 @@ impl Sha256Digest {
     }
 
     /// The DER `DigestInfo` that RSA PKCS#1 v1.5 signs (RFC 8017 §9.2, note 1).
+    /// The prefix comes from the `rsa` crate, the same one [`crate::verify`] checks with.
     pub fn rsa_digest_info(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(SHA256_DIGEST_INFO_PREFIX.len() + 32);
-        out.extend_from_slice(&SHA256_DIGEST_INFO_PREFIX);
+        let scheme = rsa::Pkcs1v15Sign::new::<sha2::Sha256>();
+        let mut out = Vec::with_capacity(scheme.prefix.len() + self.0.len());
+        out.extend_from_slice(&scheme.prefix);
         out.extend_from_slice(&self.0);
         out
     }
 }
-
-/// `DigestInfo` prefix for SHA-256: `SEQUENCE { SEQUENCE { OID 2.16.840.1.101.3.4.2.1, NULL }, OCTET STRING (32) }`.
-const SHA256_DIGEST_INFO_PREFIX: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
-    0x00, 0x04, 0x20,
-];
 
 impl fmt::Debug for Sha256Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

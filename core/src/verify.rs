@@ -16,44 +16,28 @@
 
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use rsa::pkcs8::DecodePublicKey;
-use serde::{Deserialize, Serialize};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::backend::SignatureScheme;
 use crate::Error;
 
 /// OID of `rsaEncryption` (RFC 8017).
 const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 /// OID of `id-ecPublicKey` (RFC 5480).
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-/// DER prefix of a SHA-256 `DigestInfo` (RFC 8017, section 9.2, note 1).
-const SHA256_DIGEST_INFO_PREFIX: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
-    0x00, 0x04, 0x20,
-];
 /// Length of a raw `r || s` P-256 signature.
 const P256_RAW_SIGNATURE_LEN: usize = 64;
 
-/// The algorithm a signature was verified with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SignatureAlgorithm {
-    /// RSA PKCS#1 v1.5 over a SHA-256 DigestInfo.
-    #[serde(rename = "RSA-PKCS1v15-SHA256")]
-    RsaPkcs1v15Sha256,
-    /// ECDSA on NIST P-256 over a SHA-256 digest.
-    #[serde(rename = "ECDSA-P256-SHA256")]
-    EcdsaP256Sha256,
-}
-
 /// The public key of a signer certificate, ready to verify signatures.
 #[derive(Debug, Clone)]
-pub enum SignerKey {
+pub enum VerifyingKey {
     /// An RSA public key.
     Rsa(rsa::RsaPublicKey),
     /// A P-256 public key.
     EcdsaP256(p256::ecdsa::VerifyingKey),
 }
 
-impl SignerKey {
+impl VerifyingKey {
     /// Reads the public key of a DER-encoded X.509 certificate.
     ///
     /// Errors with [`Error::CertInvalid`] when the certificate does not parse or its key
@@ -84,10 +68,10 @@ impl SignerKey {
     }
 
     /// The algorithm signatures by this key are verified with.
-    pub fn algorithm(&self) -> SignatureAlgorithm {
+    pub fn algorithm(&self) -> SignatureScheme {
         match self {
-            Self::Rsa(_) => SignatureAlgorithm::RsaPkcs1v15Sha256,
-            Self::EcdsaP256(_) => SignatureAlgorithm::EcdsaP256Sha256,
+            Self::Rsa(_) => SignatureScheme::RsaPkcs1Sha256,
+            Self::EcdsaP256(_) => SignatureScheme::EcdsaP256Sha256,
         }
     }
 
@@ -97,15 +81,11 @@ impl SignerKey {
     /// not verify.
     pub fn verify_digest(&self, digest: &[u8; 32], signature: &[u8]) -> Result<(), Error> {
         match self {
-            Self::Rsa(key) => {
-                let scheme = rsa::Pkcs1v15Sign {
-                    hash_len: Some(digest.len()),
-                    prefix: SHA256_DIGEST_INFO_PREFIX.to_vec().into_boxed_slice(),
-                };
-                key.verify(scheme, digest, signature).map_err(|_| {
+            Self::Rsa(key) => key
+                .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest, signature)
+                .map_err(|_| {
                     Error::SignatureInvalid("RSA PKCS#1 v1.5 SHA-256 check failed".to_owned())
-                })
-            }
+                }),
             Self::EcdsaP256(key) => {
                 let parsed = if signature.len() == P256_RAW_SIGNATURE_LEN {
                     p256::ecdsa::Signature::from_slice(signature)
@@ -131,8 +111,8 @@ pub fn verify_digest_signature(
     cert_der: &[u8],
     digest: &[u8; 32],
     signature: &[u8],
-) -> Result<SignatureAlgorithm, Error> {
-    let key = SignerKey::from_certificate_der(cert_der)?;
+) -> Result<SignatureScheme, Error> {
+    let key = VerifyingKey::from_certificate_der(cert_der)?;
     key.verify_digest(digest, signature)?;
     Ok(key.algorithm())
 }
@@ -269,7 +249,7 @@ mod tests {
         let signature = signer.sign_digest(&digest);
         assert_eq!(signature.len(), 256);
         let alg = verify_digest_signature(&signer.cert_der, &digest, &signature).unwrap();
-        assert_eq!(alg, SignatureAlgorithm::RsaPkcs1v15Sha256);
+        assert_eq!(alg, SignatureScheme::RsaPkcs1Sha256);
     }
 
     #[test]
@@ -278,7 +258,7 @@ mod tests {
         let digest = digest_of(b"invoice.pdf");
         let der = signer.sign_digest(&digest);
         let alg = verify_digest_signature(&signer.cert_der, &digest, &der).unwrap();
-        assert_eq!(alg, SignatureAlgorithm::EcdsaP256Sha256);
+        assert_eq!(alg, SignatureScheme::EcdsaP256Sha256);
 
         let raw = p256::ecdsa::Signature::from_der(&der).unwrap().to_bytes();
         assert_eq!(raw.len(), 64);

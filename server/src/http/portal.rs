@@ -162,7 +162,7 @@ pub struct SessionStatusResponse {
     /// Base64 DER signer certificate, when completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signer_certificate: Option<String>,
-    /// `RSA-PKCS1v15-SHA256` or `ECDSA-P256-SHA256`, when completed.
+    /// `RSA-PKCS1-SHA256` or `ECDSA-P256-SHA256`, when completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature_algorithm: Option<String>,
     /// Documents (with signatures when completed).
@@ -173,13 +173,9 @@ pub struct SessionStatusResponse {
 }
 
 /// Checks the body's origin, the `Origin` header (must agree when present), the
-/// key's scheme rule and the tenant's whitelist.
-async fn allowed_origin(
-    state: &AppState,
-    key: &AuthedKey,
-    raw: &str,
-    headers: &HeaderMap,
-) -> Result<Origin, ApiError> {
+/// key's scheme rule and the tenant's whitelist (read with the key, current as of
+/// this request).
+fn allowed_origin(key: &AuthedKey, raw: &str, headers: &HeaderMap) -> Result<Origin, ApiError> {
     let origin = Origin::parse(raw).map_err(|e| ApiError::bad_request(format!("origin: {e}")))?;
     if let Some(value) = headers.get(header::ORIGIN) {
         let from_header = value.to_str().ok().and_then(|s| Origin::parse(s).ok());
@@ -195,11 +191,7 @@ async fn allowed_origin(
             key.mode
         )));
     }
-    if !state
-        .store
-        .domain_allowed(&key.tenant_id, origin.as_str())
-        .await?
-    {
+    if !key.whitelist.contains(origin.as_str()) {
         return Err(ApiError::domain_not_allowed(format!(
             "origin {origin} is not whitelisted for this tenant"
         )));
@@ -221,12 +213,11 @@ async fn allowed_origin(
     )
 )]
 pub async fn validate(
-    State(state): State<AppState>,
     Extension(key): Extension<AuthedKey>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ValidateRequest>,
 ) -> Result<Json<ValidateResponse>, ApiError> {
-    allowed_origin(&state, &key, &body.origin, &headers).await?;
+    allowed_origin(&key, &body.origin, &headers)?;
     Ok(Json(ValidateResponse {
         success: true,
         tenant_id: key.tenant_id,
@@ -304,7 +295,7 @@ pub async fn create_session(
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateSessionRequest>,
 ) -> Result<(StatusCode, Json<CreateSessionResponse>), ApiError> {
-    let origin = allowed_origin(&state, &key, &body.origin, &headers).await?;
+    let origin = allowed_origin(&key, &body.origin, &headers)?;
     let documents = checked_documents(&body.documents)?;
     let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
     if ttl == 0 || ttl > MAX_TTL_SECONDS {
@@ -316,10 +307,7 @@ pub async fn create_session(
         let callback_origin = Origin::of_callback_url(url)
             .map_err(|e| ApiError::bad_request(format!("callbackUrl: {e}")))?;
         if !callback_origin.allowed_for(key.mode)
-            || !state
-                .store
-                .domain_allowed(&key.tenant_id, callback_origin.as_str())
-                .await?
+            || !key.whitelist.contains(callback_origin.as_str())
         {
             return Err(ApiError::domain_not_allowed(format!(
                 "callbackUrl origin {callback_origin} is not whitelisted for this tenant"

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use securesign_core::verify::SignerKey;
+use securesign_core::verify::VerifyingKey;
 use securesign_core::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -269,7 +269,7 @@ pub async fn submit_result(
         checks.push((doc.document_id.clone(), digest, signature));
     }
     let verified = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let key = SignerKey::from_certificate_der(&certificate)?;
+        let key = VerifyingKey::from_certificate_der(&certificate)?;
         for (document_id, digest, signature) in &checks {
             key.verify_digest(digest, signature).map_err(|_| {
                 ApiError::new(
