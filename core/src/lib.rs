@@ -9,6 +9,7 @@ pub mod batch;
 pub mod biometric;
 pub mod cert;
 pub mod clock;
+pub mod cms;
 pub mod deeplink;
 pub mod digest;
 pub mod error;

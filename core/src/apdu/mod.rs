@@ -193,6 +193,23 @@ pub trait ApduTransport: Send {
     fn exchange(&mut self, command: &Command) -> Result<Response, TransportError> {
         exchange(self, command)
     }
+
+    /// Sends `commands` in order as one unit, stopping after the first answer that is not
+    /// `9000`; returns the answers received. For commands that must follow each other
+    /// with nothing in between (VERIFY right before a "PIN always" signature). Transports
+    /// that can make it atomic (PC/SC transactions) override this.
+    fn exchange_sequence(&mut self, commands: &[Command]) -> Result<Vec<Response>, TransportError> {
+        let mut answers = Vec::with_capacity(commands.len());
+        for command in commands {
+            let answer = self.exchange(command)?;
+            let ok = answer.sw.is_ok();
+            answers.push(answer);
+            if !ok {
+                break;
+            }
+        }
+        Ok(answers)
+    }
 }
 
 impl<T: ApduTransport + ?Sized> ApduTransport for Box<T> {
@@ -207,5 +224,8 @@ impl<T: ApduTransport + ?Sized> ApduTransport for Box<T> {
     }
     fn exchange(&mut self, command: &Command) -> Result<Response, TransportError> {
         (**self).exchange(command)
+    }
+    fn exchange_sequence(&mut self, commands: &[Command]) -> Result<Vec<Response>, TransportError> {
+        (**self).exchange_sequence(commands)
     }
 }

@@ -151,11 +151,35 @@ impl ApduTransport for PcscTransport {
     }
 
     fn exchange(&mut self, command: &Command) -> Result<Response, TransportError> {
+        let mut answers = self.exchange_sequence(std::slice::from_ref(command))?;
+        answers
+            .pop()
+            .ok_or_else(|| TransportError::Other("no answer".into()))
+    }
+
+    fn exchange_sequence(&mut self, commands: &[Command]) -> Result<Vec<Response>, TransportError> {
         let card = self.card()?;
         let result = match card.transaction() {
             Ok(transaction) => {
-                exchange_with(&mut |apdu| transmit_on(&transaction, apdu), command)
+                let mut answers = Vec::with_capacity(commands.len());
+                let mut failure = None;
+                for command in commands {
+                    match exchange_with(&mut |apdu| transmit_on(&transaction, apdu), command) {
+                        Ok(answer) => {
+                            let ok = answer.sw.is_ok();
+                            answers.push(answer);
+                            if !ok {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
                 // The transaction ends here (LeaveCard) when `transaction` drops.
+                failure.map_or(Ok(answers), Err)
             }
             Err(e) => Err(map_error(e)),
         };

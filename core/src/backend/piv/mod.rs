@@ -110,6 +110,37 @@ impl<T: ApduTransport> PivBackend<T> {
         }
     }
 
+    /// GENERAL AUTHENTICATE, preceded for a PIN-always key by VERIFY with the kept PIN in
+    /// the same atomic sequence (nothing may come between them).
+    fn authenticate(&mut self, slot: Slot, command: Command) -> Result<Response> {
+        if !slot.pin_always {
+            return self.send(&command);
+        }
+        let Some(pin) = self.pin_always.take() else {
+            return Err(Error::PinRequired);
+        };
+        let verify = Command::new(0x00, INS_VERIFY, 0x00, PIN_REF, pin.to_vec()).without_response();
+        let mut answers = match self.transport.exchange_sequence(&[verify, command]) {
+            Ok(answers) => answers.into_iter(),
+            Err(_) => {
+                self.lost();
+                return Err(Error::TokenNotPresent);
+            }
+        };
+        let verified = answers
+            .next()
+            .ok_or_else(|| Error::Internal("no answer to VERIFY".into()))?;
+        if let Err(e) = status::pin_result(verified.sw, "VERIFY") {
+            // The PIN was changed elsewhere: this try is spent once, never again.
+            self.verified = false;
+            return Err(self.with_count(e));
+        }
+        self.pin_always = Some(pin);
+        answers
+            .next()
+            .ok_or_else(|| Error::Internal("no answer to GENERAL AUTHENTICATE".into()))
+    }
+
     /// The connection broke: selection and PIN state are gone with it.
     fn lost(&mut self) {
         self.selected = false;
@@ -178,28 +209,6 @@ impl<T: ApduTransport> PivBackend<T> {
             },
             // The card went away after saying "wrong PIN": still a wrong PIN, count unknown.
             _ => Error::PinInvalid { retries },
-        }
-    }
-
-    /// Before a PIN-always key: VERIFY with the kept PIN, immediately before use.
-    fn reverify_for(&mut self, slot: Slot) -> Result<()> {
-        if !slot.pin_always {
-            return Ok(());
-        }
-        let Some(pin) = self.pin_always.take() else {
-            return Err(Error::PinRequired);
-        };
-        let sw = self.verify(&pin)?;
-        match status::pin_result(sw, "VERIFY") {
-            Ok(()) => {
-                self.pin_always = Some(pin);
-                Ok(())
-            }
-            Err(e) => {
-                // The PIN was changed elsewhere: this try is spent once, never again.
-                self.verified = false;
-                Err(e)
-            }
         }
     }
 }
@@ -396,7 +405,6 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
         let mut template = tlv::encode(0x82, &[]);
         template.extend(tlv::encode(0x81, &challenge));
         let body = tlv::encode(0x7C, &template);
-        self.reverify_for(slot)?;
         let command = Command::new(
             0x00,
             INS_GENERAL_AUTHENTICATE,
@@ -404,7 +412,7 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
             slot.key_ref,
             body,
         );
-        let reply = self.send(&command)?;
+        let reply = self.authenticate(slot, command)?;
         match reply.sw {
             StatusWord::OK => {}
             status::NOT_VERIFIED => {
