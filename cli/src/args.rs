@@ -94,10 +94,33 @@ pub struct SignArgs {
     /// Files to sign (their SHA-256 is signed).
     #[arg(long = "in", value_name = "FILE", num_args = 1.., requires = "out")]
     pub input: Vec<PathBuf>,
-    /// Directory for `<file>.sig` signatures.
+    /// Directory for the signature files (`<file>.sig`, or `<file>.p7s` with `--format cms`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Signature format: the raw signature, or a detached CMS / PKCS#7 SignedData.
+    #[arg(long, value_enum, default_value_t = SignatureFormat::Raw)]
+    pub format: SignatureFormat,
     /// Confirm using the last PIN try.
     #[arg(long)]
     pub confirm_final_try: bool,
+}
+
+/// What `sign` produces per document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureFormat {
+    /// RSA PKCS#1 v1.5 / DER ECDSA signature over the document's SHA-256.
+    Raw,
+    /// Detached CMS SignedData (DER, `.p7s`) with signed attributes and the certificate.
+    Cms,
+}
+
+impl SignatureFormat {
+    /// File extension of the signature files.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Raw => "sig",
+            Self::Cms => "p7s",
+        }
+    }
 }

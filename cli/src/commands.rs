@@ -10,12 +10,13 @@ use securesign_core::backend::{KeyId, SignatureScheme, TokenBackend};
 use securesign_core::batch::{BatchOutcome, BatchProgress, CancelFlag};
 use securesign_core::cert::{CertificateInfo, Validity};
 use securesign_core::clock::{Clock, SystemClock};
+use securesign_core::cms;
 use securesign_core::digest::Sha256Digest;
 use securesign_core::session::SessionPolicy;
-use securesign_core::{Error, ErrorBody, FinalTry, KeySelector, Result, Token};
+use securesign_core::{Error, ErrorBody, FinalTry, KeySelector, Result, SignerKey, Token};
 use serde::Serialize;
 
-use crate::args::{Cli, Command, Global, PinCommand, SignArgs};
+use crate::args::{Cli, Command, Global, PinCommand, SignArgs, SignatureFormat};
 use crate::output::{describe_pin_state, Printer};
 use crate::pin_input::PinSource;
 
@@ -255,6 +256,7 @@ struct SignedEntry {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignReport {
+    format: SignatureFormat,
     key: KeyId,
     scheme: SignatureScheme,
     certificate: String,
@@ -281,7 +283,18 @@ fn sign(global: &Global, args: &SignArgs, pins: &PinSource, printer: Printer) ->
     let pin = pins.read("PIN: ")?;
     token.verify_pin(pin, final_try(args.confirm_final_try), SystemClock.now())?;
 
-    let digests: Vec<Sha256Digest> = items.iter().map(|i| i.digest).collect();
+    // CMS: the token signs the signed attributes, which carry the document digest.
+    let prepared = match args.format {
+        SignatureFormat::Raw => Vec::new(),
+        SignatureFormat::Cms => items
+            .iter()
+            .map(|i| cms::prepare(&i.digest, SystemClock.wall()))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let digests: Vec<Sha256Digest> = match args.format {
+        SignatureFormat::Raw => items.iter().map(|i| i.digest).collect(),
+        SignatureFormat::Cms => prepared.iter().map(|p| p.to_sign).collect(),
+    };
     let show_progress = !printer.json() && std::io::stderr().is_terminal();
     let mut progress = |p: BatchProgress| {
         if show_progress {
@@ -301,11 +314,18 @@ fn sign(global: &Global, args: &SignArgs, pins: &PinSource, printer: Printer) ->
     }
     let _ = token.logout();
     let mut outcome = outcome;
-    let error = outcome.error.take();
+    let mut error = outcome.error.take();
+    if args.format == SignatureFormat::Cms {
+        if let Err(e) = wrap_cms(&mut outcome, &prepared, &items, &key) {
+            outcome.signed.clear();
+            error = Some(e);
+        }
+    }
     let report = report(
         &key.certificate_der,
         &items,
         args.out.as_deref(),
+        args.format,
         &outcome,
         error.as_ref(),
     )?;
@@ -322,11 +342,35 @@ fn sign(global: &Global, args: &SignArgs, pins: &PinSource, printer: Printer) ->
     }
 }
 
+/// Replaces each token signature by its CMS SignedData, reporting the document's digest.
+fn wrap_cms(
+    outcome: &mut BatchOutcome,
+    prepared: &[cms::PreparedSignature],
+    items: &[Item],
+    key: &SignerKey,
+) -> Result<()> {
+    for signed in &mut outcome.signed {
+        let (Some(prepared), Some(item)) = (prepared.get(signed.index), items.get(signed.index))
+        else {
+            return Err(Error::Internal("batch index out of range".into()));
+        };
+        signed.signature = cms::assemble(
+            prepared,
+            &key.certificate_der,
+            key.scheme,
+            &signed.signature,
+        )?;
+        signed.digest = item.digest;
+    }
+    Ok(())
+}
+
 /// Turns the outcome into a report, writing signature files for completed items.
 fn report(
     cert_der: &[u8],
     items: &[Item],
     out: Option<&Path>,
+    format: SignatureFormat,
     outcome: &BatchOutcome,
     error: Option<&Error>,
 ) -> Result<SignReport> {
@@ -335,7 +379,12 @@ fn report(
     for signed in &outcome.signed {
         let file = items.get(signed.index).and_then(|i| i.file.clone());
         let signature_file = match (out, &file) {
-            (Some(dir), Some(file)) => Some(write_signature(dir, file, &signed.signature)?),
+            (Some(dir), Some(file)) => Some(write_signature(
+                dir,
+                file,
+                format.extension(),
+                &signed.signature,
+            )?),
             _ => None,
         };
         signatures.push(SignedEntry {
@@ -347,6 +396,7 @@ fn report(
         });
     }
     Ok(SignReport {
+        format,
         key: outcome.key.clone(),
         scheme: outcome.scheme,
         certificate: b64.encode(cert_der),
@@ -357,13 +407,14 @@ fn report(
     })
 }
 
-/// Writes `<dir>/<file name>.sig` atomically: a temporary file renamed into place.
-fn write_signature(dir: &Path, file: &Path, signature: &[u8]) -> Result<PathBuf> {
+/// Writes `<dir>/<file name>.<extension>` atomically: a temporary file renamed into place.
+fn write_signature(dir: &Path, file: &Path, extension: &str, signature: &[u8]) -> Result<PathBuf> {
     let name = file
         .file_name()
         .ok_or_else(|| Error::BadRequest(format!("{} has no file name", file.display())))?;
     let mut target_name = name.to_os_string();
-    target_name.push(".sig");
+    target_name.push(".");
+    target_name.push(extension);
     let target = dir.join(&target_name);
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(&target_name);

@@ -316,3 +316,66 @@ fn human_output_is_short_and_plain() {
     let path: &Path = tok.module_path();
     assert!(path.exists());
 }
+
+#[test]
+fn sign_format_cms_writes_p7s_files_openssl_accepts() {
+    let tok = softhsm();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("signed");
+    let files: Vec<_> = (0..3)
+        .map(|i| {
+            let p = dir.path().join(format!("tender{i}.pdf"));
+            std::fs::write(&p, format!("%PDF-1.7 tender {i}")).unwrap();
+            p
+        })
+        .collect();
+    for key in ["signer-rsa", "signer-ec"] {
+        let mut args: Vec<String> = vec!["sign".into(), "--key".into(), key.into(), "--in".into()];
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        args.extend([
+            "--out".into(),
+            out_dir.display().to_string(),
+            "--format".into(),
+            "cms".into(),
+            "--pin-stdin".into(),
+            "--json".into(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&tok, &args, "123456\n");
+        assert!(out.status.success(), "{out:?}");
+        let v = json(&out);
+        assert_eq!(v["format"], "cms");
+        for (i, f) in files.iter().enumerate() {
+            let entry = &v["signatures"][i];
+            assert_eq!(
+                entry["digest"],
+                Sha256Digest::of(&std::fs::read(f).unwrap()).to_hex(),
+                "the document digest is reported, not the attributes'"
+            );
+            let p7s = std::path::PathBuf::from(entry["signatureFile"].as_str().unwrap());
+            assert_eq!(p7s.extension().unwrap(), "p7s");
+            assert_eq!(std::fs::read(&p7s).unwrap(), b64(&entry["signature"]));
+            let ok = Command::new("openssl")
+                .args([
+                    "cms",
+                    "-verify",
+                    "-binary",
+                    "-inform",
+                    "DER",
+                    "-noverify",
+                    "-in",
+                ])
+                .arg(&p7s)
+                .arg("-content")
+                .arg(f)
+                .args(["-out", "/dev/null"])
+                .output()
+                .unwrap();
+            assert!(
+                ok.status.success(),
+                "{key}: {}",
+                String::from_utf8_lossy(&ok.stderr)
+            );
+        }
+    }
+}
