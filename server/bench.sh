@@ -4,6 +4,7 @@
 # server process and the same run, with wrk (Debian package, installed here if missing).
 # Prints requests/s, p50/p99 and the validate/trivial ratio, then p50/p99 of validate
 # at about half its peak rate. Not part of CI. Usage: server/bench.sh [seconds]
+# BENCH_BIN=path/to/securesign-server skips the release build and uses that binary.
 set -euo pipefail
 DURATION="${1:-10}"
 CONNS=32
@@ -12,8 +13,12 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 if ! command -v wrk >/dev/null; then
   apt-get install -y wrk >/dev/null
 fi
-cargo build --release -p securesign-server --manifest-path "$ROOT/Cargo.toml" >&2
-BIN="$ROOT/target/release/securesign-server"
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN="$BENCH_BIN"
+else
+  cargo build --release -p securesign-server --manifest-path "$ROOT/Cargo.toml" >&2
+  BIN="$ROOT/target/release/securesign-server"
+fi
 
 WORK="$(mktemp -d)"
 SERVER_PID=""

@@ -110,7 +110,11 @@ impl fmt::Debug for ApiKeySecret {
 }
 
 /// SHA-256 of a whole key.
-#[derive(Clone, Copy, PartialEq, Eq)]
+///
+/// `Eq` and `Hash` serve the in-memory key cache; they may leak timing about the hash,
+/// which reveals nothing usable about a key with ~238 random bits. Authentication
+/// still ends with the constant-time [`KeyHash::matches_hex`] against the stored hash.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyHash([u8; 32]);
 
 impl KeyHash {

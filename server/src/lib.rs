@@ -9,6 +9,8 @@
 //! * [`api_key`]: key format, checksum, generation and hashing;
 //! * [`origin`]: origin parsing and the live/test scheme policy;
 //! * [`store`]: the SQLite (sqlx) database and its queries;
+//! * [`change_detector`]: a ~1 µs check that another connection or process wrote;
+//! * [`key_cache`]: key rows and whitelists in memory, revalidated on every request;
 //! * [`admin`]: the admin-console operations behind the CLI;
 //! * [`rate_limit`]: per-key requests-per-minute limits (governor);
 //! * [`clock`]: wall and monotonic time, injectable for tests;
@@ -16,9 +18,11 @@
 
 pub mod admin;
 pub mod api_key;
+pub mod change_detector;
 pub mod clock;
 pub mod http;
 pub mod ids;
+pub mod key_cache;
 pub mod origin;
 pub mod rate_limit;
 pub mod store;

@@ -4,6 +4,8 @@
 //! IDNA, default port dropped) and then compared as whole strings, so
 //! `https://portal.example.gov.in.evil.com` never matches `https://portal.example.gov.in`.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use url::{Host, Url};
@@ -93,6 +95,46 @@ impl fmt::Display for Origin {
     }
 }
 
+/// A tenant's whitelisted origins, parsed once when read from the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Whitelist {
+    /// Normal form → its parsed origin. Only normal forms are kept: a stored string
+    /// that does not parse back to itself can never equal a request's normalised
+    /// origin, so it could never match.
+    origins: HashMap<String, Origin>,
+}
+
+impl Whitelist {
+    /// Builds the whitelist from stored (normalised) origins.
+    pub fn from_stored<I: IntoIterator<Item = String>>(stored: I) -> Self {
+        let origins = stored
+            .into_iter()
+            .filter_map(|text| match Origin::parse(&text) {
+                Ok(origin) if origin.as_str() == text => Some((text, origin)),
+                _ => {
+                    tracing::warn!(origin = %text, "stored origin is not in normal form; ignored");
+                    None
+                }
+            })
+            .collect();
+        Self { origins }
+    }
+
+    /// Whether `origin` is whitelisted.
+    pub fn contains(&self, origin: &Origin) -> bool {
+        self.origins.contains_key(origin.as_str())
+    }
+
+    /// [`Origin::parse`], answered from the whitelist when `input` is exactly one of its
+    /// normal forms (the URL parser already turned that text into this origin).
+    pub fn parse<'a>(&'a self, input: &str) -> Result<Cow<'a, Origin>, OriginError> {
+        match self.origins.get(input) {
+            Some(origin) => Ok(Cow::Borrowed(origin)),
+            None => Origin::parse(input).map(Cow::Owned),
+        }
+    }
+}
+
 fn parse_http_url(input: &str) -> Result<Url, OriginError> {
     if input.len() > MAX_URL_LEN {
         return Err(OriginError::TooLong);
@@ -154,6 +196,49 @@ mod tests {
         assert_eq!(
             Origin::parse("portal.example.gov.in").unwrap_err(),
             OriginError::Unparseable
+        );
+    }
+
+    #[test]
+    fn the_whitelist_parses_like_the_parser_and_matches_only_normal_forms() {
+        let list = Whitelist::from_stored([
+            "https://portal.example.gov.in".to_owned(),
+            "http://localhost:3000".to_owned(),
+            "HTTPS://Not.Normal.example".to_owned(),
+        ]);
+        for input in [
+            "https://portal.example.gov.in",
+            "https://portal.example.gov.in/",
+            "HTTPS://PORTAL.example.gov.in:443",
+            "http://localhost:3000",
+            "https://portal.example.gov.in.evil.com",
+            "http://portal.example.gov.in",
+            "https://not.normal.example",
+        ] {
+            let fast = list.parse(input).unwrap();
+            let slow = Origin::parse(input).unwrap();
+            assert_eq!(*fast, slow, "{input}");
+            assert_eq!(
+                fast.allowed_for(KeyMode::Live),
+                slow.allowed_for(KeyMode::Live)
+            );
+            assert_eq!(
+                fast.allowed_for(KeyMode::Test),
+                slow.allowed_for(KeyMode::Test)
+            );
+        }
+        let allowed = |s: &str| list.contains(&Origin::parse(s).unwrap());
+        assert!(allowed("https://Portal.Example.gov.in/"));
+        assert!(allowed("http://localhost:3000"));
+        assert!(!allowed("https://portal.example.gov.in.evil.com"));
+        assert!(!allowed("http://portal.example.gov.in"));
+        assert!(
+            !allowed("https://not.normal.example"),
+            "a stored non-normal form is ignored"
+        );
+        assert_eq!(
+            list.parse("https://a.example/path").unwrap_err(),
+            OriginError::NotAnOrigin
         );
     }
 

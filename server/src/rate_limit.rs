@@ -51,10 +51,16 @@ pub enum Decision {
     },
 }
 
-/// All keys' limiters.
+/// One key's limiter and the requests-per-minute it was built for.
+struct KeyEntry {
+    rpm: NonZeroU32,
+    limiter: Arc<KeyLimiter>,
+}
+
+/// All keys' limiters, by key id.
 pub struct RateLimits {
     clock: LimiterClock,
-    limiters: Mutex<HashMap<(String, u32), Arc<KeyLimiter>>>,
+    limiters: Mutex<HashMap<String, KeyEntry>>,
 }
 
 impl RateLimits {
@@ -89,19 +95,30 @@ impl RateLimits {
         }
     }
 
+    /// The key's limiter (a new, full one when the key is new or its rpm changed).
+    /// Looks up by `&str`, so a known key costs no allocation.
     fn limiter(&self, key_id: &str, rpm: NonZeroU32) -> Arc<KeyLimiter> {
         let mut map = self
             .limiters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry((key_id.to_owned(), rpm.get()))
-            .or_insert_with(|| {
-                Arc::new(
-                    RateLimiter::direct_with_clock(Quota::per_minute(rpm), self.clock.clone())
-                        .with_middleware::<StateInformationMiddleware>(),
-                )
-            })
-            .clone()
+        if let Some(entry) = map.get(key_id) {
+            if entry.rpm == rpm {
+                return Arc::clone(&entry.limiter);
+            }
+        }
+        let limiter = Arc::new(
+            RateLimiter::direct_with_clock(Quota::per_minute(rpm), self.clock.clone())
+                .with_middleware::<StateInformationMiddleware>(),
+        );
+        map.insert(
+            key_id.to_owned(),
+            KeyEntry {
+                rpm,
+                limiter: Arc::clone(&limiter),
+            },
+        );
+        limiter
     }
 }
 
@@ -139,6 +156,28 @@ mod tests {
         assert!(matches!(
             limits.check("key_a", 120),
             Decision::Allowed { remaining: 119, .. }
+        ));
+    }
+
+    #[test]
+    fn a_changed_rpm_starts_a_fresh_limiter_and_an_unchanged_one_keeps_counting() {
+        let clock = Arc::new(ManualClock::starting_at(0));
+        let limits = RateLimits::new(clock);
+        for _ in 0..2 {
+            assert!(matches!(limits.check("key_a", 2), Decision::Allowed { .. }));
+        }
+        assert!(matches!(limits.check("key_a", 2), Decision::Limited { .. }));
+        assert!(matches!(
+            limits.check("key_a", 3),
+            Decision::Allowed {
+                limit: 3,
+                remaining: 2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            limits.check("key_a", 3),
+            Decision::Allowed { remaining: 1, .. }
         ));
     }
 }

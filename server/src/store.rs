@@ -5,10 +5,13 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
+
+use crate::change_detector::{ChangeDetector, ChangeDetectorError, DataVersion};
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +22,9 @@ pub enum StoreError {
     /// Applying the migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The change detector's connection failed.
+    #[error(transparent)]
+    ChangeDetector(#[from] ChangeDetectorError),
 }
 
 /// A tenant (an organisation running a portal).
@@ -128,10 +134,28 @@ pub enum FinishOutcome {
     NotPending,
 }
 
+/// A key row with its tenant's whitelist, read by one query.
+#[derive(Debug, Clone)]
+pub struct KeyWithWhitelist {
+    /// The key.
+    pub key: KeyRecord,
+    /// The tenant's normalised whitelisted origins.
+    pub origins: Vec<String>,
+}
+
+/// One row of the key-and-whitelist join.
+#[derive(FromRow)]
+struct KeyOriginRow {
+    #[sqlx(flatten)]
+    key: KeyRecord,
+    origin: Option<String>,
+}
+
 /// The database handle (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    changes: Arc<ChangeDetector>,
 }
 
 impl Store {
@@ -149,7 +173,15 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let changes = Arc::new(ChangeDetector::open(path)?);
+        Ok(Self { pool, changes })
+    }
+
+    /// The database's data version: it changes when anything commits to the file,
+    /// from this process or another one (see [`ChangeDetector`]). Synchronous and
+    /// cheap (about a microsecond); call it before reading what must be current.
+    pub fn data_version(&self) -> Result<DataVersion, StoreError> {
+        Ok(self.changes.version()?)
     }
 
     /// Closes all connections (waits for them to be returned).
@@ -215,16 +247,32 @@ impl Store {
     const KEY_COLUMNS: &'static str =
         "id, tenant_id, mode, key_hash, last4, rpm, created_at, expires_at, revoked_at, replaced_by";
 
-    /// The key with this hash (hex SHA-256).
-    pub async fn key_by_hash(&self, hash_hex: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM api_keys WHERE key_hash = $1",
-            Self::KEY_COLUMNS
-        );
-        Ok(sqlx::query_as(&sql)
-            .bind(hash_hex)
-            .fetch_optional(&self.pool)
-            .await?)
+    /// The key with this hash (hex SHA-256) and its tenant's whitelist, in one query.
+    pub async fn key_with_whitelist(
+        &self,
+        hash_hex: &str,
+    ) -> Result<Option<KeyWithWhitelist>, StoreError> {
+        let rows: Vec<KeyOriginRow> = sqlx::query_as(
+            "SELECT k.id, k.tenant_id, k.mode, k.key_hash, k.last4, k.rpm, k.created_at, \
+             k.expires_at, k.revoked_at, k.replaced_by, d.origin \
+             FROM api_keys k LEFT JOIN domains d ON d.tenant_id = k.tenant_id \
+             WHERE k.key_hash = $1",
+        )
+        .bind(hash_hex)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rows = rows.into_iter();
+        let Some(first) = rows.next() else {
+            return Ok(None);
+        };
+        let origins = std::iter::once(first.origin)
+            .chain(rows.map(|row| row.origin))
+            .flatten()
+            .collect();
+        Ok(Some(KeyWithWhitelist {
+            key: first.key,
+            origins,
+        }))
     }
 
     /// The key with this id.
@@ -332,17 +380,6 @@ impl Store {
         .bind(tenant_id)
         .fetch_all(&self.pool)
         .await?)
-    }
-
-    /// Whether `origin` (normalised) is whitelisted for the tenant.
-    pub async fn domain_allowed(&self, tenant_id: &str, origin: &str) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM domains WHERE tenant_id = $1 AND origin = $2")
-                .bind(tenant_id)
-                .bind(origin)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.is_some())
     }
 
     // ---- sessions ----

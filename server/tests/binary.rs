@@ -217,3 +217,37 @@ async fn restart_keeps_tenants_keys_and_sessions_and_no_plaintext_key_is_stored(
         }
     }
 }
+
+#[test]
+fn whitelist_changes_from_the_cli_apply_to_the_very_next_request() {
+    let s = setup();
+    let server = BinaryServer::spawn(&s.db, &s.log);
+    // Twice: the second answer comes from the server's key cache.
+    assert_eq!(curl_validate(&server.base(), &s.key).1, "200");
+    assert_eq!(curl_validate(&server.base(), &s.key).1, "200");
+    cli(&s.db, &["domain", "remove", "--tenant", &s.tenant, PORTAL]);
+    let (body, status) = curl_validate(&server.base(), &s.key);
+    assert_eq!(status, "403", "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "SS_DOMAIN_NOT_ALLOWED");
+    cli(&s.db, &["domain", "add", "--tenant", &s.tenant, PORTAL]);
+    assert_eq!(curl_validate(&server.base(), &s.key).1, "200");
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_commit_by_another_process_moves_the_data_version() {
+    let s = setup();
+    let store = securesign_server::Store::open(&s.db).await.unwrap();
+    let before = store.data_version().unwrap();
+    cli(&s.db, &["key", "list"]);
+    assert_eq!(
+        store.data_version().unwrap(),
+        before,
+        "a read by another process is not a change"
+    );
+    cli(&s.db, &["tenant", "create", "--name", "Second Portal"]);
+    let after = store.data_version().unwrap();
+    assert!(after > before, "{after:?} after {before:?}");
+    store.close().await;
+}

@@ -1,17 +1,23 @@
 //! API key authentication and per-key rate limiting, as middleware on portal routes.
 //!
-//! Every request looks the key up in the database: a revoke or the end of a roll's
-//! grace period takes effect on the very next request (no positive cache).
+//! Every request looks the key up through the [`KeyCache`](crate::key_cache::KeyCache),
+//! which first checks whether anything committed to the database since it read the
+//! key: a revoke (from any process) or a whitelist change takes effect on the very next
+//! request, and the end of a roll's grace period is checked against the clock each time.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
 use securesign_core::ErrorCode;
 
 use super::error::ApiError;
 use super::AppState;
 use crate::api_key::{self, KeyMode};
+use crate::key_cache::CachedKey;
+use crate::origin::Whitelist;
 use crate::rate_limit::Decision;
 
 /// The `X-SecureSign-Api-Key` header.
@@ -20,14 +26,36 @@ pub const API_KEY_HEADER: &str = "x-securesign-api-key";
 /// The key a request authenticated with, put in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct AuthedKey {
+    entry: Arc<CachedKey>,
+    mode: KeyMode,
+    rpm: u32,
+}
+
+impl AuthedKey {
     /// `key_…`.
-    pub key_id: String,
+    pub fn key_id(&self) -> &str {
+        &self.entry.record.id
+    }
+
     /// The key's tenant.
-    pub tenant_id: String,
+    pub fn tenant_id(&self) -> &str {
+        &self.entry.record.tenant_id
+    }
+
     /// Live or test.
-    pub mode: KeyMode,
+    pub fn mode(&self) -> KeyMode {
+        self.mode
+    }
+
     /// Requests per minute.
-    pub rpm: u32,
+    pub fn rpm(&self) -> u32 {
+        self.rpm
+    }
+
+    /// The tenant's whitelisted origins, read with the key.
+    pub fn whitelist(&self) -> &Whitelist {
+        &self.entry.whitelist
+    }
 }
 
 /// Middleware: authenticate, count against the key's limit, and add RateLimit headers.
@@ -40,12 +68,12 @@ pub async fn require_api_key(
         Ok(key) => key,
         Err(err) => return err.into_response(),
     };
-    match state.limits.check(&key.key_id, key.rpm) {
+    match state.limits.check(key.key_id(), key.rpm) {
         Decision::Limited {
             limit,
             retry_after_secs,
         } => {
-            tracing::info!(key_id = %key.key_id, "rate limited");
+            tracing::info!(key_id = %key.key_id(), "rate limited");
             let mut response = ApiError::new(
                 ErrorCode::RateLimited,
                 format!("more than {limit} requests per minute for this API key"),
@@ -135,11 +163,8 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthedKey
         ApiError::key_invalid(format!("invalid API key ({err})"))
     })?;
     let refused = || ApiError::key_invalid("invalid or revoked API key");
-    let record = state
-        .store
-        .key_by_hash(&parsed.hash.to_hex())
-        .await?
-        .ok_or_else(refused)?;
+    let entry = state.keys.lookup(&parsed.hash).await?.ok_or_else(refused)?;
+    let record = &entry.record;
     let now = state.clock.now_unix();
     if !parsed.hash.matches_hex(&record.key_hash)
         || record.mode != parsed.mode.as_str()
@@ -148,10 +173,10 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthedKey
         tracing::info!(key_id = %record.id, "revoked or expired API key refused");
         return Err(refused());
     }
+    let rpm = u32::try_from(record.rpm).unwrap_or(1);
     Ok(AuthedKey {
-        key_id: record.id,
-        tenant_id: record.tenant_id,
+        entry,
         mode: parsed.mode,
-        rpm: u32::try_from(record.rpm).unwrap_or(1),
+        rpm,
     })
 }

@@ -20,6 +20,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::clock::Clock;
+use crate::key_cache::KeyCache;
 use crate::rate_limit::RateLimits;
 use crate::store::{SessionRecord, Store};
 use error::ApiError;
@@ -27,25 +28,40 @@ use error::ApiError;
 /// Largest request body (500 documents or 500 signatures fit comfortably).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What every handler shares.
+/// What every handler shares: one `Arc`, so the per-request clones axum makes for
+/// the middleware and the handlers cost one reference count each.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+pub struct Shared {
     /// The database.
     pub store: Store,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Per-key rate limits.
     pub limits: Arc<RateLimits>,
+    /// API keys and whitelists, revalidated against the database on every request.
+    pub keys: Arc<KeyCache>,
 }
 
 impl AppState {
     /// State over `store` with `clock`.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             limits: Arc::new(RateLimits::new(clock.clone())),
+            keys: Arc::new(KeyCache::new(store.clone())),
             store,
             clock,
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 

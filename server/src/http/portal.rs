@@ -1,6 +1,7 @@
 //! Portal-side endpoints (API key required): validate, create a signing session, and
 //! read its status and results.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use axum::extract::{Path, State};
@@ -175,23 +176,30 @@ pub struct SessionStatusResponse {
 /// Checks the body's origin, the `Origin` header (must agree when present), the
 /// key's scheme rule and the tenant's whitelist (read with the key, current as of
 /// this request).
-fn allowed_origin(key: &AuthedKey, raw: &str, headers: &HeaderMap) -> Result<Origin, ApiError> {
-    let origin = Origin::parse(raw).map_err(|e| ApiError::bad_request(format!("origin: {e}")))?;
+fn allowed_origin<'k>(
+    key: &'k AuthedKey,
+    raw: &str,
+    headers: &HeaderMap,
+) -> Result<Cow<'k, Origin>, ApiError> {
+    let whitelist = key.whitelist();
+    let origin = whitelist
+        .parse(raw)
+        .map_err(|e| ApiError::bad_request(format!("origin: {e}")))?;
     if let Some(value) = headers.get(header::ORIGIN) {
-        let from_header = value.to_str().ok().and_then(|s| Origin::parse(s).ok());
-        if from_header.as_ref() != Some(&origin) {
+        let from_header = value.to_str().ok().and_then(|s| whitelist.parse(s).ok());
+        if from_header.as_deref() != Some(&*origin) {
             return Err(ApiError::domain_not_allowed(
                 "the Origin header does not match the request's origin",
             ));
         }
     }
-    if !origin.allowed_for(key.mode) {
+    if !origin.allowed_for(key.mode()) {
         return Err(ApiError::domain_not_allowed(format!(
             "{} keys need an https origin",
-            key.mode
+            key.mode()
         )));
     }
-    if !key.whitelist.contains(origin.as_str()) {
+    if !whitelist.contains(&origin) {
         return Err(ApiError::domain_not_allowed(format!(
             "origin {origin} is not whitelisted for this tenant"
         )));
@@ -220,9 +228,9 @@ pub async fn validate(
     allowed_origin(&key, &body.origin, &headers)?;
     Ok(Json(ValidateResponse {
         success: true,
-        tenant_id: key.tenant_id,
+        tenant_id: key.tenant_id().to_owned(),
         allowed: true,
-        rate_limit: RateLimitInfo { rpm: key.rpm },
+        rate_limit: RateLimitInfo { rpm: key.rpm() },
     }))
 }
 
@@ -306,9 +314,7 @@ pub async fn create_session(
     if let Some(url) = &body.callback_url {
         let callback_origin = Origin::of_callback_url(url)
             .map_err(|e| ApiError::bad_request(format!("callbackUrl: {e}")))?;
-        if !callback_origin.allowed_for(key.mode)
-            || !key.whitelist.contains(callback_origin.as_str())
-        {
+        if !callback_origin.allowed_for(key.mode()) || !key.whitelist().contains(&callback_origin) {
             return Err(ApiError::domain_not_allowed(format!(
                 "callbackUrl origin {callback_origin} is not whitelisted for this tenant"
             )));
@@ -318,8 +324,8 @@ pub async fn create_session(
     let session = SessionRecord {
         id: ids::session_id(),
         request_id: ids::request_id(),
-        tenant_id: key.tenant_id.clone(),
-        key_id: key.key_id.clone(),
+        tenant_id: key.tenant_id().to_owned(),
+        key_id: key.key_id().to_owned(),
         origin: origin.to_string(),
         callback_url: body.callback_url.clone(),
         status: "pending".to_owned(),
@@ -360,7 +366,7 @@ pub async fn session_status(
 ) -> Result<Json<SessionStatusResponse>, ApiError> {
     let session = state
         .store
-        .session_of_tenant(&session_id, &key.tenant_id)
+        .session_of_tenant(&session_id, key.tenant_id())
         .await?
         .ok_or_else(|| ApiError::not_found("no such session"))?;
     let documents = state.store.documents(&session.id).await?;

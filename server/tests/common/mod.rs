@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use securesign_server::admin::Admin;
 use securesign_server::api_key::KeyMode;
+use securesign_server::key_cache::KeyCache;
 use securesign_server::{router, serve, AppState, ManualClock, RouterOptions, Store};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -35,6 +36,8 @@ pub struct Fixture {
     pub live_key: String,
     pub live_key_id: String,
     pub test_key: String,
+    /// The server's key cache (for its hit/miss counters).
+    pub keys: Arc<KeyCache>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -62,10 +65,9 @@ impl Fixture {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = router(
-            AppState::new(store.clone(), clock.clone()),
-            RouterOptions::default(),
-        );
+        let state = AppState::new(store.clone(), clock.clone());
+        let keys = state.keys.clone();
+        let app = router(state, RouterOptions::default());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, app, async {
             let _ = rx.await;
@@ -81,6 +83,7 @@ impl Fixture {
             live_key: live.secret.expose().to_owned(),
             live_key_id: live.record.id,
             test_key: test.secret.expose().to_owned(),
+            keys,
             shutdown: Some(tx),
             server: Some(server),
         }

@@ -1,0 +1,167 @@
+//! In-memory copies of API key rows and their tenants' whitelists, revalidated on
+//! every request.
+//!
+//! Before each lookup the cache asks the [`Store`] for its data version (a ~1 µs
+//! check that sees commits from any other connection or process: see
+//! [`crate::change_detector`]). When the version moved since the cached rows were read,
+//! every entry is dropped before the lookup, so a revoke, a roll or a whitelist change
+//! is seen by the very next request, whoever wrote it. Time-based rules (the end of a
+//! roll's grace period) are not cached: callers check the record against their clock
+//! on every request.
+//!
+//! Only keys that exist are cached (their number is bounded by the table); unknown
+//! keys are looked up every time, so random keys cannot grow the cache.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::api_key::KeyHash;
+use crate::change_detector::DataVersion;
+use crate::origin::Whitelist;
+use crate::store::{KeyRecord, KeyWithWhitelist, Store, StoreError};
+
+/// A key row and its tenant's whitelist, as read together from the database.
+#[derive(Debug)]
+pub struct CachedKey {
+    /// The key row (revocation and grace end included).
+    pub record: KeyRecord,
+    /// The tenant's origins.
+    pub whitelist: Arc<Whitelist>,
+}
+
+impl From<KeyWithWhitelist> for CachedKey {
+    fn from(row: KeyWithWhitelist) -> Self {
+        Self {
+            record: row.key,
+            whitelist: Arc::new(Whitelist::from_stored(row.origins)),
+        }
+    }
+}
+
+/// Counters, for tests and diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups answered from memory.
+    pub hits: u64,
+    /// Lookups that read the database.
+    pub misses: u64,
+    /// Times the entries were dropped because the database changed.
+    pub invalidations: u64,
+}
+
+/// Entries valid for one data version.
+#[derive(Default)]
+struct Generation {
+    /// The version the entries are current for; `None` before the first check.
+    version: Option<DataVersion>,
+    keys: HashMap<KeyHash, Arc<CachedKey>>,
+}
+
+/// What a probe of the cache found.
+enum Probe {
+    Hit(Arc<CachedKey>),
+    /// Not cached; a row read from now on may be cached under this version.
+    Miss(Option<DataVersion>),
+}
+
+/// The key cache over a [`Store`].
+pub struct KeyCache {
+    store: Store,
+    generation: Mutex<Generation>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    invalidations: AtomicU64,
+}
+
+impl KeyCache {
+    /// An empty cache over `store`.
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            generation: Mutex::new(Generation::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+        }
+    }
+
+    /// The key whose SHA-256 is `hash`, with its tenant's whitelist, as current as the
+    /// database at the time of the call. `None` when no such key exists.
+    pub async fn lookup(&self, hash: &KeyHash) -> Result<Option<Arc<CachedKey>>, StoreError> {
+        let tag = match self.store.data_version() {
+            Ok(observed) => match self.probe(observed, hash) {
+                Probe::Hit(entry) => {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(entry));
+                }
+                Probe::Miss(tag) => tag,
+            },
+            Err(err) => {
+                // Without a version nothing may be served from (or put into) memory.
+                tracing::warn!(error = %err, "cannot check the database version; reading the key uncached");
+                None
+            }
+        };
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let Some(row) = self.store.key_with_whitelist(&hash.to_hex()).await? else {
+            return Ok(None);
+        };
+        let entry = Arc::new(CachedKey::from(row));
+        if let Some(tag) = tag {
+            self.fill(tag, *hash, &entry);
+        }
+        Ok(Some(entry))
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            invalidations: self.invalidations.load(Ordering::Relaxed),
+        }
+    }
+
+    fn generation(&self) -> std::sync::MutexGuard<'_, Generation> {
+        self.generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves the cache forward to `observed` (dropping everything if the database
+    /// changed), then looks `hash` up.
+    ///
+    /// Invariant: the entries of a generation were read from the database after that
+    /// generation's version was observed, so they hold every commit the version
+    /// reflects; an equal version observed later means no commit since.
+    fn probe(&self, observed: DataVersion, hash: &KeyHash) -> Probe {
+        let mut generation = self.generation();
+        match generation.version {
+            Some(current) if observed <= current => {
+                // Equal: nothing changed. Older: another request already moved the
+                // cache to a newer version, whose entries are newer still.
+            }
+            _ => {
+                if !generation.keys.is_empty() {
+                    self.invalidations.fetch_add(1, Ordering::Relaxed);
+                }
+                generation.keys.clear();
+                generation.version = Some(observed);
+            }
+        }
+        match generation.keys.get(hash) {
+            Some(entry) => Probe::Hit(Arc::clone(entry)),
+            None => Probe::Miss(generation.version),
+        }
+    }
+
+    /// Caches a row read after the probe that returned `tag`, unless the cache moved
+    /// to another version meanwhile (the row might predate that version's commits).
+    fn fill(&self, tag: DataVersion, hash: KeyHash, entry: &Arc<CachedKey>) {
+        let mut generation = self.generation();
+        if generation.version == Some(tag) {
+            generation.keys.insert(hash, Arc::clone(entry));
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The in-memory key cache over real HTTP and a real SQLite file: warm keys are served
+//! from memory, and any commit by another connection (revoke, roll, whitelist change,
+//! or anything else) is seen by the very next request.
+
+// Tests may unwrap: a failure should stop the test with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{documents_json, sha256, Fixture, PORTAL};
+use securesign_server::admin::Admin;
+use securesign_server::api_key::{ApiKeySecret, KeyMode};
+use securesign_server::key_cache::CacheStats;
+use securesign_server::Store;
+use serde_json::json;
+
+fn delta(after: CacheStats, before: CacheStats) -> (u64, u64, u64) {
+    (
+        after.hits - before.hits,
+        after.misses - before.misses,
+        after.invalidations - before.invalidations,
+    )
+}
+
+#[tokio::test]
+async fn a_warm_key_is_answered_from_memory_until_anything_commits() {
+    let f = Fixture::start().await;
+    let start = f.keys.stats();
+    for _ in 0..4 {
+        assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    }
+    assert_eq!(
+        delta(f.keys.stats(), start),
+        (3, 1, 0),
+        "hits, misses, drops"
+    );
+
+    // Creating a session commits a row: the cache cannot tell what changed, so it
+    // drops everything and reads the key again.
+    let body = json!({"origin": PORTAL, "documents": documents_json(&[sha256(b"a")])});
+    let reply = f.post_bearer("/v1/auth/session", &f.live_key, &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let before = f.keys.stats();
+    assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    assert_eq!(delta(f.keys.stats(), before), (0, 1, 1));
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoke_through_another_connection_pool_is_refused_on_the_next_request() {
+    let f = Fixture::start().await;
+    assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    assert_eq!(f.keys.stats().hits, 1, "the key should be cached by now");
+
+    let other = Store::open(&f.db_path).await.unwrap();
+    Admin::new(&other, f.clock.as_ref())
+        .revoke_key(&f.live_key_id)
+        .await
+        .unwrap();
+    other.close().await;
+
+    f.validate(&f.live_key, PORTAL)
+        .await
+        .assert_error(401, "SS_API_KEY_INVALID");
+    f.validate(&f.live_key, PORTAL)
+        .await
+        .assert_error(401, "SS_API_KEY_INVALID");
+    assert_eq!(f.validate(&f.test_key, PORTAL).await.status, 200);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn whitelist_changes_apply_to_the_next_request() {
+    let f = Fixture::start().await;
+    let other = "https://other.example.gov.in";
+    assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    f.validate(&f.live_key, other)
+        .await
+        .assert_error(403, "SS_DOMAIN_NOT_ALLOWED");
+
+    f.admin().add_domain(&f.tenant_id, other).await.unwrap();
+    assert_eq!(f.validate(&f.live_key, other).await.status, 200);
+
+    assert!(f.admin().remove_domain(&f.tenant_id, PORTAL).await.unwrap());
+    f.validate(&f.live_key, PORTAL)
+        .await
+        .assert_error(403, "SS_DOMAIN_NOT_ALLOWED");
+    let body = json!({"origin": PORTAL, "documents": documents_json(&[sha256(b"a")])});
+    f.post_bearer("/v1/auth/session", &f.live_key, &body)
+        .await
+        .assert_error(403, "SS_DOMAIN_NOT_ALLOWED");
+    assert_eq!(f.validate(&f.live_key, other).await.status, 200);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn the_end_of_a_grace_period_refuses_a_cached_key_without_any_write() {
+    let f = Fixture::start().await;
+    f.admin()
+        .roll_key(&f.live_key_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    f.clock.advance(Duration::from_secs(59));
+    let before = f.keys.stats();
+    assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    f.clock.advance(Duration::from_secs(1));
+    f.validate(&f.live_key, PORTAL)
+        .await
+        .assert_error(401, "SS_API_KEY_INVALID");
+    assert_eq!(
+        delta(f.keys.stats(), before),
+        (2, 0, 0),
+        "both answers should come from the cache: the clock alone refused the key"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_keys_are_never_cached() {
+    let f = Fixture::start().await;
+    let unknown = ApiKeySecret::generate(KeyMode::Live);
+    let before = f.keys.stats();
+    for _ in 0..3 {
+        f.validate(unknown.expose(), PORTAL)
+            .await
+            .assert_error(401, "SS_API_KEY_INVALID");
+    }
+    assert_eq!(delta(f.keys.stats(), before), (0, 3, 0));
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn the_data_version_moves_only_when_another_connection_commits() {
+    let f = Fixture::start().await;
+    let v1 = f.store.data_version().unwrap();
+    assert_eq!(f.store.data_version().unwrap(), v1);
+    f.store.keys(None).await.unwrap();
+    assert_eq!(
+        f.store.data_version().unwrap(),
+        v1,
+        "a read is not a change"
+    );
+
+    f.admin().create_tenant("Another Portal").await.unwrap();
+    let v2 = f.store.data_version().unwrap();
+    assert!(v2 > v1, "{v2:?} after {v1:?}");
+    assert_eq!(f.store.data_version().unwrap(), v2);
+    f.stop().await;
+}
+
+/// Requests race a revoke from another connection pool: every request sent after the
+/// revoke returned must be refused; before it, they pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_sent_after_a_concurrent_revoke_passes() {
+    let f = Arc::new(Fixture::start().await);
+    let issued = f
+        .admin()
+        .create_key(&f.tenant_id, KeyMode::Live, 1_000_000)
+        .await
+        .unwrap();
+    let key = issued.secret.expose().to_owned();
+    assert_eq!(f.validate(&key, PORTAL).await.status, 200);
+
+    let revoked_at: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (f, key, revoked_at) = (f.clone(), key.clone(), revoked_at.clone());
+        clients.push(tokio::spawn(async move {
+            let mut late = Vec::new();
+            let mut passed_before = 0;
+            loop {
+                let sent = Instant::now();
+                let status = f.validate(&key, PORTAL).await.status;
+                match revoked_at.get() {
+                    Some(done) if sent > *done => {
+                        late.push(status);
+                        if late.len() >= 20 {
+                            return (passed_before, late);
+                        }
+                    }
+                    _ => passed_before += u32::from(status == 200),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = Store::open(&f.db_path).await.unwrap();
+    Admin::new(&other, f.clock.as_ref())
+        .revoke_key(&issued.record.id)
+        .await
+        .unwrap();
+    revoked_at.set(Instant::now()).unwrap();
+    other.close().await;
+
+    let mut total_before = 0;
+    for client in clients {
+        let (passed_before, late) = client.await.unwrap();
+        total_before += passed_before;
+        assert!(
+            late.iter().all(|&status| status == 401),
+            "a request sent after the revoke was answered {late:?}"
+        );
+    }
+    assert!(total_before > 0, "no request passed before the revoke");
+    assert!(f.keys.stats().hits > 0, "the cache was never used");
+}
