@@ -199,7 +199,7 @@ fn describe_cert(entry: &CertEntry) -> String {
     };
     let class = info
         .highest_india_class()
-        .map(|c| format!(", India PKI {c:?}"))
+        .map(|c| format!(", India PKI {}", c.label()))
         .unwrap_or_default();
     format!(
         "[{}] {}: {}\n    issuer {}\n    {validity}{class}\n    sha256 {}",

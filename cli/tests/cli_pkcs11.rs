@@ -60,6 +60,8 @@ fn tokens_certs_and_status_in_json() {
     let v = json(&out);
     assert_eq!(v["tokens"][0]["label"], tok.label());
     assert_eq!(v["tokens"][0]["pin"]["status"], "ACTIVE");
+    assert_eq!(v["tokens"][0]["flags"]["userPinInitialized"], true);
+    assert_eq!(v["tokens"][0]["flags"]["loginRequired"], true);
 
     let v = json(&run(&tok, &["certs", "--json"], ""));
     let certs = v["certificates"].as_array().expect("array");

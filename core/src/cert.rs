@@ -43,6 +43,20 @@ pub enum IndiaPkiClass {
     DocumentSigner,
 }
 
+impl IndiaPkiClass {
+    /// How people name it, e.g. `Class 3`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Class1 => "Class 1",
+            Self::Class2 => "Class 2",
+            Self::Class3 => "Class 3",
+            Self::EkycSingleFactor => "eKYC single factor",
+            Self::EkycMultiFactor => "eKYC multi factor",
+            Self::DocumentSigner => "Document Signer",
+        }
+    }
+}
+
 /// Where `now` falls in the certificate's validity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]

@@ -59,6 +59,39 @@ pub struct SlotToken {
     pub info: TokenInfo,
     /// PIN status read from the token flags (no login).
     pub pin: PinState,
+    /// Token flags that matter to a signer.
+    pub flags: TokenFlags,
+}
+
+/// The PKCS#11 token flags (`CKF_*`) a signer cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenFlags {
+    /// `CKF_LOGIN_REQUIRED`.
+    pub login_required: bool,
+    /// `CKF_USER_PIN_INITIALIZED`.
+    pub user_pin_initialized: bool,
+    /// `CKF_USER_PIN_TO_BE_CHANGED`: the issuer asks for a PIN change before use.
+    pub user_pin_to_be_changed: bool,
+    /// `CKF_PROTECTED_AUTHENTICATION_PATH`: PIN pad on the device.
+    pub protected_authentication_path: bool,
+    /// `CKF_WRITE_PROTECTED`.
+    pub write_protected: bool,
+    /// `CKF_SO_PIN_LOCKED`: the PUK / SO PIN is blocked too.
+    pub so_pin_locked: bool,
+}
+
+impl TokenFlags {
+    fn of(info: &cryptoki::slot::TokenInfo) -> Self {
+        Self {
+            login_required: info.login_required(),
+            user_pin_initialized: info.user_pin_initialized(),
+            user_pin_to_be_changed: info.user_pin_to_be_changed(),
+            protected_authentication_path: info.protected_authentication_path(),
+            write_protected: info.write_protected(),
+            so_pin_locked: info.so_pin_locked(),
+        }
+    }
 }
 
 fn registry() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
@@ -118,6 +151,7 @@ impl Pkcs11Module {
                     slot: slot.id(),
                     info: describe(&info),
                     pin: user_pin_state(&info),
+                    flags: TokenFlags::of(&info),
                 })
             })
             .collect()
