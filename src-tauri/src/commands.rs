@@ -1,0 +1,423 @@
+//! The commands the UI may invoke. Each one is a thin call into the core or the API
+//! client; no signing or PIN policy lives here.
+//!
+//! PINs and PUKs arrive as arguments, become zeroizing [`Pin`]s at once and go to the
+//! token worker; they are never stored, logged or emitted.
+
+use securesign_core::biometric::{Availability, BiometricGate, GateStep, PromptRequest};
+use securesign_core::cert::{CertificateInfo, Validity};
+use securesign_core::deeplink::{RequestId, SignLink};
+use securesign_core::status::{PinState, PinStatus};
+use securesign_core::token::{select_certificate, FinalTry};
+use securesign_core::{Error, ErrorBody, ErrorCode, Pin, PinPolicy};
+use serde::Serialize;
+use tauri::State;
+use time::OffsetDateTime;
+
+use crate::api::{ApiClient, Document, FinishResponse, Tenant};
+use crate::error::{CommandError, CommandResult};
+use crate::settings::Settings;
+use crate::state::{AppState, Current};
+
+/// The signer certificate as the request screen shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateView {
+    /// Parsed certificate.
+    pub info: CertificateInfo,
+    /// Valid, expiring soon, expired or not yet valid, now.
+    pub validity: Validity,
+}
+
+/// The token side of a request screen.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    /// Token label.
+    pub label: String,
+    /// PIN status and tries left (no try spent to read it).
+    pub pin: PinState,
+    /// Length and characters the PIN must have.
+    pub pin_policy: PinPolicy,
+}
+
+/// Everything the request screen shows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestView {
+    /// The request id.
+    pub request_id: RequestId,
+    /// Who asks.
+    pub tenant: Tenant,
+    /// Verified portal origin.
+    pub origin: String,
+    /// When the request expires (RFC 3339).
+    pub expires_at: String,
+    /// Documents to sign.
+    pub documents: Vec<Document>,
+    /// The signer certificate, when the token could be read.
+    pub certificate: Option<CertificateView>,
+    /// The token, when it could be opened.
+    pub token: Option<TokenView>,
+    /// Why signing is impossible (no token, expired certificate, …).
+    pub blocker: Option<ErrorBody>,
+    /// A verified PIN session is active: signing needs no PIN.
+    pub session_active: bool,
+    /// The biometric gate's first step.
+    pub gate: GateStep,
+}
+
+/// What a finished signing reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignOutcomeView {
+    /// Documents signed.
+    pub signed: usize,
+    /// The server's answer.
+    pub server: FinishResponse,
+}
+
+/// PIN management screen.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PinStatusView {
+    /// Token label.
+    pub label: String,
+    /// Status and tries left.
+    pub pin: PinState,
+    /// PIN rules.
+    pub pin_policy: PinPolicy,
+    /// PUK rules.
+    pub puk_policy: PinPolicy,
+    /// Milliseconds to auto logout while a session is active.
+    pub session_remaining_ms: Option<u64>,
+}
+
+/// Settings screen.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsView {
+    /// Stored settings.
+    pub settings: Settings,
+    /// Whether biometrics can be used on this device.
+    pub biometric_availability: Availability,
+}
+
+fn api(state: &AppState) -> CommandResult<ApiClient> {
+    ApiClient::new(state.settings().api_url()?)
+}
+
+fn confirm(final_try: bool) -> FinalTry {
+    if final_try {
+        FinalTry::Confirmed
+    } else {
+        FinalTry::NotConfirmed
+    }
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The deep link the app was started with, or that arrived before the UI was ready.
+#[tauri::command]
+pub fn startup_link(state: State<'_, AppState>) -> Option<String> {
+    state.take_pending_link()
+}
+
+/// Opens a `securesign://sign` link: loads the request, reads the token and the signer
+/// certificate, and starts the biometric gate.
+#[tauri::command]
+pub async fn open_request(state: State<'_, AppState>, link: String) -> CommandResult<RequestView> {
+    let link = SignLink::parse(&link)?;
+    let request = api(&state)?.sign_request(&link.request_id).await?;
+    let selector = state.key_selector();
+    let token = state
+        .with_token(move |worker| {
+            let info = worker.info()?;
+            let pin = worker.status()?;
+            let signer = worker.signer(selector.clone());
+            let shown = match &signer {
+                Ok(key) => Some(key.certificate.clone()),
+                // Show the refused certificate too, so the user sees why.
+                Err(Error::CertExpired { .. } | Error::CertNotYetValid { .. }) => {
+                    let cert = select_certificate(worker.certificates()?, &selector)?;
+                    Some(CertificateInfo::from_der(&cert.der)?)
+                }
+                Err(_) => None,
+            };
+            Ok((info, pin, signer, shown))
+        })
+        .await;
+    let now = OffsetDateTime::now_utc();
+    let (token, certificate, signer, blocker) = match token {
+        Ok((info, pin, signer, shown)) => {
+            let view = TokenView {
+                label: info.label,
+                pin,
+                pin_policy: info.pin_policy,
+            };
+            let certificate = shown.map(|info| CertificateView {
+                validity: info.validity_at(now),
+                info,
+            });
+            match signer {
+                Ok(key) => (Some(view), certificate, Some(key), None),
+                Err(err) => (Some(view), certificate, None, Some(err.body())),
+            }
+        }
+        Err(err) => (None, None, None, Some(err.0)),
+    };
+    let session_active = token
+        .as_ref()
+        .is_some_and(|t| t.pin.status == PinStatus::SessionActive);
+    let mut gate = BiometricGate::new(
+        state.settings().biometric,
+        &state.biometrics().availability(),
+    );
+    let step = gate.start(session_active);
+    let view = RequestView {
+        request_id: request.request_id.clone(),
+        tenant: request.tenant.clone(),
+        origin: request.origin.clone(),
+        expires_at: request.expires_at.clone(),
+        documents: request.documents.clone(),
+        certificate,
+        token,
+        blocker,
+        session_active,
+        gate: step.clone(),
+    };
+    *state.current() = Some(Current {
+        request,
+        signer,
+        gate,
+        step,
+    });
+    Ok(view)
+}
+
+/// Shows the platform's biometric prompt for the request on screen (after a failure:
+/// prompts again). Never touches the token, except to end the PIN session when a
+/// lockout falls back to the PIN.
+#[tauri::command]
+pub async fn biometric_prompt(
+    state: State<'_, AppState>,
+    request_id: String,
+) -> CommandResult<GateStep> {
+    let (mut gate, mut step) = {
+        let current = state.current();
+        let current = current_for(&current, &request_id)?;
+        (current.gate.clone(), current.step.clone())
+    };
+    if let GateStep::RetryOrCancel { .. } = step {
+        step = gate.retry();
+    }
+    let session_active = match state.open_worker() {
+        Some(_) => {
+            state
+                .with_token(|w| Ok(w.status()?.status == PinStatus::SessionActive))
+                .await?
+        }
+        None => false,
+    };
+    let auth = state.biometrics();
+    let (gate, step) = tauri::async_runtime::spawn_blocking(move || {
+        while let GateStep::Prompt {
+            allow_device_credential,
+        } = step
+        {
+            let outcome = auth.authenticate(&PromptRequest {
+                reason: "Confirm it is you to sign".into(),
+                allow_device_credential,
+            });
+            step = gate.on_outcome(outcome, session_active);
+        }
+        (gate, step)
+    })
+    .await
+    .map_err(|e| CommandError::new(ErrorCode::Internal, format!("biometric task: {e}")))?;
+    if let GateStep::AskPin { end_session: true } = step {
+        state.with_token(|w| w.logout()).await?;
+    }
+    let mut current = state.current();
+    if let Some(current) = current.as_mut() {
+        current.gate = gate;
+        current.step = step.clone();
+    }
+    Ok(step)
+}
+
+fn current_for<'a>(current: &'a Option<Current>, request_id: &str) -> CommandResult<&'a Current> {
+    current
+        .as_ref()
+        .filter(|c| c.request.request_id.as_str() == request_id)
+        .ok_or_else(|| CommandError::new(ErrorCode::NotFound, "that signing request is not open"))
+}
+
+/// Verifies the PIN once (the token counts a wrong PIN) and starts the PIN session.
+#[tauri::command]
+pub async fn verify_pin(
+    state: State<'_, AppState>,
+    pin: String,
+    confirm_final_try: bool,
+) -> CommandResult<PinState> {
+    let pin = Pin::new(pin);
+    state
+        .with_token(move |w| w.verify_pin(pin, confirm(confirm_final_try)))
+        .await
+}
+
+/// Signs every document of the open request with the PIN session, then posts the result.
+#[tauri::command]
+pub async fn sign_request(
+    state: State<'_, AppState>,
+    request_id: String,
+) -> CommandResult<SignOutcomeView> {
+    let (request, signer) = {
+        let current = state.current();
+        let current = current_for(&current, &request_id)?;
+        if !current.gate_passed() {
+            return Err(CommandError::new(
+                ErrorCode::PinRequired,
+                "confirm with biometrics first",
+            ));
+        }
+        let signer = current.signer.clone().ok_or_else(|| {
+            CommandError::new(ErrorCode::KeyNotFound, "no usable signing certificate")
+        })?;
+        (current.request.clone(), signer)
+    };
+    let digests = request.documents.iter().map(|d| d.digest).collect();
+    let cancel = state.new_cancel_flag();
+    let key = signer.clone();
+    let outcome = state
+        .with_token(move |w| w.sign_batch(key, digests, cancel))
+        .await;
+    state.batch_ended();
+    let outcome = outcome?;
+    if let Some(err) = outcome.error {
+        return Err(err.into());
+    }
+    let signed = outcome.signed.len();
+    let signatures = outcome
+        .signed
+        .into_iter()
+        .filter_map(|s| {
+            request
+                .documents
+                .get(s.index)
+                .map(|d| (d.id.clone(), s.signature))
+        })
+        .collect::<Vec<_>>();
+    if signatures.len() != request.documents.len() {
+        return Err(CommandError::new(
+            ErrorCode::Internal,
+            "the batch did not sign every document",
+        ));
+    }
+    let server = api(&state)?
+        .submit_result(&request.request_id, &signer.certificate_der, signatures)
+        .await?;
+    *state.current() = None;
+    Ok(SignOutcomeView { signed, server })
+}
+
+/// Stops the running batch after the current document; `false` when none runs.
+#[tauri::command]
+pub fn cancel_signing(state: State<'_, AppState>) -> bool {
+    state.cancel_batch()
+}
+
+/// Declines the open request: tells the server, which tells the portal.
+#[tauri::command]
+pub async fn decline_request(
+    state: State<'_, AppState>,
+    request_id: String,
+) -> CommandResult<FinishResponse> {
+    let id = {
+        let current = state.current();
+        current_for(&current, &request_id)?
+            .request
+            .request_id
+            .clone()
+    };
+    let answer = api(&state)?.cancel(&id).await?;
+    *state.current() = None;
+    Ok(answer)
+}
+
+/// PIN status, rules and session time left (never logs in).
+#[tauri::command]
+pub async fn pin_status(state: State<'_, AppState>) -> CommandResult<PinStatusView> {
+    state
+        .with_token(|w| {
+            let info = w.info()?;
+            Ok(PinStatusView {
+                label: info.label,
+                pin: w.status()?,
+                pin_policy: info.pin_policy,
+                puk_policy: info.puk_policy,
+                session_remaining_ms: w.remaining()?.map(ms),
+            })
+        })
+        .await
+}
+
+/// Changes the PIN (the old PIN costs a try when wrong).
+#[tauri::command]
+pub async fn change_pin(
+    state: State<'_, AppState>,
+    old_pin: String,
+    new_pin: String,
+    confirm_final_try: bool,
+) -> CommandResult<()> {
+    let (old, new) = (Pin::new(old_pin), Pin::new(new_pin));
+    state
+        .with_token(move |w| w.change_pin(old, new, confirm(confirm_final_try)))
+        .await
+}
+
+/// Unblocks the PIN with the PUK and sets a new PIN (where the token supports it).
+#[tauri::command]
+pub async fn unblock_pin(
+    state: State<'_, AppState>,
+    puk: String,
+    new_pin: String,
+) -> CommandResult<()> {
+    let (puk, new) = (Pin::new(puk), Pin::new(new_pin));
+    state.with_token(move |w| w.unblock_pin(puk, new)).await
+}
+
+/// Ends the PIN session now; `true` when one was active.
+#[tauri::command]
+pub async fn logout(state: State<'_, AppState>) -> CommandResult<bool> {
+    if state.open_worker().is_none() {
+        return Ok(false);
+    }
+    state.with_token(|w| w.logout()).await
+}
+
+/// Milliseconds until auto logout, or `None` without a session (banner countdown).
+#[tauri::command]
+pub async fn session_remaining(state: State<'_, AppState>) -> CommandResult<Option<u64>> {
+    if state.open_worker().is_none() {
+        return Ok(None);
+    }
+    state.with_token(|w| Ok(w.remaining()?.map(ms))).await
+}
+
+/// The settings and whether biometrics are possible here.
+#[tauri::command]
+pub fn get_settings(state: State<'_, AppState>) -> SettingsView {
+    SettingsView {
+        settings: state.settings(),
+        biometric_availability: state.biometrics().availability(),
+    }
+}
+
+/// Validates, saves and applies settings.
+#[tauri::command]
+pub fn save_settings(state: State<'_, AppState>, settings: Settings) -> CommandResult<()> {
+    state.replace_settings(settings)
+}

@@ -1,0 +1,38 @@
+//! Desktop specifics: one instance (a second launch hands its link over), no biometrics.
+
+use std::sync::Arc;
+
+use securesign_core::biometric::{BiometricAuthenticator, NoBiometrics};
+use tauri::{Manager, Runtime};
+
+use crate::MAIN_WINDOW;
+
+/// Plugins, single-instance first so that a second launch exits before doing anything.
+pub fn plugins<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            // The `deep-link` feature has already passed the argv to `on_open_url`.
+            if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+                let _ = window.set_focus();
+            }
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+}
+
+/// Desktop has no biometric prompt; settings show it as unavailable.
+pub fn authenticator() -> Arc<dyn BiometricAuthenticator> {
+    Arc::new(NoBiometrics {
+        reason: "Biometric unlock is available in the phone app only".into(),
+    })
+}
+
+/// After setup: in development and tests (`SECURESIGN_REGISTER_SCHEME=1`) register the
+/// `securesign:` scheme for this executable; installed packages register it with their
+/// desktop entry instead.
+pub fn ready<R: Runtime>(app: &tauri::App<R>) -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("SECURESIGN_REGISTER_SCHEME").is_some_and(|v| v == "1") {
+        use tauri_plugin_deep_link::DeepLinkExt;
+        app.deep_link().register_all()?;
+    }
+    Ok(())
+}

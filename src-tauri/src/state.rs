@@ -1,0 +1,220 @@
+//! What the running app holds: settings, the token worker, the request on screen.
+//!
+//! Locks are held only for a field copy, never across an `.await` or a token call.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use securesign_core::backend::pkcs11::{Pkcs11Module, TokenSelector};
+use securesign_core::batch::CancelFlag;
+use securesign_core::biometric::{BiometricAuthenticator, BiometricGate, GateStep};
+use securesign_core::clock::SystemClock;
+use securesign_core::token::{KeySelector, SignerKey};
+use securesign_core::worker::{TokenEvent, TokenWorker};
+use securesign_core::{Error, ErrorCode};
+
+use crate::api::SignRequest;
+use crate::error::{CommandError, CommandResult};
+use crate::settings::{Settings, TokenSource};
+
+/// Where token events go (the main window, or a test).
+pub type EventSink = Arc<dyn Fn(&TokenEvent) + Send + Sync>;
+
+/// The request on screen and how far its flow got.
+pub struct Current {
+    /// The request as loaded from the API.
+    pub request: SignRequest,
+    /// The checked signing key, when the token and certificate are usable.
+    pub signer: Option<SignerKey>,
+    /// The biometric gate of this request.
+    pub gate: BiometricGate,
+    /// The gate's latest step.
+    pub step: GateStep,
+}
+
+impl Current {
+    /// True once the gate let the flow through to the PIN or to signing.
+    pub fn gate_passed(&self) -> bool {
+        matches!(self.step, GateStep::SkipPin | GateStep::AskPin { .. })
+    }
+}
+
+/// App state managed by Tauri.
+pub struct AppState {
+    config_dir: PathBuf,
+    settings: Mutex<Settings>,
+    token: Arc<Mutex<Option<TokenWorker>>>,
+    current: Mutex<Option<Current>>,
+    cancel: Mutex<Option<CancelFlag>>,
+    pending_link: Mutex<Option<String>>,
+    sink: OnceLock<EventSink>,
+    biometrics: Arc<dyn BiometricAuthenticator>,
+}
+
+/// Locks, recovering from a panic in another holder (the data are plain values).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl AppState {
+    /// State with settings loaded from `config_dir`.
+    pub fn new(
+        config_dir: PathBuf,
+        biometrics: Arc<dyn BiometricAuthenticator>,
+    ) -> securesign_core::Result<Self> {
+        let settings = Settings::load(&config_dir)?;
+        Ok(Self {
+            config_dir,
+            settings: Mutex::new(settings),
+            token: Arc::new(Mutex::new(None)),
+            current: Mutex::new(None),
+            cancel: Mutex::new(None),
+            pending_link: Mutex::new(None),
+            sink: OnceLock::new(),
+            biometrics,
+        })
+    }
+
+    /// Sets where token events go (once, at setup).
+    pub fn set_event_sink(&self, sink: EventSink) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// The settings now.
+    pub fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+
+    /// Saves new settings and applies them to the running token.
+    pub fn replace_settings(&self, new: Settings) -> CommandResult<()> {
+        new.save(&self.config_dir)?;
+        let mut settings = lock(&self.settings);
+        let source_changed = settings.token_source != new.token_source;
+        *settings = new.clone();
+        drop(settings);
+        let mut token = lock(&self.token);
+        if source_changed {
+            *token = None;
+        } else if let Some(worker) = token.as_ref() {
+            worker.set_policy(new.session_policy())?;
+        }
+        Ok(())
+    }
+
+    /// The platform's biometric prompt.
+    pub fn biometrics(&self) -> Arc<dyn BiometricAuthenticator> {
+        self.biometrics.clone()
+    }
+
+    /// The request on screen.
+    pub fn current(&self) -> MutexGuard<'_, Option<Current>> {
+        lock(&self.current)
+    }
+
+    /// Remembers a link that arrived before the UI asked for it (cold start).
+    pub fn set_pending_link(&self, link: String) {
+        *lock(&self.pending_link) = Some(link);
+    }
+
+    /// Takes the link that arrived before the UI was ready.
+    pub fn take_pending_link(&self) -> Option<String> {
+        lock(&self.pending_link).take()
+    }
+
+    /// A fresh cancel flag for a batch about to start.
+    pub fn new_cancel_flag(&self) -> CancelFlag {
+        let flag = CancelFlag::new();
+        *lock(&self.cancel) = Some(flag.clone());
+        flag
+    }
+
+    /// Cancels the running batch; `false` when none runs.
+    pub fn cancel_batch(&self) -> bool {
+        match lock(&self.cancel).as_ref() {
+            Some(flag) => {
+                flag.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets the batch's cancel flag when it ended.
+    pub fn batch_ended(&self) {
+        *lock(&self.cancel) = None;
+    }
+
+    /// The token worker, if one is open (never opens one).
+    pub fn open_worker(&self) -> Option<TokenWorker> {
+        lock(&self.token).clone()
+    }
+
+    /// Runs `f` with the token worker on a blocking thread, opening the token first if
+    /// needed. A lost token closes the worker so that the next call opens it afresh.
+    pub async fn with_token<T, F>(&self, f: F) -> CommandResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&TokenWorker) -> securesign_core::Result<T> + Send + 'static,
+    {
+        let slot = self.token.clone();
+        let settings = self.settings();
+        let sink = self.sink.get().cloned();
+        let result = tauri::async_runtime::spawn_blocking(move || {
+            let worker = worker(&slot, &settings, sink)?;
+            let result = f(&worker);
+            if let Err(Error::TokenNotPresent | Error::Token(_)) = &result {
+                *lock(&slot) = None;
+            }
+            result
+        })
+        .await
+        .map_err(|e| CommandError::new(ErrorCode::Internal, format!("token task: {e}")))?;
+        Ok(result?)
+    }
+
+    /// The key selector from the settings.
+    pub fn key_selector(&self) -> KeySelector {
+        match self.settings().signing_key {
+            Some(key) => KeySelector::IdOrLabel(key),
+            None => KeySelector::Only,
+        }
+    }
+}
+
+/// The open worker, or a new one from the settings' token source.
+fn worker(
+    slot: &Mutex<Option<TokenWorker>>,
+    settings: &Settings,
+    sink: Option<EventSink>,
+) -> securesign_core::Result<TokenWorker> {
+    let mut guard = lock(slot);
+    if let Some(worker) = guard.as_ref() {
+        return Ok(worker.clone());
+    }
+    let backend = match &settings.token_source {
+        TokenSource::Pkcs11 { module_path } => {
+            let module = Pkcs11Module::discover(module_path.as_deref())?;
+            Box::new(module.open(&TokenSelector::Only)?)
+        }
+        TokenSource::PcscReader { .. } => {
+            return Err(Error::NotSupported(
+                "PC/SC smart-card readers are not available in this build yet".into(),
+            ))
+        }
+    };
+    let (worker, events) =
+        TokenWorker::spawn(backend, settings.session_policy(), Arc::new(SystemClock))?;
+    std::thread::Builder::new()
+        .name("securesign-token-events".into())
+        .spawn(move || {
+            // Ends when the worker (the events' sender) is gone.
+            for event in events {
+                if let Some(sink) = &sink {
+                    sink(&event);
+                }
+            }
+        })
+        .map_err(|e| Error::Internal(format!("cannot start the event thread: {e}")))?;
+    *guard = Some(worker.clone());
+    Ok(worker)
+}

@@ -1,0 +1,183 @@
+//! Test fixture: the real REST API on loopback, a fresh SoftHSM2 token, app settings
+//! in a temp dir, and the app on Tauri's mock runtime with the real generated context
+//! (so the capability file is enforced on every call).
+
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use securesign_app::settings::{Settings, TokenSource};
+use securesign_core::biometric::BiometricAuthenticator;
+use securesign_server::admin::Admin;
+use securesign_server::api_key::KeyMode;
+use securesign_testlab::LabToken;
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{MockRuntime, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::{App, Manager, WebviewWindow};
+
+pub const PORTAL: &str = "https://portal.example.gov.in";
+
+/// The REST API, served by its own runtime on 127.0.0.1.
+pub struct Server {
+    _dir: tempfile::TempDir,
+    pub base: String,
+    key: String,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let db = dir.path().join("securesign.db");
+        let (base, key) = rt.block_on(async move {
+            let store = securesign_server::Store::open(&db).await.unwrap();
+            let clock: Arc<dyn securesign_server::Clock> =
+                Arc::new(securesign_server::SystemClock::new());
+            let admin = Admin::new(&store, clock.as_ref());
+            let tenant = admin.create_tenant("Example Portal").await.unwrap();
+            admin.add_domain(&tenant.id, PORTAL).await.unwrap();
+            let key = admin
+                .create_key(&tenant.id, KeyMode::Live, 1000)
+                .await
+                .unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let app = securesign_server::router(
+                securesign_server::AppState::new(store, clock),
+                securesign_server::RouterOptions::default(),
+            );
+            tokio::spawn(securesign_server::serve(
+                listener,
+                app,
+                std::future::pending(),
+            ));
+            (format!("http://{addr}"), key.secret.expose().to_owned())
+        });
+        Self {
+            _dir: dir,
+            base,
+            key,
+            rt,
+        }
+    }
+
+    /// Creates a signing request for `n` documents; returns its deep link.
+    pub fn create_request(&self, n: usize) -> String {
+        let documents: Vec<Value> = (0..n)
+            .map(|i| {
+                let digest = [i as u8 + 1; 32];
+                json!({
+                    "id": format!("doc-{i}"),
+                    "name": format!("Contract {i}.pdf"),
+                    "digestAlgorithm": "SHA-256",
+                    "digest": base64::engine::general_purpose::STANDARD.encode(digest),
+                })
+            })
+            .collect();
+        let (base, key) = (self.base.clone(), self.key.clone());
+        self.rt.block_on(async move {
+            let reply = reqwest::Client::new()
+                .post(format!("{base}/v1/auth/session"))
+                .bearer_auth(key)
+                .json(&json!({"origin": PORTAL, "documents": documents}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status().as_u16(), 201);
+            let body: Value = reply.json().await.unwrap();
+            body["deepLink"].as_str().unwrap().to_owned()
+        })
+    }
+
+    /// The portal's view of a session (`GET /v1/auth/session/{id}` needs the id, so we
+    /// read the request through the app endpoint instead).
+    pub fn request_status(&self, link: &str) -> (u16, Value) {
+        let id = link.rsplit('=').next().unwrap().to_owned();
+        let base = self.base.clone();
+        self.rt.block_on(async move {
+            let reply = reqwest::get(format!("{base}/v1/sign-requests/{id}"))
+                .await
+                .unwrap();
+            (reply.status().as_u16(), reply.json().await.unwrap())
+        })
+    }
+}
+
+/// The app under test.
+pub struct TestApp {
+    pub app: App<MockRuntime>,
+    pub config: tempfile::TempDir,
+}
+
+pub fn settings_for(server_base: &str, token: &LabToken) -> Settings {
+    Settings {
+        api_base_url: server_base.to_owned(),
+        token_source: TokenSource::Pkcs11 {
+            module_path: Some(PathBuf::from(token.module_path())),
+        },
+        signing_key: Some("01".into()),
+        ..Settings::default()
+    }
+}
+
+impl TestApp {
+    /// Starts the app with `settings` and `biometrics`. Sets process env (one test per
+    /// process under nextest).
+    pub fn start(settings: &Settings, biometrics: Arc<dyn BiometricAuthenticator>) -> Self {
+        let config = tempfile::tempdir().unwrap();
+        settings.save(config.path()).unwrap();
+        std::env::set_var("SECURESIGN_CONFIG_DIR", config.path());
+        let app = securesign_app::with_commands(tauri::test::mock_builder())
+            .build(tauri::generate_context!())
+            .unwrap();
+        securesign_app::install(app.handle(), biometrics).unwrap();
+        // The mock runtime does not open the configured windows itself.
+        let main = app.config().app.windows[0].clone();
+        tauri::WebviewWindowBuilder::from_config(app.handle(), &main)
+            .unwrap()
+            .build()
+            .unwrap();
+        Self { app, config }
+    }
+
+    pub fn main(&self) -> WebviewWindow<MockRuntime> {
+        self.app.get_webview_window("main").unwrap()
+    }
+
+    /// Invokes `cmd` from the main window's local content.
+    pub fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        invoke_from(&self.main(), "tauri://localhost", cmd, args)
+    }
+}
+
+pub fn invoke_from(
+    window: &WebviewWindow<MockRuntime>,
+    url: &str,
+    cmd: &str,
+    args: Value,
+) -> Result<Value, Value> {
+    tauri::test::get_ipc_response(
+        window,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: url.parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|body| body.deserialize::<Value>().unwrap())
+}
+
+pub fn code(err: &Value) -> &str {
+    err["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {err}"))
+}

@@ -1,0 +1,348 @@
+// SecureSign UI: screens only. Every decision is made by a Rust command; this file
+// shows results, collects input and passes it on. No remote content, no innerHTML.
+"use strict";
+
+const { invoke } = window.__TAURI__.core;
+const { listen } = window.__TAURI__.event;
+const $ = (id) => document.getElementById(id);
+
+let lang = localStorage.getItem("ss-lang") === "hi" ? "hi" : "en";
+let view = null;          // the RequestView on screen
+let retryAction = null;   // what "Try again" on the error screen does
+let bannerTimer = null;
+
+const t = (key, ...args) => {
+  const v = (window.SS_STRINGS[lang] || {})[key] ?? window.SS_STRINGS.en[key];
+  return typeof v === "function" ? v(...args) : (v ?? key);
+};
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  $("lang").value = lang;
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-aria]").forEach((el) => { el.setAttribute("aria-label", t(el.dataset.i18nAria)); });
+}
+
+function show(name) {
+  document.querySelectorAll(".screen").forEach((s) => { s.hidden = s.id !== `screen-${name}`; });
+  const heading = document.querySelector(`#screen-${name} h2`);
+  if (heading) { heading.tabIndex = -1; heading.focus(); }
+}
+
+function announce(text) { $("announce").textContent = text || ""; }
+
+function showError(err, retry) {
+  const e = normalise(err);
+  $("error-code").textContent = e.code;
+  $("error-message").textContent = e.message;
+  $("error-resolution").textContent = e.resolution;
+  retryAction = retry || null;
+  $("error-retry").hidden = !retry;
+  $("error-puk").hidden = e.code !== "SS_PIN_BLOCKED";
+  show("error");
+  announce(`${e.code}: ${e.message}. ${e.resolution}`);
+}
+
+function normalise(err) {
+  if (err && typeof err === "object" && err.code) return err;
+  return { code: "SS_INTERNAL", message: String(err), resolution: "Try again; report the problem if it persists" };
+}
+
+function triesText(retries) {
+  if (!retries) return "";
+  if (retries.remaining != null) return t("triesLeft", retries.remaining);
+  if (retries.indicator === "final_try") return t("triesFinal");
+  if (retries.indicator === "low") return t("triesLow");
+  return t("triesUnknown");
+}
+
+const isFinalTry = (r) => !!r && (r.indicator === "final_try" || r.remaining === 1);
+
+// ---------- request ----------
+
+async function openLink(link) {
+  announce("");
+  show("loading");
+  try {
+    view = await invoke("open_request", { link });
+    renderRequest();
+  } catch (err) {
+    view = null;
+    showError(err);
+  }
+}
+
+function renderRequest() {
+  $("tenant").textContent = view.tenant.displayName;
+  $("origin").textContent = view.origin;
+  $("expires").textContent = new Date(view.expiresAt).toLocaleString(lang === "hi" ? "hi-IN" : "en-IN");
+  $("doc-count").textContent = t("docCount", view.documents.length);
+  const list = $("doc-list");
+  list.replaceChildren(...view.documents.map((d) => { const li = document.createElement("li"); li.textContent = d.name; return li; }));
+  const cert = view.certificate;
+  $("cert").textContent = cert
+    ? `${cert.info.commonName || cert.info.subject} — ${cert.info.issuer} — ${t("validUntil")} ${cert.info.notAfter}`
+    : "—";
+  const warn = $("cert-warning");
+  warn.hidden = true;
+  if (cert) {
+    const v = cert.validity;
+    if (v.state === "expiring_soon") { warn.textContent = t("certExpiring", v.days_left ?? v.daysLeft); warn.hidden = false; }
+    if (v.state === "expired") { warn.textContent = t("certExpired"); warn.hidden = false; }
+    if (v.state === "not_yet_valid") { warn.textContent = t("certNotYet"); warn.hidden = false; }
+  }
+  const blocker = $("request-blocker");
+  if (view.blocker) {
+    blocker.textContent = `${view.blocker.code}: ${view.blocker.message}. ${view.blocker.resolution}`;
+    blocker.hidden = false;
+    announce(blocker.textContent);
+  } else {
+    blocker.hidden = true;
+  }
+  $("sign-btn").disabled = !!view.blocker;
+  $("session-note").hidden = !view.sessionActive;
+  show("request");
+}
+
+async function startSigning() {
+  if (!view) return;
+  const step = view.gate;
+  if (step.next === "prompt") return biometric();
+  if (step.next === "skipPin") return sign();
+  return askPin();
+}
+
+async function biometric() {
+  $("bio-text").textContent = t("bioWaiting");
+  $("bio-retry").hidden = true;
+  show("bio");
+  try {
+    const step = await invoke("biometric_prompt", { requestId: view.requestId });
+    view.gate = step;
+    if (step.next === "skipPin") return sign();
+    if (step.next === "askPin") return askPin();
+    if (step.next === "retryOrCancel") {
+      $("bio-text").textContent = t("bioFailed");
+      $("bio-retry").hidden = false;
+      announce(t("bioFailed"));
+      return;
+    }
+    showError({ code: "SS_SIGN_CANCELLED", message: "cancelled", resolution: "Allow user to retry" }, () => renderRequest());
+  } catch (err) { showError(err); }
+}
+
+// ---------- PIN ----------
+
+function askPin(retries) {
+  const r = retries || view?.token?.pin?.retries;
+  const policy = view?.token?.pinPolicy;
+  $("pin-tries").textContent = triesText(r);
+  $("pin-rules").textContent = policy ? t("pinRules", policy.minLen, policy.maxLen) : "";
+  $("final-try").hidden = !isFinalTry(r);
+  $("final-try-confirm").checked = false;
+  $("pin-error").textContent = "";
+  $("pin-input").value = "";
+  show("pin");
+  $("pin-input").focus();
+}
+
+async function submitPin(ev) {
+  ev.preventDefault();
+  const input = $("pin-input");
+  const pin = input.value;
+  input.value = ""; // cleared before anything else happens
+  const policy = view?.token?.pinPolicy;
+  if (policy && (pin.length < policy.minLen || pin.length > policy.maxLen)) {
+    const msg = t("pinLength", policy.minLen, policy.maxLen);
+    $("pin-error").textContent = msg;
+    announce(msg);
+    input.focus();
+    return;
+  }
+  const confirmFinalTry = !$("final-try").hidden && $("final-try-confirm").checked;
+  try {
+    await invoke("verify_pin", { pin, confirmFinalTry });
+    await sign();
+  } catch (err) {
+    const e = normalise(err);
+    if (e.code === "SS_PIN_INVALID") {
+      $("pin-tries").textContent = triesText(e.retries);
+      $("final-try").hidden = !isFinalTry(e.retries);
+      const msg = `${e.code}: ${e.message} — ${triesText(e.retries)}. ${e.resolution}`;
+      $("pin-error").textContent = msg;
+      announce(msg);
+      input.focus();
+    } else if (e.code === "SS_PIN_FINAL_TRY") {
+      $("final-try").hidden = false;
+      $("pin-error").textContent = `${e.code}: ${e.resolution}`;
+      announce(t("finalTryConfirm"));
+    } else if (e.code === "SS_PIN_FORMAT") {
+      $("pin-error").textContent = `${e.code}: ${e.message}`;
+      announce(e.message);
+    } else {
+      showError(e);
+    }
+  }
+}
+
+// ---------- signing ----------
+
+async function sign() {
+  const total = view.documents.length;
+  setProgress(0, total);
+  show("signing");
+  try {
+    const outcome = await invoke("sign_request", { requestId: view.requestId });
+    $("done-msg").textContent = t("done", t("docCount", outcome.signed), view.tenant.displayName);
+    show("done");
+    announce("");
+    refreshBanner();
+  } catch (err) {
+    const e = normalise(err);
+    if (e.code === "SS_PIN_REQUIRED" || e.code === "SS_SESSION_EXPIRED") return askPin();
+    showError(e, e.code === "SS_SIGN_CANCELLED" ? () => renderRequest() : null);
+  }
+}
+
+function setProgress(done, total) {
+  $("progress").max = total;
+  $("progress").value = done;
+  $("progress-text").textContent = t("progress", done, total);
+}
+
+// ---------- session banner ----------
+
+async function refreshBanner() {
+  let ms = null;
+  try { ms = await invoke("session_remaining"); } catch { ms = null; }
+  const banner = $("session-banner");
+  if (ms == null) { banner.hidden = true; return; }
+  const secs = Math.ceil(ms / 1000);
+  $("session-text").textContent = t("sessionLeft", Math.floor(secs / 60), secs % 60);
+  banner.hidden = false;
+}
+
+async function logoutNow() {
+  try {
+    await invoke("logout");
+    announce(t("loggedOut"));
+  } catch (err) { showError(err); }
+  refreshBanner();
+}
+
+// ---------- PIN management ----------
+
+async function openPinManagement() {
+  show("pinmgmt");
+  try {
+    const s = await invoke("pin_status");
+    $("pm-label").textContent = s.label;
+    $("pm-status").textContent = s.pin.status;
+    $("pm-tries").textContent = triesText(s.pin.retries);
+  } catch (err) { showError(err); }
+}
+
+async function changePin(ev) {
+  ev.preventDefault();
+  const [o, n, n2] = ["cp-old", "cp-new", "cp-new2"].map((id) => { const v = $(id).value; $(id).value = ""; return v; });
+  if (n !== n2) { announce(t("pinMismatch")); return; }
+  try {
+    await invoke("change_pin", { oldPin: o, newPin: n, confirmFinalTry: false });
+    announce(t("pinChanged"));
+    openPinManagement();
+  } catch (err) { showError(err); }
+}
+
+async function unblockPin(ev) {
+  ev.preventDefault();
+  const puk = $("puk-input").value; $("puk-input").value = "";
+  const n = $("puk-new").value; $("puk-new").value = "";
+  try {
+    await invoke("unblock_pin", { puk, newPin: n });
+    announce(t("pinUnblocked"));
+    openPinManagement();
+  } catch (err) { showError(err); }
+}
+
+// ---------- settings ----------
+
+async function openSettings() {
+  show("settings");
+  try {
+    const { settings, biometricAvailability } = await invoke("get_settings");
+    $("set-api").value = settings.apiBaseUrl;
+    $("set-idle").value = settings.idleTimeoutMinutes;
+    const src = settings.tokenSource;
+    $("src-pkcs11").checked = src.kind === "pkcs11";
+    $("src-pcsc").checked = src.kind === "pcscReader";
+    $("set-module").value = src.modulePath || "";
+    $("set-reader").value = src.reader || "";
+    $("set-key").value = settings.signingKey || "";
+    $("set-bio").checked = settings.biometric.enabled;
+    $("set-lockout").value = settings.biometric.onLockout;
+    const unavailable = biometricAvailability.state !== "available";
+    $("set-bio").disabled = unavailable;
+    $("bio-availability").textContent = unavailable ? biometricAvailability.reason : "";
+  } catch (err) { showError(err); }
+}
+
+async function saveSettings(ev) {
+  ev.preventDefault();
+  const pcsc = $("src-pcsc").checked;
+  const settings = {
+    apiBaseUrl: $("set-api").value.trim(),
+    idleTimeoutMinutes: Number($("set-idle").value),
+    biometric: { enabled: $("set-bio").checked, onLockout: $("set-lockout").value },
+    tokenSource: pcsc
+      ? { kind: "pcscReader", reader: $("set-reader").value.trim() || null }
+      : { kind: "pkcs11", modulePath: $("set-module").value.trim() || null },
+    signingKey: $("set-key").value.trim() || null,
+  };
+  try {
+    await invoke("save_settings", { settings });
+    announce(t("saved"));
+  } catch (err) { showError(err); }
+}
+
+// ---------- wiring ----------
+
+async function takeLink() {
+  const link = await invoke("startup_link");
+  if (link) await openLink(link);
+}
+
+window.addEventListener("DOMContentLoaded", async () => {
+  applyLanguage();
+  $("lang").addEventListener("change", (e) => { lang = e.target.value === "hi" ? "hi" : "en"; localStorage.setItem("ss-lang", lang); applyLanguage(); if (view && !$("screen-request").hidden) renderRequest(); });
+  $("nav-home").addEventListener("click", () => show("home"));
+  $("nav-pin").addEventListener("click", openPinManagement);
+  $("nav-settings").addEventListener("click", openSettings);
+  $("sign-btn").addEventListener("click", startSigning);
+  $("decline-btn").addEventListener("click", async () => {
+    try { await invoke("decline_request", { requestId: view.requestId }); view = null; announce(t("declined")); show("home"); } catch (err) { showError(err); }
+  });
+  $("bio-retry").addEventListener("click", biometric);
+  $("bio-cancel").addEventListener("click", () => { if (view) renderRequest(); else show("home"); });
+  $("pin-form").addEventListener("submit", submitPin);
+  $("pin-cancel").addEventListener("click", () => { $("pin-input").value = ""; showError({ code: "SS_SIGN_CANCELLED", message: "PIN entry cancelled", resolution: "Allow user to retry" }, () => renderRequest()); });
+  $("signing-cancel").addEventListener("click", () => invoke("cancel_signing"));
+  $("done-ok").addEventListener("click", () => show("home"));
+  $("error-ok").addEventListener("click", () => show(view ? "request" : "home"));
+  $("error-retry").addEventListener("click", () => retryAction && retryAction());
+  $("error-puk").addEventListener("click", openPinManagement);
+  $("logout-btn").addEventListener("click", logoutNow);
+  $("change-form").addEventListener("submit", changePin);
+  $("puk-form").addEventListener("submit", unblockPin);
+  $("settings-form").addEventListener("submit", saveSettings);
+
+  await listen("token-event", (e) => {
+    const p = e.payload || {};
+    if (p.event === "progress") setProgress(p.done, p.total);
+    if (p.event === "sessionStarted") refreshBanner();
+    if (p.event === "sessionEnded") { refreshBanner(); announce(t("sessionEnded")); }
+  });
+  await listen("link-waiting", () => takeLink());
+  bannerTimer = setInterval(refreshBanner, 1000);
+  show("home");
+  await takeLink();
+});
