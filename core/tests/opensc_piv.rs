@@ -110,7 +110,7 @@ fn change_pin_then_the_old_pin_is_refused() {
 
 fn signer(t: &mut Token<Pkcs11Backend>, slot: PivSlot) -> securesign_core::SignerKey {
     let id = KeySelector::IdOrLabel(format!("{:02x}", slot.opensc_id()));
-    t.signer(&id, SystemClock.wall()).unwrap()
+    t.signer(&id, SystemClock.wall()).expect("signer")
 }
 
 #[test]
@@ -133,9 +133,9 @@ fn ec_signatures_through_opensc_verify_against_the_certificate() {
 /// Freezes the card now and kills it 300 ms after `go` fires, from a helper thread.
 fn pull_card_after(lab: &PivLab, go: mpsc::Receiver<()>) {
     go.recv().expect("go signal");
-    lab.freeze_card().unwrap();
+    lab.freeze_card().expect("freeze card");
     std::thread::sleep(Duration::from_millis(300));
-    lab.kill_card().unwrap();
+    lab.kill_card().expect("kill card");
 }
 
 #[test]

@@ -19,6 +19,9 @@ const MAX_RESPONSE: usize = 64 * 1024;
 /// GET RESPONSE instruction.
 const INS_GET_RESPONSE: u8 = 0xC0;
 
+/// Sends one short APDU and returns the raw answer (`data || SW1 SW2`).
+pub(crate) type SendApdu<'a> = dyn FnMut(&[u8]) -> Result<Vec<u8>, TransportError> + 'a;
+
 /// Sends `command` over `transport` with command and response chaining.
 ///
 /// A status word other than `9000` on the final part is returned in the [`Response`]
@@ -33,7 +36,7 @@ pub fn exchange<T: ApduTransport + ?Sized>(
 
 /// [`exchange`] over any "send one short APDU" function (used inside PC/SC transactions).
 pub(crate) fn exchange_with(
-    send: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>, TransportError>,
+    send: &mut SendApdu<'_>,
     command: &Command,
 ) -> Result<Response, TransportError> {
     let mut parts = command.data.chunks(MAX_SHORT_DATA).peekable();
@@ -64,7 +67,7 @@ pub(crate) fn exchange_with(
 
 /// Sends the final (or only) APDU and follows `61xx` / `6Cxx`.
 fn collect_response(
-    send: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>, TransportError>,
+    send: &mut SendApdu<'_>,
     command: &Command,
     mut apdu: Vec<u8>,
 ) -> Result<Response, TransportError> {
