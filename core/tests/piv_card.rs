@@ -341,3 +341,39 @@ fn card_pulled_mid_batch_keeps_completed_signatures_and_spends_no_try() {
     );
     assert!(rest.is_complete(), "{:?}", rest.error);
 }
+
+#[test]
+fn a_pin_changed_elsewhere_costs_one_try_in_a_pin_always_batch_never_more() {
+    let lab = provisioned_lab();
+    let mut t = token(&lab);
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap();
+    let signer = t.signer(&key(PivSlot::Sign9C), SystemClock.wall()).unwrap();
+    // Another application changes the PIN and logs the card out.
+    let mut other = backend(&lab);
+    other.change_pin(&pin(PIV_PIN), &pin("24681357")).unwrap();
+    other.logout().unwrap();
+    drop(other);
+
+    // 9C needs VERIFY before each signature: the kept PIN is now wrong, once.
+    let out = t.sign_batch(
+        &signer,
+        &digests(3),
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    );
+    assert!(out.signed.is_empty());
+    let err = out.error.unwrap();
+    assert_eq!(err.retries(), Some(Retries::exact(2)), "{err:?}");
+    // The kept PIN is gone: the next batch asks for the PIN instead of trying again.
+    let out = t.sign_batch(
+        &signer,
+        &digests(3),
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    );
+    assert_eq!(out.error.map(|e| e.code()), Some(ErrorCode::PinRequired));
+    assert_eq!(card_tries(&lab), Some(2), "exactly one try spent");
+}
