@@ -136,8 +136,10 @@ impl PivLab {
     /// kill the card while a command is in flight. [`PivLab::kill_card`] ends it.
     pub fn freeze_card(&self) -> Result<()> {
         let pid = self.card_pid()?;
-        Tool::new("kill")
-            .args(["-STOP", &pid.to_string()])
+        // bash's builtin `kill`: no dependency on procps.
+        Tool::new("bash")
+            .args(["-c", "kill -STOP \"$1\"", "freeze-card"])
+            .arg(pid.to_string())
             .run()
             .map(|_| ())
     }
