@@ -32,7 +32,11 @@ pub fn authenticator() -> Arc<dyn BiometricAuthenticator> {
 pub fn ready<R: Runtime>(app: &tauri::App<R>) -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("SECURESIGN_REGISTER_SCHEME").is_some_and(|v| v == "1") {
         use tauri_plugin_deep_link::DeepLinkExt;
-        app.deep_link().register_all()?;
+        // Not fatal: the app works without it; only `gio open` / browsers cannot reach it.
+        if let Err(err) = app.deep_link().register_all() {
+            eprintln!("securesign: cannot register the securesign: scheme: {err}");
+        }
     }
+    let _ = app;
     Ok(())
 }

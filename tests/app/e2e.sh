@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# End-to-end test of the SecureSign app in the real webview (WebKitGTK) under Xvfb:
+# a real API server, a fresh SoftHSM2 token, tauri-driver + WebKitWebDriver, and
+# WebdriverIO. Starts everything it needs, stops it by PID, exits non-zero on failure
+# and prints "N passed, M failed" last.
+#
+#   tests/app/install.sh   # once: apt packages, npm ci, tauri-driver
+#   tests/app/e2e.sh
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+work="$(mktemp -d /tmp/securesign-e2e.XXXXXX)"
+pids=()
+
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cd "$root"
+cargo build -q -p securesign-app -p securesign-server -p securesign-testlab --bins
+target="${CARGO_TARGET_DIR:-$root/target}/debug"
+app="$target/securesign-app"
+
+# A token that outlives the provisioning command; its env goes to the app.
+eval "$("$target/securesign-lab" softhsm)"
+lab_dir="$SECURESIGN_LAB_DIR"
+pids_extra_cleanup() { rm -rf "$lab_dir"; }
+trap 'cleanup; pids_extra_cleanup' EXIT
+
+# The API server on a free loopback port, with a tenant, its origin and a key.
+db="$work/securesign.db"
+srv() { "$target/securesign-server" --db "$db" "$@"; }
+tenant="$(srv tenant create --name "Example Portal")"
+srv domain add --tenant "$tenant" https://portal.example.gov.in >/dev/null
+export SS_E2E_API_KEY="$(srv key create --tenant "$tenant" --mode live)"
+"$target/securesign-server" --db "$db" serve --listen 127.0.0.1:0 >"$work/server.out" 2>"$work/server.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q "listening on" "$work/server.out" 2>/dev/null && break; sleep 0.1; done
+addr="$(sed -n 's/^listening on //p' "$work/server.out" | head -1)"
+[[ -n "$addr" ]] || { echo "server did not start"; cat "$work/server.log"; echo "0 passed, 1 failed"; exit 1; }
+export SS_E2E_API="http://$addr"
+
+# App settings, XDG dirs (the dev scheme registration writes there), screenshots.
+export SECURESIGN_CONFIG_DIR="$work/config"
+mkdir -p "$SECURESIGN_CONFIG_DIR" "$work/xdg/data" "$work/xdg/config" "$here/screenshots"
+cat >"$SECURESIGN_CONFIG_DIR/settings.json" <<JSON
+{"apiBaseUrl": "$SS_E2E_API", "idleTimeoutMinutes": 15,
+ "tokenSource": {"kind": "pkcs11", "modulePath": "$SECURESIGN_PKCS11_MODULE"},
+ "signingKey": "01"}
+JSON
+export XDG_DATA_HOME="$work/xdg/data" XDG_CONFIG_HOME="$work/xdg/config"
+export SECURESIGN_REGISTER_SCHEME=1
+export SS_E2E_APP="$app" SS_E2E_SCREENSHOTS="$here/screenshots"
+
+# Xvfb on a free display, stopped by PID.
+display=""
+for n in $(seq 90 140); do
+  [[ -e "/tmp/.X$n-lock" || -e "/tmp/.X11-unix/X$n" ]] && continue
+  Xvfb ":$n" -screen 0 1280x900x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
+  pids+=($!)
+  sleep 0.5
+  if kill -0 "${pids[-1]}" 2>/dev/null; then display=":$n"; break; fi
+done
+[[ -n "$display" ]] || { echo "no free X display"; echo "0 passed, 1 failed"; exit 1; }
+export DISPLAY="$display"
+
+tauri_driver="$(command -v tauri-driver || echo "$HOME/.cargo/bin/tauri-driver")"
+export SS_E2E_TAURI_DRIVER="$tauri_driver"
+
+# One D-Bus session for the app, the second launch (gio open) and single-instance.
+set +e
+dbus-run-session -- node "$here/e2e.mjs"
+rc=$?
+set -e
+exit $rc
