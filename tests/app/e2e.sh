@@ -6,7 +6,9 @@
 #
 #   tests/app/install.sh   # once: apt packages, npm ci, tauri-driver
 #   tests/app/e2e.sh
+#   tests/app/e2e.sh bench  # release binary: launch-to-PIN time, idle RSS, sizes
 set -euo pipefail
+mode="${1:-e2e}"
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d /tmp/securesign-e2e.XXXXXX)"
@@ -23,6 +25,10 @@ cd "$root"
 cargo build -q -p securesign-app -p securesign-server -p securesign-testlab --bins
 target="${CARGO_TARGET_DIR:-$root/target}/debug"
 app="$target/securesign-app"
+if [[ "$mode" == bench ]]; then
+  app="${CARGO_TARGET_DIR:-$root/target}/release/securesign-app"
+  [[ -x "$app" ]] || { echo "build the release first: (cd src-tauri && ../tests/app/node_modules/.bin/tauri build --bundles deb)"; exit 1; }
+fi
 
 # A token that outlives the provisioning command; its env goes to the app.
 eval "$("$target/securesign-lab" softhsm)"
@@ -72,7 +78,8 @@ export SS_E2E_TAURI_DRIVER="$tauri_driver"
 
 # One D-Bus session for the app, the second launch (gio open) and single-instance.
 set +e
-dbus-run-session -- node "$here/e2e.mjs"
+script="$here/e2e.mjs"; [[ "$mode" == bench ]] && script="$here/bench.mjs"
+dbus-run-session -- node "$script"
 rc=$?
 set -e
 exit $rc
