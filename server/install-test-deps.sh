@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the server's tests need: the real `curl` (the seed's curl example is run
+# verbatim) and `openssl` (test keys, certificates and signatures). Idempotent and quiet.
+set -euo pipefail
+packages=(curl openssl)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_cmd[@]}" apt-get update -qq
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+    echo "server tests: installed ${missing[*]}"
+fi
