@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use base64::Engine as _;
 use securesign_core::digest::Sha256Digest;
 use securesign_core::verify::verify_digest_signature;
-use securesign_testlab::{LabToken, Module};
+use securesign_testlab::LabToken;
 use serde_json::Value;
 
 fn run(tok: &LabToken, args: &[&str], stdin: &str) -> Output {

@@ -46,7 +46,7 @@ fn main() {
         .login(UserType::User, Some(&AuthPin::from(tok.user_pin())))
         .expect("login");
     let infos: Vec<Vec<u8>> = digests.iter().map(Sha256Digest::rsa_digest_info).collect();
-    let mut bare = || {
+    let bare = || {
         // Found per round, untimed: the core's login (logout + login, as PKCS#11 logins are
         // per application) invalidates earlier private-object handles.
         let template = [

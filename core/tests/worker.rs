@@ -9,7 +9,7 @@ use common::{backend, lab, pin};
 use securesign_core::backend::pkcs11::Pkcs11Backend;
 use securesign_core::backend::{KeyId, SignatureScheme, TokenBackend, TokenCertificate, TokenInfo};
 use securesign_core::batch::{BatchProgress, CancelFlag};
-use securesign_core::clock::{Clock, ManualClock, SystemClock};
+use securesign_core::clock::{ManualClock, SystemClock};
 use securesign_core::digest::Sha256Digest;
 use securesign_core::session::SessionPolicy;
 use securesign_core::verify::verify_digest_signature;
