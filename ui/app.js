@@ -87,7 +87,7 @@ function renderRequest() {
   warn.hidden = true;
   if (cert) {
     const v = cert.validity;
-    if (v.state === "expiring_soon") { warn.textContent = t("certExpiring", v.days_left ?? v.daysLeft); warn.hidden = false; }
+    if (v.state === "expiring_soon") { warn.textContent = t("certExpiring", v.daysLeft); warn.hidden = false; }
     if (v.state === "expired") { warn.textContent = t("certExpired"); warn.hidden = false; }
     if (v.state === "not_yet_valid") { warn.textContent = t("certNotYet"); warn.hidden = false; }
   }

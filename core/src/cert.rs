@@ -59,7 +59,11 @@ impl IndiaPkiClass {
 
 /// Where `now` falls in the certificate's validity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "state")]
+#[serde(
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase",
+    tag = "state"
+)]
 pub enum Validity {
     /// Valid, more than [`EXPIRY_WARNING_DAYS`] left.
     Valid,
@@ -261,6 +265,15 @@ mod tests {
     fn garbage_is_refused_as_cert_invalid() {
         let err = CertificateInfo::from_der(b"not a certificate").unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::CertInvalid);
+    }
+
+    #[test]
+    fn validity_serializes_with_camel_case_fields() {
+        let v = serde_json::to_value(Validity::ExpiringSoon { days_left: 9 }).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"state": "expiring_soon", "daysLeft": 9})
+        );
     }
 
     #[test]

@@ -89,6 +89,9 @@ pub enum ErrorCode {
     /// Configuration problem (no PKCS#11 module, bad path, …).
     #[serde(rename = "SS_CONFIG")]
     Config,
+    /// The SecureSign API could not be reached or answered nonsense.
+    #[serde(rename = "SS_NETWORK")]
+    Network,
     /// A bug or unexpected failure on our side.
     #[serde(rename = "SS_INTERNAL")]
     Internal,
@@ -96,7 +99,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::PinInvalid,
         Self::PinBlocked,
         Self::ApiKeyInvalid,
@@ -122,6 +125,7 @@ impl ErrorCode {
         Self::NotFound,
         Self::Conflict,
         Self::Config,
+        Self::Network,
         Self::Internal,
     ];
 
@@ -153,6 +157,7 @@ impl ErrorCode {
             Self::NotFound => "SS_NOT_FOUND",
             Self::Conflict => "SS_CONFLICT",
             Self::Config => "SS_CONFIG",
+            Self::Network => "SS_NETWORK",
             Self::Internal => "SS_INTERNAL",
         }
     }
@@ -189,6 +194,9 @@ impl ErrorCode {
             Self::NotFound => "Check the identifier",
             Self::Conflict => "The request is already finished; start a new one",
             Self::Config => "Check the SecureSign settings",
+            Self::Network => {
+                "Check the network connection and the API address in settings, then retry"
+            }
             Self::Internal => "Try again; report the problem if it persists",
         }
     }
@@ -294,6 +302,9 @@ pub enum Error {
     /// Configuration problem.
     #[error("configuration: {0}")]
     Config(String),
+    /// The API could not be reached or answered nonsense.
+    #[error("network: {0}")]
+    Network(String),
     /// Unexpected failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -324,6 +335,7 @@ impl Error {
             Self::DeepLinkInvalid(_) => ErrorCode::DeepLinkInvalid,
             Self::BadRequest(_) => ErrorCode::BadRequest,
             Self::Config(_) => ErrorCode::Config,
+            Self::Network(_) => ErrorCode::Network,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -23,7 +23,11 @@ use crate::token::{FinalTry, KeySelector, SignerKey, Token};
 
 /// What the worker tells the UI without being asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "event", rename_all = "camelCase")]
+#[serde(
+    tag = "event",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum TokenEvent {
     /// The PIN was verified; the session is cached.
     SessionStarted {
@@ -283,4 +287,29 @@ fn run(
 
 fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_camel_case_fields() {
+        let started = serde_json::to_value(TokenEvent::SessionStarted {
+            idle_timeout_ms: 900_000,
+        })
+        .unwrap();
+        assert_eq!(
+            started,
+            serde_json::json!({"event": "sessionStarted", "idleTimeoutMs": 900_000})
+        );
+        let ended = serde_json::to_value(TokenEvent::SessionEnded {
+            reason: SessionEndReason::Idle,
+        })
+        .unwrap();
+        assert_eq!(
+            ended,
+            serde_json::json!({"event": "sessionEnded", "reason": "idle"})
+        );
+    }
 }
