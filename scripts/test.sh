@@ -2,7 +2,7 @@
 # Runs every SecureSign test: installs what the tests need (apt), builds the test tokens
 # (kryoptic module, virtual PIV card), checks formatting and lints, then runs the workspace
 # tests with cargo-nextest (one process per test: each provisions its own real token) and
-# the lab self-tests. This is the README's test command; .ci/run calls it.
+# the lab self-tests and the app's end-to-end tests. This is the README's test command; .ci/run calls it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,6 +13,7 @@ section "System packages"
 tests/lab/install.sh
 tests/lab/piv/install.sh
 server/install-test-deps.sh
+tests/app/install.sh
 
 section "Test tokens: kryoptic PKCS#11 module, virtual PIV card"
 tests/lab/build-kryoptic.sh
@@ -28,3 +29,6 @@ cargo nextest run --workspace --locked
 section "Virtual PIV card: unit tests and lab self-test"
 (cd tests/lab/virtual-piv && CARGO_TARGET_DIR="$root/target/virtual-piv" cargo nextest run --locked)
 tests/lab/piv/selftest.sh
+
+section "App end to end in the real webview under Xvfb"
+tests/app/e2e.sh
