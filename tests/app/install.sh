@@ -9,8 +9,13 @@ packages=(
   libwebkit2gtk-4.1-dev build-essential pkg-config libssl-dev
   libayatana-appindicator3-dev librsvg2-dev
   webkit2gtk-driver xvfb xauth dbus dbus-x11 libglib2.0-bin
-  desktop-file-utils xdg-utils curl nodejs npm
+  desktop-file-utils xdg-utils curl
 )
+# Node: this machine image ships NodeSource's nodejs (npm inside); Debian's `npm` package
+# conflicts with it. Install Debian's only where no node/npm exists at all.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
