@@ -1,55 +1,27 @@
 //! The `securesign` binary against fresh SoftHSM2 / kryoptic tokens: JSON shapes, exit
 //! codes, PINs only from stdin, signatures that verify.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use base64::Engine as _;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{b64, json, securesign};
 use securesign_core::digest::Sha256Digest;
 use securesign_core::verify::verify_digest_signature;
 use securesign_testlab::LabToken;
-use serde_json::Value;
 
 fn run(tok: &LabToken, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_securesign"))
-        .arg("--module")
-        .arg(tok.module_path())
-        .args(args)
-        .envs(tok.env())
-        .env_remove("SECURESIGN_PKCS11_MODULE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn securesign");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    let module = tok.module_path().display().to_string();
+    securesign(
+        &[&["--module", module.as_str()], args].concat(),
+        tok.env(),
+        stdin,
+    )
 }
 
 fn softhsm() -> LabToken {
     LabToken::softhsm().unwrap_or_else(|e| panic!("token lab: {e}"))
-}
-
-fn b64(s: &Value) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s.as_str().expect("base64 string"))
-        .expect("valid base64")
 }
 
 #[test]

@@ -2,8 +2,11 @@
 //! pcscd: readers, exact tries in the output, final-try confirmation, unblock, change,
 //! certificates and signatures that verify.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::Output;
+
+use common::{json, securesign};
 
 use base64::Engine as _;
 use securesign_core::digest::Sha256Digest;
@@ -21,31 +24,11 @@ fn run(lab: &PivLab, args: &[&str], stdin: &str) -> Output {
 }
 
 fn run_raw(lab: &PivLab, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_securesign"))
-        .args(args)
-        .envs(lab.env().iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn securesign");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    securesign(
+        args,
+        lab.env().iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        stdin,
+    )
 }
 
 fn remaining(lab: &PivLab) -> Value {
