@@ -61,3 +61,133 @@ fn capability_grants_commands_to_the_main_window_only() {
     assert_eq!(cap["local"], true);
     assert!(cap.get("remote").is_none());
 }
+
+fn mobile_file(path: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("mobile")
+            .join(path),
+    )
+    .unwrap()
+}
+
+/// `(scheme, host, appLink)` of every `plugins.deep-link.mobile` entry.
+fn mobile_links() -> Vec<(String, String, bool)> {
+    let conf = conf();
+    conf["plugins"]["deep-link"]["mobile"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|entry| {
+            let host = entry["host"].as_str().unwrap().to_owned();
+            let app_link = entry["appLink"].as_bool().unwrap();
+            entry["scheme"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |s| (s.as_str().unwrap().to_owned(), host.clone(), app_link))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn mobile_config_has_the_custom_scheme_and_a_verified_https_host() {
+    let links = mobile_links();
+    assert!(
+        links.contains(&("securesign".into(), "sign".into(), false)),
+        "{links:?}"
+    );
+    let app_links: Vec<_> = links.iter().filter(|l| l.2).collect();
+    assert_eq!(app_links.len(), 1, "{links:?}");
+    assert_eq!(app_links[0].0, "https", "App Links must be https");
+    assert!(!app_links[0].1.is_empty() && !app_links[0].1.contains('/'));
+}
+
+const ANDROID: &str = "http://schemas.android.com/apk/res/android";
+
+#[test]
+fn android_intent_filters_match_the_config() {
+    let text = mobile_file("android/deep-link-activity.xml");
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let activity = doc.root_element();
+    assert_eq!(activity.tag_name().name(), "activity");
+    assert_eq!(
+        activity.attribute((ANDROID, "launchMode")),
+        Some("singleTask"),
+        "a link must reach the running activity"
+    );
+    let filters: Vec<_> = activity
+        .children()
+        .filter(|n| n.has_tag_name("intent-filter"))
+        .collect();
+    for (scheme, host, app_link) in mobile_links() {
+        let found = filters.iter().find(|f| {
+            let data = |attr: &str| {
+                f.children()
+                    .filter(|n| n.has_tag_name("data"))
+                    .filter_map(|n| n.attribute((ANDROID, attr)).map(str::to_owned))
+                    .collect::<Vec<_>>()
+            };
+            data("scheme").contains(&scheme) && data("host").contains(&host)
+        });
+        let filter = found.unwrap_or_else(|| panic!("no intent filter for {scheme}://{host}"));
+        let names = |tag: &str| {
+            filter
+                .children()
+                .filter(|n| n.has_tag_name(tag))
+                .filter_map(|n| n.attribute((ANDROID, "name")))
+                .collect::<Vec<_>>()
+        };
+        assert!(names("action").contains(&"android.intent.action.VIEW"));
+        assert!(names("category").contains(&"android.intent.category.BROWSABLE"));
+        assert_eq!(
+            filter.attribute((ANDROID, "autoVerify")) == Some("true"),
+            app_link,
+            "{scheme}://{host}: autoVerify only for verified App Links"
+        );
+    }
+    assert_eq!(filters.len(), mobile_links().len(), "no extra filters");
+}
+
+#[test]
+fn ios_url_types_and_associated_domains_match_the_config() {
+    let info = plist::Value::from_reader_xml(mobile_file("ios/Info.deep-link.plist").as_bytes())
+        .unwrap();
+    let schemes: Vec<String> = info.as_dictionary().unwrap()["CFBundleURLTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| {
+            t.as_dictionary().unwrap()["CFBundleURLSchemes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_string().unwrap().to_owned())
+        })
+        .collect();
+    let custom: Vec<String> = mobile_links()
+        .into_iter()
+        .filter(|l| !l.2)
+        .map(|l| l.0)
+        .collect();
+    assert_eq!(schemes, custom, "iOS registers the custom schemes only");
+
+    let entitlements = plist::Value::from_reader_xml(
+        mobile_file("ios/securesign_iOS.entitlements").as_bytes(),
+    )
+    .unwrap();
+    let domains: Vec<&str> = entitlements.as_dictionary().unwrap()
+        ["com.apple.developer.associated-domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_string().unwrap())
+        .collect();
+    let expected: Vec<String> = mobile_links()
+        .into_iter()
+        .filter(|l| l.2)
+        .map(|l| format!("applinks:{}", l.1))
+        .collect();
+    assert_eq!(domains, expected);
+}
