@@ -8,6 +8,7 @@ const COMMANDS: &[&str] = &[
     "biometric_prompt",
     "verify_pin",
     "sign_request",
+    "signing_progress",
     "cancel_signing",
     "decline_request",
     "pin_status",

@@ -185,11 +185,26 @@ async function submitPin(ev) {
   }
 }
 
+// Cancel at the PIN screen: the portal is told (SS_SIGN_CANCELLED), the request is closed.
+async function cancelAtPin() {
+  $("pin-input").value = "";
+  try {
+    if (view) await invoke("decline_request", { requestId: view.requestId });
+    view = null;
+    showError({ code: "SS_SIGN_CANCELLED", message: t("pinCancelled"), resolution: "Allow user to retry" });
+  } catch (err) { showError(err); }
+}
+
 // ---------- signing ----------
+
+let progressBase = 0;    // documents already signed and kept when this pass started
 
 async function sign() {
   const total = view.documents.length;
-  setProgress(0, total);
+  try {
+    progressBase = (await invoke("signing_progress", { requestId: view.requestId })).signed;
+  } catch { progressBase = 0; }
+  setProgress(progressBase, total);
   show("signing");
   try {
     const outcome = await invoke("sign_request", { requestId: view.requestId });
@@ -199,9 +214,31 @@ async function sign() {
     refreshBanner();
   } catch (err) {
     const e = normalise(err);
-    if (e.code === "SS_PIN_REQUIRED" || e.code === "SS_SESSION_EXPIRED") return askPin();
-    showError(e, e.code === "SS_SIGN_CANCELLED" ? () => renderRequest() : null);
+    if (e.code === "SS_PIN_REQUIRED") return askPinFresh();
+    // Cancelled or token gone mid-batch: the signed documents are kept; "Try again" resumes.
+    const resumable = ["SS_SIGN_CANCELLED", "SS_TOKEN_NOT_PRESENT", "SS_TOKEN_ERROR", "SS_NETWORK"].includes(e.code);
+    showError(e, resumable ? resume : null);
   }
+}
+
+// Back to signing what is left: fresh token state first (the card may have been replaced).
+async function resume() {
+  try {
+    const s = await invoke("pin_status");
+    if (view.token) view.token.pin = s.pin;
+    if (s.pin.status === "SESSION_ACTIVE") return sign();
+    return askPin(s.pin.retries);
+  } catch (err) {
+    showError(err, resume);
+  }
+}
+
+async function askPinFresh() {
+  try {
+    const s = await invoke("pin_status");
+    if (view.token) view.token.pin = s.pin;
+    askPin(s.pin.retries);
+  } catch (err) { showError(err, resume); }
 }
 
 function setProgress(done, total) {
@@ -324,7 +361,7 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("bio-retry").addEventListener("click", biometric);
   $("bio-cancel").addEventListener("click", () => { if (view) renderRequest(); else show("home"); });
   $("pin-form").addEventListener("submit", submitPin);
-  $("pin-cancel").addEventListener("click", () => { $("pin-input").value = ""; showError({ code: "SS_SIGN_CANCELLED", message: "PIN entry cancelled", resolution: "Allow user to retry" }, () => renderRequest()); });
+  $("pin-cancel").addEventListener("click", cancelAtPin);
   $("signing-cancel").addEventListener("click", () => invoke("cancel_signing"));
   $("done-ok").addEventListener("click", () => show("home"));
   $("error-ok").addEventListener("click", () => show(view ? "request" : "home"));
@@ -337,9 +374,9 @@ window.addEventListener("DOMContentLoaded", async () => {
 
   await listen("token-event", (e) => {
     const p = e.payload || {};
-    if (p.event === "progress") setProgress(p.done, p.total);
+    if (p.event === "progress" && view) setProgress(progressBase + p.done, view.documents.length);
     if (p.event === "sessionStarted") refreshBanner();
-    if (p.event === "sessionEnded") { refreshBanner(); announce(t("sessionEnded")); }
+    if (p.event === "sessionEnded") { refreshBanner(); announce(p.reason === "removed" ? t("tokenRemoved") : t("sessionEnded")); }
   });
   await listen("link-waiting", () => takeLink());
   bannerTimer = setInterval(refreshBanner, 1000);

@@ -35,6 +35,7 @@ window.SS_STRINGS = {
     certExpired: "This certificate has expired. Signing is refused.",
     certNotYet: "This certificate is not valid yet. Signing is refused.",
     validUntil: "valid until", declined: "Request declined.",
+    pinCancelled: "PIN entry cancelled; the portal was told.", tokenRemoved: "The token was removed.",
   },
   hi: {
     appName: "SecureSign", navLabel: "मुख्य", navHome: "होम", navPin: "पिन", navSettings: "सेटिंग्स", language: "भाषा",
@@ -71,5 +72,6 @@ window.SS_STRINGS = {
     certExpired: "यह प्रमाणपत्र समाप्त हो चुका है। हस्ताक्षर अस्वीकृत।",
     certNotYet: "यह प्रमाणपत्र अभी मान्य नहीं है। हस्ताक्षर अस्वीकृत।",
     validUntil: "तक मान्य", declined: "अनुरोध अस्वीकार किया गया।",
+    pinCancelled: "पिन प्रविष्टि रद्द; पोर्टल को सूचित किया गया।", tokenRemoved: "टोकन निकाल दिया गया।",
   },
 };

@@ -48,6 +48,20 @@ struct WireRequest {
     origin: String,
     expires_at: String,
     documents: Vec<WireDocument>,
+    /// Absent from servers that only know raw signatures.
+    #[serde(default)]
+    signature_format: SignatureFormat,
+}
+
+/// What the portal asked to receive for each document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureFormat {
+    /// The token's signature over the document digest (RSA PKCS#1 v1.5 or DER ECDSA).
+    #[default]
+    Raw,
+    /// A detached CMS `SignedData` (DER) whose signed attributes carry the document digest.
+    Cms,
 }
 
 /// A document to sign, checked.
@@ -77,6 +91,20 @@ pub struct SignRequest {
     pub expires_at: String,
     /// What to sign.
     pub documents: Vec<Document>,
+    /// Raw signatures or detached CMS.
+    pub signature_format: SignatureFormat,
+}
+
+impl SignRequest {
+    /// True when the request's expiry is at or before `now` (an unparsable expiry counts
+    /// as expired: the server's word decides, we only avoid a useless token operation).
+    pub fn expired_at(&self, now: time::OffsetDateTime) -> bool {
+        time::OffsetDateTime::parse(
+            &self.expires_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_or(true, |expiry| expiry <= now)
+    }
 }
 
 /// One signature to submit.
@@ -220,7 +248,7 @@ fn server_error(status: reqwest::StatusCode, body: &[u8]) -> CommandError {
             })
         }
         Err(_) => CommandError::new(
-            ErrorCode::Internal,
+            ErrorCode::Network,
             format!("the SecureSign API answered HTTP {}", status.as_u16()),
         ),
     }
@@ -233,13 +261,14 @@ fn unreachable(host: &str, err: &reqwest::Error) -> CommandError {
         "cannot be reached"
     };
     CommandError::new(
-        ErrorCode::Config,
+        ErrorCode::Network,
         format!("the SecureSign API at {host} {what}"),
     )
 }
 
+/// The API answered something we cannot use: a network-side problem, not the app's.
 fn bad_answer(why: &str) -> CommandError {
-    CommandError::new(ErrorCode::Internal, format!("SecureSign API: {why}"))
+    CommandError::new(ErrorCode::Network, format!("SecureSign API: {why}"))
 }
 
 fn printable(s: &str, max: usize) -> bool {
@@ -283,6 +312,7 @@ fn check_request(asked: &RequestId, wire: WireRequest) -> Result<SignRequest, Co
         origin: wire.origin,
         expires_at: wire.expires_at,
         documents,
+        signature_format: wire.signature_format,
     })
 }
 
@@ -315,12 +345,47 @@ mod tests {
     }
 
     #[test]
+    fn signature_format_defaults_to_raw_and_unknown_formats_are_refused() {
+        let digest = BASE64.encode([7u8; 32]);
+        assert_eq!(
+            check_request(&id(), wire(&digest))
+                .unwrap()
+                .signature_format,
+            SignatureFormat::Raw
+        );
+        let mut value = serde_json::json!({
+            "requestId": id().as_str(),
+            "tenant": {"id": "org_1", "displayName": "Example Portal"},
+            "origin": "https://portal.example.gov.in",
+            "expiresAt": "2026-06-22T11:00:00Z",
+            "documents": [{"id": "d1", "name": "a.pdf", "digestAlgorithm": "SHA-256", "digest": digest}],
+            "signatureFormat": "cms"
+        });
+        let cms: WireRequest = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(cms.signature_format, SignatureFormat::Cms);
+        value["signatureFormat"] = "pades".into();
+        assert!(serde_json::from_value::<WireRequest>(value).is_err());
+    }
+
+    #[test]
+    fn expiry_is_checked_against_now_and_garbage_counts_as_expired() {
+        let mut req = check_request(&id(), wire(&BASE64.encode([7u8; 32]))).unwrap();
+        let at = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        assert!(!req.expired_at(at("2026-06-22T10:59:59Z")));
+        assert!(req.expired_at(at("2026-06-22T11:00:00Z")));
+        req.expires_at = "soon".into();
+        assert!(req.expired_at(at("2000-01-01T00:00:00Z")));
+    }
+
+    #[test]
     fn malformed_digests_and_mismatched_ids_are_refused() {
         assert!(check_request(&id(), wire(&BASE64.encode([7u8; 31]))).is_err());
         assert!(check_request(&id(), wire("***")).is_err());
         let other = RequestId::parse("Z1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV").unwrap();
         let err = check_request(&other, wire(&BASE64.encode([7u8; 32]))).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::Internal);
+        assert_eq!(err.code(), ErrorCode::Network);
     }
 
     #[test]
@@ -330,7 +395,7 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::SessionExpired);
         assert_eq!(err.0.resolution, "Re-initiate sign flow");
         let err = server_error(reqwest::StatusCode::BAD_GATEWAY, b"<html>");
-        assert_eq!(err.code(), ErrorCode::Internal);
+        assert_eq!(err.code(), ErrorCode::Network);
         assert!(err.0.message.contains("502"));
         let unknown = br#"{"error":{"code":"SS_NEW_THING","message":"m"}}"#;
         assert_eq!(

@@ -14,9 +14,10 @@ use serde::Serialize;
 use tauri::State;
 use time::OffsetDateTime;
 
-use crate::api::{ApiClient, Document, FinishResponse, Tenant};
+use crate::api::{ApiClient, Document, FinishResponse, SignatureFormat, Tenant};
 use crate::error::{CommandError, CommandResult};
 use crate::settings::Settings;
+use crate::signing::{sign_pending, PassResult, Pending};
 use crate::state::{AppState, Current};
 
 /// The signer certificate as the request screen shows it.
@@ -65,6 +66,18 @@ pub struct RequestView {
     pub session_active: bool,
     /// The biometric gate's first step.
     pub gate: GateStep,
+    /// Raw signatures or detached CMS, as the portal asked.
+    pub signature_format: SignatureFormat,
+}
+
+/// How far the open request's signing got (kept across a stopped batch).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningProgressView {
+    /// Documents signed and kept.
+    pub signed: usize,
+    /// Documents in the request.
+    pub total: usize,
 }
 
 /// What a finished signing reports.
@@ -187,13 +200,9 @@ pub async fn open_request(state: State<'_, AppState>, link: String) -> CommandRe
         blocker,
         session_active,
         gate: step.clone(),
+        signature_format: request.signature_format,
     };
-    *state.current() = Some(Current {
-        request,
-        signer,
-        gate,
-        step,
-    });
+    *state.current() = Some(Current::new(request, signer, gate, step));
     Ok(view)
 }
 
@@ -268,13 +277,15 @@ pub async fn verify_pin(
         .await
 }
 
-/// Signs every document of the open request with the PIN session, then posts the result.
+/// Signs the documents of the open request that are not signed yet (all of them the
+/// first time; after a cancel or a removed token only the rest), in the format the portal
+/// asked for, then posts the result. Nothing is posted until every document is signed.
 #[tauri::command]
 pub async fn sign_request(
     state: State<'_, AppState>,
     request_id: String,
 ) -> CommandResult<SignOutcomeView> {
-    let (request, signer) = {
+    let pending = {
         let current = state.current();
         let current = current_for(&current, &request_id)?;
         if !current.gate_passed() {
@@ -283,44 +294,115 @@ pub async fn sign_request(
                 "confirm with biometrics first",
             ));
         }
-        let signer = current.signer.clone().ok_or_else(|| {
-            CommandError::new(ErrorCode::KeyNotFound, "no usable signing certificate")
-        })?;
-        (current.request.clone(), signer)
+        if current.signer.is_none() {
+            return Err(CommandError::new(
+                ErrorCode::KeyNotFound,
+                "no usable signing certificate",
+            ));
+        }
+        Pending::of(current)
     };
-    let digests = request.documents.iter().map(|d| d.digest).collect();
-    let cancel = state.new_cancel_flag();
-    let key = signer.clone();
-    let outcome = state
-        .with_token(move |w| w.sign_batch(key, digests, cancel))
-        .await;
-    state.batch_ended();
-    let outcome = outcome?;
-    if let Some(err) = outcome.error {
-        return Err(err.into());
-    }
-    let signed = outcome.signed.len();
-    let signatures = outcome
-        .signed
-        .into_iter()
-        .filter_map(|s| {
-            request
-                .documents
-                .get(s.index)
-                .map(|d| (d.id.clone(), s.signature))
-        })
-        .collect::<Vec<_>>();
-    if signatures.len() != request.documents.len() {
+    if pending.request.expired_at(OffsetDateTime::now_utc()) {
         return Err(CommandError::new(
-            ErrorCode::Internal,
-            "the batch did not sign every document",
+            ErrorCode::SessionExpired,
+            "the signing request expired before it was signed",
         ));
     }
+    let request = pending.request.clone();
+    let total = request.documents.len();
+    let selector = state.key_selector();
+    let cancel = state.new_cancel_flag();
+    let batch = match pending.kept_certificate.clone() {
+        // Everything is signed (an earlier post failed): post again, no token needed.
+        Some(certificate_der) if pending.indices.is_empty() => Ok(PassResult {
+            certificate_der,
+            signed: Vec::new(),
+            error: None,
+        }),
+        _ => {
+            state
+                .with_token(move |w| sign_pending(w, selector, pending, cancel))
+                .await
+        }
+    };
+    state.batch_ended();
+    let batch = batch?;
+    if let Some(Error::TokenNotPresent | Error::Token(_)) = &batch.error {
+        state.forget_token();
+    }
+    // Keep what was signed, whatever stopped the batch.
+    let (signed, certificate) = {
+        let mut current = state.current();
+        let current = current
+            .as_mut()
+            .filter(|c| c.request.request_id == request.request_id)
+            .ok_or_else(|| {
+                CommandError::new(ErrorCode::NotFound, "that signing request is not open")
+            })?;
+        if current.done_with.as_deref() != Some(batch.certificate_der.as_slice()) {
+            // Another certificate than the kept signatures': they cannot go together.
+            current.done = vec![None; total];
+            current.done_with = Some(batch.certificate_der.clone());
+        }
+        for (index, signature) in batch.signed {
+            if let Some(slot) = current.done.get_mut(index) {
+                *slot = Some(signature);
+            }
+        }
+        (current.signed_count(), batch.certificate_der)
+    };
+    if let Some(err) = batch.error {
+        let mut err = CommandError::from(stopped(err));
+        if signed > 0 {
+            err.0.message = format!(
+                "{}; {signed} of {total} documents are signed and kept",
+                err.0.message
+            );
+        }
+        return Err(err);
+    }
+    let signatures = {
+        let current = state.current();
+        let current = current_for(&current, request.request_id.as_str())?;
+        request
+            .documents
+            .iter()
+            .zip(&current.done)
+            .map(|(doc, sig)| sig.clone().map(|s| (doc.id.clone(), s)))
+            .collect::<Option<Vec<_>>>()
+    }
+    .ok_or_else(|| CommandError::new(ErrorCode::Internal, "a document is not signed"))?;
     let server = api(&state)?
-        .submit_result(&request.request_id, &signer.certificate_der, signatures)
+        .submit_result(&request.request_id, &certificate, signatures)
         .await?;
     *state.current() = None;
-    Ok(SignOutcomeView { signed, server })
+    Ok(SignOutcomeView {
+        signed: total,
+        server,
+    })
+}
+
+/// A PIN session that ended (idle, logout, removal) before signing means "ask the PIN";
+/// `SS_SESSION_EXPIRED` is kept for the signing request itself.
+fn stopped(err: Error) -> Error {
+    match err {
+        Error::SessionEnded(_) => Error::PinRequired,
+        other => other,
+    }
+}
+
+/// How many documents of the open request are signed and kept.
+#[tauri::command]
+pub fn signing_progress(
+    state: State<'_, AppState>,
+    request_id: String,
+) -> CommandResult<SigningProgressView> {
+    let current = state.current();
+    let current = current_for(&current, &request_id)?;
+    Ok(SigningProgressView {
+        signed: current.signed_count(),
+        total: current.done.len(),
+    })
 }
 
 /// Stops the running batch after the current document; `false` when none runs.

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod error;
 pub mod links;
 pub mod settings;
+pub mod signing;
 pub mod state;
 
 #[cfg(desktop)]
@@ -41,6 +42,7 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::biometric_prompt,
         commands::verify_pin,
         commands::sign_request,
+        commands::signing_progress,
         commands::cancel_signing,
         commands::decline_request,
         commands::pin_status,

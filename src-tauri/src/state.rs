@@ -3,9 +3,13 @@
 //! Locks are held only for a field copy, never across an `.await` or a token call.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use securesign_core::apdu::pcsc::{list_readers, CardEvent, ReaderWatcher};
+use securesign_core::backend::piv::PivBackend;
 use securesign_core::backend::pkcs11::{Pkcs11Module, TokenSelector};
+use securesign_core::backend::TokenBackend;
 use securesign_core::batch::CancelFlag;
 use securesign_core::biometric::{BiometricAuthenticator, BiometricGate, GateStep};
 use securesign_core::clock::SystemClock;
@@ -30,20 +34,58 @@ pub struct Current {
     pub gate: BiometricGate,
     /// The gate's latest step.
     pub step: GateStep,
+    /// Signatures already made, by document index; kept when a batch stops early
+    /// (cancel, token removed) so that resuming signs only what is left.
+    pub done: Vec<Option<Vec<u8>>>,
+    /// The certificate (DER) the kept signatures belong to.
+    pub done_with: Option<Vec<u8>>,
 }
 
 impl Current {
+    /// The request on screen, nothing signed yet.
+    pub fn new(
+        request: SignRequest,
+        signer: Option<SignerKey>,
+        gate: BiometricGate,
+        step: GateStep,
+    ) -> Self {
+        let done = vec![None; request.documents.len()];
+        Self {
+            request,
+            signer,
+            gate,
+            step,
+            done,
+            done_with: None,
+        }
+    }
+
+    /// Documents signed so far.
+    pub fn signed_count(&self) -> usize {
+        self.done.iter().filter(|d| d.is_some()).count()
+    }
+
     /// True once the gate let the flow through to the PIN or to signing.
     pub fn gate_passed(&self) -> bool {
         matches!(self.step, GateStep::SkipPin | GateStep::AskPin { .. })
     }
 }
 
+/// An open token. Fields drop in declaration order: the reader watcher (which holds a
+/// worker handle to report removal) stops before the worker's own handle goes.
+struct OpenToken {
+    /// PC/SC only: reports card removal to the worker (held for its `Drop`).
+    _watcher: Option<ReaderWatcher>,
+    /// Set by the watcher when the card went away; the next use opens the token afresh.
+    removed: Arc<AtomicBool>,
+    worker: TokenWorker,
+}
+
 /// App state managed by Tauri.
 pub struct AppState {
     config_dir: PathBuf,
     settings: Mutex<Settings>,
-    token: Arc<Mutex<Option<TokenWorker>>>,
+    token: Arc<Mutex<Option<OpenToken>>>,
     current: Mutex<Option<Current>>,
     cancel: Mutex<Option<CancelFlag>>,
     pending_link: Mutex<Option<String>>,
@@ -95,8 +137,8 @@ impl AppState {
         let mut token = lock(&self.token);
         if source_changed {
             *token = None;
-        } else if let Some(worker) = token.as_ref() {
-            worker.set_policy(new.session_policy())?;
+        } else if let Some(open) = token.as_ref() {
+            open.worker.set_policy(new.session_policy())?;
         }
         Ok(())
     }
@@ -146,7 +188,15 @@ impl AppState {
 
     /// The token worker, if one is open (never opens one).
     pub fn open_worker(&self) -> Option<TokenWorker> {
-        lock(&self.token).clone()
+        lock(&self.token)
+            .as_ref()
+            .filter(|open| !open.removed.load(Ordering::SeqCst))
+            .map(|open| open.worker.clone())
+    }
+
+    /// Closes the token (it went away): the next use opens it afresh.
+    pub fn forget_token(&self) {
+        *lock(&self.token) = None;
     }
 
     /// Runs `f` with the token worker on a blocking thread, opening the token first if
@@ -183,23 +233,25 @@ impl AppState {
 
 /// The open worker, or a new one from the settings' token source.
 fn worker(
-    slot: &Mutex<Option<TokenWorker>>,
+    slot: &Mutex<Option<OpenToken>>,
     settings: &Settings,
     sink: Option<EventSink>,
 ) -> securesign_core::Result<TokenWorker> {
     let mut guard = lock(slot);
-    if let Some(worker) = guard.as_ref() {
-        return Ok(worker.clone());
+    match guard.as_ref() {
+        Some(open) if !open.removed.load(Ordering::SeqCst) => return Ok(open.worker.clone()),
+        // Removed card: drop the watcher and worker (here, not on the watcher's thread).
+        Some(_) => *guard = None,
+        None => {}
     }
-    let backend = match &settings.token_source {
+    let (backend, reader): (Box<dyn TokenBackend>, Option<String>) = match &settings.token_source {
         TokenSource::Pkcs11 { module_path } => {
             let module = Pkcs11Module::discover(module_path.as_deref())?;
-            Box::new(module.open(&TokenSelector::Only)?)
+            (Box::new(module.open(&TokenSelector::Only)?), None)
         }
-        TokenSource::PcscReader { .. } => {
-            return Err(Error::NotSupported(
-                "PC/SC smart-card readers are not available in this build yet".into(),
-            ))
+        TokenSource::PcscReader { reader } => {
+            let name = reader_name(reader.as_deref())?;
+            (Box::new(PivBackend::open_reader(&name)?), Some(name))
         }
     };
     let (worker, events) =
@@ -215,6 +267,55 @@ fn worker(
             }
         })
         .map_err(|e| Error::Internal(format!("cannot start the event thread: {e}")))?;
-    *guard = Some(worker.clone());
+    let removed = Arc::new(AtomicBool::new(false));
+    let watcher = match reader {
+        Some(name) => Some(watch_removal(&name, &worker, &removed)?),
+        None => None,
+    };
+    *guard = Some(OpenToken {
+        _watcher: watcher,
+        removed,
+        worker: worker.clone(),
+    });
     Ok(worker)
+}
+
+/// The reader to use: the configured one, else the one reader holding a card, else the
+/// only reader there is (virtual and multi-slot drivers show several readers).
+fn reader_name(configured: Option<&str>) -> securesign_core::Result<String> {
+    if let Some(name) = configured {
+        return Ok(name.to_owned());
+    }
+    let readers = list_readers().map_err(|_| Error::TokenNotPresent)?;
+    let with_card: Vec<&str> = readers
+        .iter()
+        .filter(|r| r.card_present)
+        .map(|r| r.name.as_str())
+        .collect();
+    match (with_card.as_slice(), readers.as_slice()) {
+        ([one], _) => Ok((*one).to_owned()),
+        ([], [only]) => Ok(only.name.clone()),
+        ([], _) => Err(Error::TokenNotPresent),
+        (many, _) => Err(Error::Config(format!(
+            "cards in several readers ({}): choose one in Settings",
+            many.join(", ")
+        ))),
+    }
+}
+
+/// Tells `worker` when the card leaves `reader` (ending its PIN session as "removed").
+fn watch_removal(
+    reader: &str,
+    worker: &TokenWorker,
+    removed: &Arc<AtomicBool>,
+) -> securesign_core::Result<ReaderWatcher> {
+    let notify = worker.clone();
+    let flag = Arc::clone(removed);
+    ReaderWatcher::spawn(reader, move |event| {
+        if event == CardEvent::Removed {
+            flag.store(true, Ordering::SeqCst);
+            let _ = notify.token_removed();
+        }
+    })
+    .map_err(|e| Error::Token(format!("cannot watch reader {reader:?}: {e}")))
 }

@@ -349,7 +349,7 @@ fn settings_round_trip_and_invalid_settings_are_refused() {
 }
 
 #[test]
-fn unreachable_api_is_a_config_error() {
+fn unreachable_api_is_a_network_error() {
     let token = LabToken::softhsm().unwrap();
     token.apply_env();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -365,7 +365,7 @@ fn unreachable_api_is_a_config_error() {
             json!({"link": "securesign://sign?requestId=a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV"}),
         )
         .unwrap_err();
-    assert_eq!(code(&err), "SS_CONFIG");
+    assert_eq!(code(&err), "SS_NETWORK");
 }
 
 #[test]

@@ -152,8 +152,8 @@ fn android_intent_filters_match_the_config() {
 
 #[test]
 fn ios_url_types_and_associated_domains_match_the_config() {
-    let info = plist::Value::from_reader_xml(mobile_file("ios/Info.deep-link.plist").as_bytes())
-        .unwrap();
+    let info =
+        plist::Value::from_reader_xml(mobile_file("ios/Info.deep-link.plist").as_bytes()).unwrap();
     let schemes: Vec<String> = info.as_dictionary().unwrap()["CFBundleURLTypes"]
         .as_array()
         .unwrap()
@@ -173,10 +173,9 @@ fn ios_url_types_and_associated_domains_match_the_config() {
         .collect();
     assert_eq!(schemes, custom, "iOS registers the custom schemes only");
 
-    let entitlements = plist::Value::from_reader_xml(
-        mobile_file("ios/securesign_iOS.entitlements").as_bytes(),
-    )
-    .unwrap();
+    let entitlements =
+        plist::Value::from_reader_xml(mobile_file("ios/securesign_iOS.entitlements").as_bytes())
+            .unwrap();
     let domains: Vec<&str> = entitlements.as_dictionary().unwrap()
         ["com.apple.developer.associated-domains"]
         .as_array()

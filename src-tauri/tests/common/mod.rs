@@ -70,7 +70,7 @@ impl Server {
     pub fn create_request(&self, n: usize) -> String {
         let documents: Vec<Value> = (0..n)
             .map(|i| {
-                let digest = [i as u8 + 1; 32];
+                let digest = [(i % 250) as u8 + 1; 32];
                 json!({
                     "id": format!("doc-{i}"),
                     "name": format!("Contract {i}.pdf"),
@@ -91,6 +91,52 @@ impl Server {
             assert_eq!(reply.status().as_u16(), 201);
             let body: Value = reply.json().await.unwrap();
             body["deepLink"].as_str().unwrap().to_owned()
+        })
+    }
+
+    /// `POST /v1/auth/session` for `n` documents with `extra` fields merged into the body;
+    /// returns the HTTP status and the answer.
+    pub fn create_session(&self, n: usize, extra: Value) -> (u16, Value) {
+        let documents: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({
+                    "id": format!("doc-{i}"),
+                    "name": format!("Contract {i}.pdf"),
+                    "digestAlgorithm": "SHA-256",
+                    "digest": base64::engine::general_purpose::STANDARD.encode([(i % 250) as u8 + 1; 32]),
+                })
+            })
+            .collect();
+        let mut body = json!({"origin": PORTAL, "documents": documents});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let (base, key) = (self.base.clone(), self.key.clone());
+        self.rt.block_on(async move {
+            let reply = reqwest::Client::new()
+                .post(format!("{base}/v1/auth/session"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = reply.status().as_u16();
+            (status, reply.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    /// The portal's view: `GET /v1/auth/session/{sessionId}` with the API key.
+    pub fn portal_session(&self, session_id: &str) -> (u16, Value) {
+        let (base, key, id) = (self.base.clone(), self.key.clone(), session_id.to_owned());
+        self.rt.block_on(async move {
+            let reply = reqwest::Client::new()
+                .get(format!("{base}/v1/auth/session/{id}"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            let status = reply.status().as_u16();
+            (status, reply.json().await.unwrap_or(Value::Null))
         })
     }
 
