@@ -1,64 +1,44 @@
 #!/usr/bin/env bash
-# SecureSign demo on an embedded default: a fresh demo SoftHSM2 token holding a demo DSC
-# certificate, then what a field user does with it — token and certificate, PIN status, a
-# wrong PIN (the status shows it), one PIN entry for a batch of documents — and every
-# signature checked with openssl, a tool that knows nothing about SecureSign.
+# SecureSign, the whole flow on this machine:
+#   a local REST API (SQLite in a temp dir), a demo token (SoftHSM2) with a demo DSC
+#   certificate, the app (under Xvfb when there is no display), and a demo "portal" that
+#   validates its key, creates a 3-document CMS session and opens the deep link. The PIN is
+#   typed into the app (driven through WebDriver); the portal sees `completed` and verifies
+#   every signature with `openssl cms -verify`. Screenshots of each screen and the signed
+#   files stay in tests/e2e/demo-output/.
+#
+# First run on a fresh Debian machine: installs packages (apt, npm, tauri-driver) and builds
+# (~15 min on 2 cores); later runs take well under a minute.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Installing what the demo needs (apt, once)"
-tests/lab/install.sh
-step "Building the securesign CLI"
-cargo build --quiet -p securesign-cli -p securesign-testlab --bins
+step "Installing what the demo needs (apt, npm, tauri-driver; skipped when present)"
+tests/app/install.sh
+step "Building the app, the server and the token lab"
+E2E_WORK="$(mktemp -d /tmp/securesign-demo.XXXXXX)"
+# shellcheck source=tests/e2e/env.sh
+. tests/e2e/env.sh
+trap 'e2e_cleanup; rm -rf "$E2E_WORK"' EXIT
+e2e_build
+
+step "Starting the SecureSign REST API (SQLite in $E2E_WORK) with a demo tenant, origin and key"
+e2e_server
+echo "API $SS_E2E_API, portal origin $SS_E2E_PORTAL, API key ${SS_E2E_API_KEY:0:12}… (live mode)"
 
 step "Provisioning a demo token (SoftHSM2) with a demo DSC certificate"
-eval "$(target/debug/securesign-lab softhsm)"
-work=$(mktemp -d)
-trap 'rm -rf "$SECURESIGN_LAB_DIR" "$work"' EXIT
-ss=target/debug/securesign
-pin=$SECURESIGN_LAB_USER_PIN
-echo "module $SECURESIGN_PKCS11_MODULE; demo PIN $pin (a well-known test value)"
+e2e_token softhsm "$E2E_WORK/token.env"
+# shellcheck disable=SC1091
+. "$E2E_WORK/token.env"
+export SOFTHSM2_CONF SECURESIGN_PKCS11_MODULE SECURESIGN_LAB_USER_PIN
+echo "module $SECURESIGN_PKCS11_MODULE; demo PIN $SECURESIGN_LAB_USER_PIN (a well-known test value)"
 
-step "securesign tokens"
-$ss tokens
-step "securesign certs"
-$ss certs
-step "securesign pin status"
-$ss pin status
-step "A wrong PIN (the token counts it)"
-echo 000000 | $ss pin verify --pin-stdin || true
-$ss pin status
+e2e_display
+e2e_xdg
+echo "display $DISPLAY"
+export SS_DEMO_OUT="$ROOT/tests/e2e/demo-output"
+rm -rf "$SS_DEMO_OUT"; mkdir -p "$SS_DEMO_OUT"
 
-step "Signing 5 documents as one batch with one PIN entry"
-mkdir -p "$work/docs" "$work/signed"
-for i in 1 2 3 4 5; do
-  printf 'Demo document %s — SecureSign %s\n' "$i" "$(date -u +%FT%TZ)" > "$work/docs/document-$i.txt"
-done
-echo "$pin" | $ss sign --key signer-rsa --in "$work"/docs/*.txt --out "$work/signed" --pin-stdin --json > "$work/report.json"
-python3 - "$work/report.json" "$work/signer.der" <<'PY'
-import base64, json, sys
-report = json.load(open(sys.argv[1]))
-open(sys.argv[2], "wb").write(base64.b64decode(report["certificate"]))
-print(f"signed {len(report['signatures'])}/{report['total']} with key {report['key']} ({report['scheme']}), complete={report['complete']}")
-for s in report["signatures"]:
-    print(f"  {s['file']} -> {s['signatureFile']}")
-PY
-
-step "Verifying every signature with openssl against the certificate's public key"
-openssl x509 -inform DER -in "$work/signer.der" -noout -subject -enddate
-openssl x509 -inform DER -in "$work/signer.der" -pubkey -noout > "$work/signer.pub.pem"
-for doc in "$work"/docs/*.txt; do
-  printf '%s: ' "$(basename "$doc")"
-  openssl dgst -sha256 -verify "$work/signer.pub.pem" -signature "$work/signed/$(basename "$doc").sig" "$doc"
-done
-printf 'tampered copy: '
-cp "$work/docs/document-1.txt" "$work/tampered.txt"; echo "one more line" >> "$work/tampered.txt"
-if openssl dgst -sha256 -verify "$work/signer.pub.pem" -signature "$work/signed/document-1.txt.sig" "$work/tampered.txt"; then
-  echo "demo: a tampered document verified — this must never happen" >&2; exit 1
-fi
-
-step "Done"
-echo "The PIN went from stdin to the token only; the demo token is removed on exit."
+# One D-Bus session for the app and `gio open` (the portal's browser handing over the link).
+dbus-run-session -- node tests/e2e/demo.mjs
