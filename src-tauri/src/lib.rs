@@ -74,6 +74,7 @@ pub fn install<R: Runtime>(
 /// Starts the app (desktop `main`, and the mobile entry point).
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
+    platform::prepare_environment();
     let builder = platform::plugins(tauri::Builder::default());
     let result = with_commands(builder)
         .setup(|app| {

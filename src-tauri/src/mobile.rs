@@ -11,6 +11,9 @@ use securesign_core::biometric::{
 use tauri::{AppHandle, Runtime, Wry};
 use tauri_plugin_biometric::{AuthOptions, BiometricExt};
 
+/// Nothing to prepare on phones.
+pub fn prepare_environment() {}
+
 /// Plugins of the mobile app.
 pub fn plugins(builder: tauri::Builder<Wry>) -> tauri::Builder<Wry> {
     builder
