@@ -199,6 +199,14 @@ fn signing_a_request_that_is_not_open_is_refused() {
         )
         .unwrap_err();
     assert_eq!(code(&err), "SS_NOT_FOUND");
+    let err = s
+        .app
+        .invoke(
+            "signing_progress",
+            json!({"requestId": "a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV"}),
+        )
+        .unwrap_err();
+    assert_eq!(code(&err), "SS_NOT_FOUND");
     assert_eq!(s.app.invoke("cancel_signing", json!({})).unwrap(), false);
     let err = s
         .app
