@@ -1,4 +1,5 @@
-//! Admin-console operations (tenants, keys, domains), shared by the CLI and tests.
+//! Admin-console operations (tenants, webhook secrets, keys, domains, callback
+//! deliveries), shared by the CLI and tests.
 
 use std::time::Duration;
 
@@ -7,6 +8,8 @@ use crate::clock::Clock;
 use crate::ids;
 use crate::origin::{Origin, OriginError};
 use crate::store::{DomainRecord, KeyRecord, Store, StoreError, TenantRecord};
+use crate::webhook::outbox::{self, DeliveryRecord};
+use crate::webhook::WebhookSecret;
 
 /// Requests per minute of a key unless told otherwise.
 pub const DEFAULT_RPM: u32 = 120;
@@ -22,6 +25,9 @@ pub enum AdminError {
     /// No tenant with that id.
     #[error("no tenant {0}")]
     UnknownTenant(String),
+    /// No session with that id.
+    #[error("no session {0}")]
+    UnknownSession(String),
     /// No key with that id.
     #[error("no API key {0}")]
     UnknownKey(String),
@@ -48,6 +54,15 @@ pub struct IssuedKey {
     pub secret: ApiKeySecret,
 }
 
+/// A newly created tenant and its webhook secret (shown once).
+#[derive(Debug)]
+pub struct NewTenant {
+    /// The stored row.
+    pub tenant: TenantRecord,
+    /// Signs the tenant's callbacks.
+    pub webhook_secret: WebhookSecret,
+}
+
 /// Admin operations on one store, with one clock.
 pub struct Admin<'a> {
     store: &'a Store,
@@ -60,8 +75,12 @@ impl<'a> Admin<'a> {
         Self { store, clock }
     }
 
-    /// Creates a tenant with a display name (shown to signers in the app).
-    pub async fn create_tenant(&self, display_name: &str) -> Result<TenantRecord, AdminError> {
+    /// Creates a tenant with a display name (shown to signers in the app) and its
+    /// webhook secret; returns both (the secret cannot be read back later, only rolled).
+    pub async fn create_tenant_with_secret(
+        &self,
+        display_name: &str,
+    ) -> Result<NewTenant, AdminError> {
         let display_name = display_name.trim();
         if display_name.is_empty() || display_name.chars().count() > 200 {
             return Err(AdminError::Invalid(
@@ -73,8 +92,44 @@ impl<'a> Admin<'a> {
             display_name: display_name.to_owned(),
             created_at: self.clock.now_unix(),
         };
-        self.store.insert_tenant(&tenant).await?;
-        Ok(tenant)
+        let webhook_secret = WebhookSecret::generate();
+        self.store
+            .insert_tenant_with_secret(&tenant, &webhook_secret)
+            .await?;
+        Ok(NewTenant {
+            tenant,
+            webhook_secret,
+        })
+    }
+
+    /// [`Admin::create_tenant_with_secret`] for callers that do not need the secret now
+    /// (it can be replaced by a known one with [`Admin::roll_webhook_secret`]).
+    pub async fn create_tenant(&self, display_name: &str) -> Result<TenantRecord, AdminError> {
+        Ok(self.create_tenant_with_secret(display_name).await?.tenant)
+    }
+
+    /// Gives a tenant a new webhook secret; the old one stops signing at once (events
+    /// still queued are signed with the new one when they are sent).
+    pub async fn roll_webhook_secret(&self, tenant_id: &str) -> Result<WebhookSecret, AdminError> {
+        self.require_tenant(tenant_id).await?;
+        let secret = WebhookSecret::generate();
+        self.store
+            .set_webhook_secret(tenant_id, &secret, self.clock.now_unix())
+            .await?;
+        Ok(secret)
+    }
+
+    /// A session's callback events and how their delivery went.
+    pub async fn deliveries(&self, session_id: &str) -> Result<Vec<DeliveryRecord>, AdminError> {
+        let known: Option<(String,)> = sqlx::query_as("SELECT id FROM sessions WHERE id = $1")
+            .bind(session_id)
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(StoreError::from)?;
+        if known.is_none() {
+            return Err(AdminError::UnknownSession(session_id.to_owned()));
+        }
+        Ok(outbox::for_session(self.store, session_id).await?)
     }
 
     /// All tenants.

@@ -7,7 +7,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// A source of wall-clock and monotonic time.
 pub trait Clock: Send + Sync + 'static {
     /// Wall-clock time in whole seconds since the Unix epoch.
-    fn now_unix(&self) -> i64;
+    fn now_unix(&self) -> i64 {
+        self.now_unix_millis().div_euclid(1000)
+    }
+    /// Wall-clock time in milliseconds since the Unix epoch (callback schedules).
+    fn now_unix_millis(&self) -> i64;
     /// Monotonic time since an arbitrary fixed start; drives the rate limiter.
     fn monotonic(&self) -> Duration;
 }
@@ -34,10 +38,10 @@ impl Default for SystemClock {
 }
 
 impl Clock for SystemClock {
-    fn now_unix(&self) -> i64 {
+    fn now_unix_millis(&self) -> i64 {
         match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
         }
     }
 
@@ -51,7 +55,7 @@ impl Clock for SystemClock {
 /// Wall and monotonic time advance together.
 #[derive(Debug)]
 pub struct ManualClock {
-    unix: AtomicI64,
+    unix_millis: AtomicI64,
     monotonic_nanos: AtomicU64,
 }
 
@@ -59,23 +63,23 @@ impl ManualClock {
     /// A clock frozen at `unix` seconds since the epoch.
     pub fn starting_at(unix: i64) -> Self {
         Self {
-            unix: AtomicI64::new(unix),
+            unix_millis: AtomicI64::new(unix.saturating_mul(1000)),
             monotonic_nanos: AtomicU64::new(0),
         }
     }
 
-    /// Moves both times forward by `by` (wall time by whole seconds, rounded down).
+    /// Moves both times forward by `by` (wall time with millisecond resolution).
     pub fn advance(&self, by: Duration) {
-        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
-        self.unix.fetch_add(secs, Ordering::SeqCst);
+        let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.unix_millis.fetch_add(millis, Ordering::SeqCst);
         let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         self.monotonic_nanos.fetch_add(nanos, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
-    fn now_unix(&self) -> i64 {
-        self.unix.load(Ordering::SeqCst)
+    fn now_unix_millis(&self) -> i64 {
+        self.unix_millis.load(Ordering::SeqCst)
     }
 
     fn monotonic(&self) -> Duration {
@@ -106,6 +110,9 @@ mod tests {
         clock.advance(Duration::from_millis(61_500));
         assert_eq!(clock.now_unix(), 1_061);
         assert_eq!(clock.monotonic(), Duration::from_millis(61_500));
+        assert_eq!(clock.now_unix_millis(), 1_061_500);
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(clock.now_unix(), 1_062, "half seconds add up");
     }
 
     #[test]

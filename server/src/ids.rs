@@ -29,6 +29,11 @@ pub fn session_id() -> String {
     format!("sess_{}", random_base62(24))
 }
 
+/// A callback event id such as `evt_…` (sent to the portal, which dedupes by it).
+pub fn event_id() -> String {
+    format!("evt_{}", random_base62(24))
+}
+
 /// A signing-request id: 32 base62 characters, about 190 bits of randomness. It is the
 /// app's only credential for the request, so it must be unguessable.
 pub fn request_id() -> String {
@@ -44,6 +49,8 @@ mod tests {
         assert!(tenant_id().starts_with("org_"));
         assert_eq!(tenant_id().len(), 4 + 16);
         assert_eq!(request_id().len(), 32);
+        assert!(event_id().starts_with("evt_"));
+        assert_ne!(event_id(), event_id());
         assert!(request_id().chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(request_id(), request_id());
     }

@@ -14,6 +14,9 @@
 //! * [`admin`]: the admin-console operations behind the CLI;
 //! * [`rate_limit`]: per-key requests-per-minute limits (governor);
 //! * [`clock`]: wall and monotonic time, injectable for tests;
+//! * [`signature_format`]: `raw` signatures or detached CMS;
+//! * [`secrets_key`]: encryption at rest for webhook secrets;
+//! * [`webhook`]: signed callbacks to the portal through an outbox;
 //! * [`http`]: the axum router, handlers, errors and OpenAPI document.
 
 pub mod admin;
@@ -25,8 +28,11 @@ pub mod ids;
 pub mod key_cache;
 pub mod origin;
 pub mod rate_limit;
+pub mod secrets_key;
+pub mod signature_format;
 pub mod store;
+pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use http::{router, serve, AppState, RouterOptions};
+pub use http::{router, serve, spawn_webhook_worker, AppState, RouterOptions};
 pub use store::Store;

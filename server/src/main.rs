@@ -10,7 +10,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use securesign_server::admin::{Admin, DEFAULT_RPM};
 use securesign_server::api_key::KeyMode;
 use securesign_server::clock::format_rfc3339;
-use securesign_server::{router, serve, AppState, Clock, RouterOptions, Store, SystemClock};
+use securesign_server::webhook::DeliveryPolicy;
+use securesign_server::{
+    router, serve, spawn_webhook_worker, AppState, Clock, RouterOptions, Store, SystemClock,
+};
 use tracing_subscriber::EnvFilter;
 
 /// SecureSign REST API server.
@@ -25,6 +28,11 @@ struct Cli {
         default_value = "securesign.db"
     )]
     db: PathBuf,
+    /// File holding the key that seals webhook secrets in the database (created with
+    /// mode 0600 if missing). Default: the database path plus `.secrets-key`. Keep it
+    /// out of database backups.
+    #[arg(long, global = true, env = "SECURESIGN_SECRETS_KEY_FILE")]
+    secrets_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,6 +50,9 @@ enum Command {
     /// Manage a tenant's whitelisted origins.
     #[command(subcommand)]
     Domain(DomainCommand),
+    /// Inspect callback deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
 }
 
 #[derive(Debug, Args)]
@@ -52,11 +63,20 @@ struct ServeArgs {
     /// Also serve `POST /v1/bench/trivial` (benchmark baseline).
     #[arg(long)]
     bench_routes: bool,
+    /// Attempts per callback event before it is marked failed.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=30))]
+    webhook_max_attempts: u32,
+    /// Wait after the first failed callback attempt, doubled after each further one.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    webhook_backoff: Duration,
+    /// Whole-request timeout of a callback attempt.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    webhook_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
 enum TenantCommand {
-    /// Create a tenant; prints its id.
+    /// Create a tenant; prints its id (stdout) and its webhook secret, once (stderr).
     Create {
         /// Name shown to signers.
         #[arg(long)]
@@ -64,6 +84,30 @@ enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Manage the tenant's webhook secret (it signs callback events).
+    #[command(subcommand)]
+    WebhookSecret(WebhookSecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookSecretCommand {
+    /// Replace the secret; prints the new one once. The old one stops signing at once.
+    Roll {
+        /// Tenant id (`org_…`).
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// List a session's callback events: id, type, status, attempts, last HTTP status,
+    /// last error, and when it was delivered or is next tried.
+    Deliveries {
+        /// Session id (`sess_…`).
+        #[arg(long)]
+        session: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,13 +205,20 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
+    let key_path = cli
+        .secrets_key
+        .clone()
+        .unwrap_or_else(|| Store::default_secrets_key_path(&cli.db));
+    let store = Store::open_with_secrets_key(&cli.db, &key_path)
+        .await
+        .map_err(|e| e.to_string())?;
     let clock = SystemClock::new();
     let result = match cli.command {
         Command::Serve(args) => run_server(store.clone(), args).await,
         Command::Tenant(cmd) => tenant(&Admin::new(&store, &clock), cmd).await,
         Command::Key(cmd) => key(&Admin::new(&store, &clock), &clock, cmd).await,
         Command::Domain(cmd) => domain(&Admin::new(&store, &clock), cmd).await,
+        Command::Webhook(cmd) => webhook(&Admin::new(&store, &clock), cmd).await,
     };
     store.close().await;
     result
@@ -179,8 +230,20 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let state = AppState::new(store, clock);
+    let policy = DeliveryPolicy {
+        max_attempts: args.webhook_max_attempts,
+        base_backoff: args.webhook_backoff,
+        request_timeout: args.webhook_timeout,
+        ..DeliveryPolicy::default()
+    };
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = spawn_webhook_worker(&state, policy, async {
+        let _ = worker_stopped.await;
+    })
+    .map_err(|e| e.to_string())?;
     let app = router(
-        AppState::new(store, clock),
+        state,
         RouterOptions {
             bench_routes: args.bench_routes,
         },
@@ -188,9 +251,10 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
     // Tests and scripts read the bound address from this line.
     println!("listening on {addr}");
     tracing::info!(%addr, bench_routes = args.bench_routes, "securesign-server started");
-    serve(listener, app, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    let served = serve(listener, app, shutdown_signal()).await;
+    let _ = stop_worker.send(());
+    let _ = worker.await;
+    served.map_err(|e| e.to_string())?;
     tracing::info!("securesign-server stopped");
     Ok(())
 }
@@ -219,11 +283,27 @@ async fn shutdown_signal() {
 async fn tenant(admin: &Admin<'_>, cmd: TenantCommand) -> Result<(), String> {
     match cmd {
         TenantCommand::Create { name } => {
-            let tenant = admin
-                .create_tenant(&name)
+            let created = admin
+                .create_tenant_with_secret(&name)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("{}", tenant.id);
+            // stdout stays the id alone (scripts read it); the secret goes to the terminal.
+            eprintln!(
+                "created {}; its webhook secret is shown only this once:\n{}",
+                created.tenant.id,
+                created.webhook_secret.expose()
+            );
+            println!("{}", created.tenant.id);
+        }
+        TenantCommand::WebhookSecret(WebhookSecretCommand::Roll { tenant }) => {
+            let secret = admin
+                .roll_webhook_secret(&tenant)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "new webhook secret for {tenant}; the old one no longer signs; shown only this once:"
+            );
+            println!("{}", secret.expose());
         }
         TenantCommand::List => {
             for t in admin.tenants().await.map_err(|e| e.to_string())? {
@@ -295,6 +375,37 @@ async fn key(admin: &Admin<'_>, clock: &dyn Clock, cmd: KeyCommand) -> Result<()
                 humantime::format_duration(grace)
             );
             println!("{}", issued.secret.expose());
+        }
+    }
+    Ok(())
+}
+
+async fn webhook(admin: &Admin<'_>, cmd: WebhookCommand) -> Result<(), String> {
+    match cmd {
+        WebhookCommand::Deliveries { session } => {
+            let millis = |ms: i64| format_rfc3339(ms.div_euclid(1000));
+            for d in admin
+                .deliveries(&session)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                let when = match (d.status.as_str(), d.delivered_at) {
+                    (_, Some(at)) => format!("delivered-at {}", millis(at)),
+                    ("pending", None) => format!("next-attempt {}", millis(d.next_attempt_at)),
+                    _ => "-".to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{}\tattempts={}\t{}\t{}\t{}",
+                    d.id,
+                    d.event_type,
+                    d.status,
+                    d.attempts,
+                    d.last_status
+                        .map_or("-".to_owned(), |s| format!("http={s}")),
+                    d.last_error.as_deref().unwrap_or("-"),
+                    when
+                );
+            }
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 //!
 //! Migrations live in `server/migrations/` and are embedded in the binary.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 
 use crate::change_detector::{ChangeDetector, ChangeDetectorError, DataVersion};
+use crate::secrets_key::{default_key_path, SecretsKey, SecretsKeyError};
+use crate::webhook::outbox::{self, NewEvent};
+use crate::webhook::secret::{MalformedSecret, WebhookSecret};
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,12 @@ pub enum StoreError {
     /// The change detector's connection failed.
     #[error(transparent)]
     ChangeDetector(#[from] ChangeDetectorError),
+    /// The secrets key is unusable, or a sealed secret does not open with it.
+    #[error(transparent)]
+    Secrets(#[from] SecretsKeyError),
+    /// A stored webhook secret opened but is not a webhook secret.
+    #[error("a stored webhook secret is malformed")]
+    MalformedSecret(#[from] MalformedSecret),
 }
 
 /// A tenant (an organisation running a portal).
@@ -94,7 +103,7 @@ pub struct SessionRecord {
     pub key_id: String,
     /// Origin it was created for.
     pub origin: String,
-    /// Where the portal wants to be told (validated, not called by this server).
+    /// Where the portal wants to be told: the server POSTs signed events to it.
     pub callback_url: Option<String>,
     /// `pending`, `completed` or `cancelled` (expiry is derived from `expires_at`).
     pub status: String,
@@ -108,6 +117,8 @@ pub struct SessionRecord {
     pub signer_certificate: Option<String>,
     /// Algorithm the signatures verified with.
     pub signature_algorithm: Option<String>,
+    /// `raw` or `cms` (see [`crate::signature_format::SignatureFormat`]).
+    pub signature_format: String,
 }
 
 /// One document of a session.
@@ -121,7 +132,7 @@ pub struct DocumentRecord {
     pub name: String,
     /// Base64 SHA-256 digest.
     pub digest: String,
-    /// Base64 signature, once completed.
+    /// Base64 signature (raw) or base64 DER CMS (cms), once completed.
     pub signature: Option<String>,
 }
 
@@ -156,11 +167,19 @@ struct KeyOriginRow {
 pub struct Store {
     pool: SqlitePool,
     changes: Arc<ChangeDetector>,
+    secrets: Arc<SecretsKey>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite file at `path` and applies migrations.
+    /// Opens (creating if needed) the SQLite file at `path` and applies migrations;
+    /// secrets are sealed with the key in `<path>.secrets-key` (created if missing).
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_secrets_key(path, &default_key_path(path)).await
+    }
+
+    /// [`Store::open`] with the secrets key read from (or created at) `key_path`.
+    pub async fn open_with_secrets_key(path: &Path, key_path: &Path) -> Result<Self, StoreError> {
+        let secrets = Arc::new(SecretsKey::load_or_create(key_path)?);
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -174,7 +193,21 @@ impl Store {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let changes = Arc::new(ChangeDetector::open(path)?);
-        Ok(Self { pool, changes })
+        Ok(Self {
+            pool,
+            changes,
+            secrets,
+        })
+    }
+
+    /// The secrets key file a database uses unless told otherwise.
+    pub fn default_secrets_key_path(db: &Path) -> PathBuf {
+        default_key_path(db)
+    }
+
+    /// The connection pool, for the query modules of this crate.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// The database's data version: it changes when anything commits to the file,
@@ -200,6 +233,82 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Inserts a tenant and its webhook secret (sealed), atomically.
+    pub async fn insert_tenant_with_secret(
+        &self,
+        tenant: &TenantRecord,
+        secret: &WebhookSecret,
+    ) -> Result<(), StoreError> {
+        let sealed = self.seal_webhook_secret(&tenant.id, secret)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO tenants (id, display_name, created_at) VALUES ($1, $2, $3)")
+            .bind(&tenant.id)
+            .bind(&tenant.display_name)
+            .bind(tenant.created_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO webhook_secrets (tenant_id, sealed, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&tenant.id)
+        .bind(&sealed)
+        .bind(tenant.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn seal_webhook_secret(
+        &self,
+        tenant_id: &str,
+        secret: &WebhookSecret,
+    ) -> Result<String, StoreError> {
+        Ok(self.secrets.seal(
+            secret.expose().as_bytes(),
+            &webhook_secret_context(tenant_id),
+        )?)
+    }
+
+    /// Replaces (or sets) a tenant's webhook secret; the old one stops signing at once.
+    pub async fn set_webhook_secret(
+        &self,
+        tenant_id: &str,
+        secret: &WebhookSecret,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let sealed = self.seal_webhook_secret(tenant_id, secret)?;
+        sqlx::query(
+            "INSERT INTO webhook_secrets (tenant_id, sealed, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at",
+        )
+        .bind(tenant_id)
+        .bind(&sealed)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A tenant's webhook secret, unsealed; `None` when it has none.
+    pub async fn webhook_secret(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<WebhookSecret>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT sealed FROM webhook_secrets WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((sealed,)) = row else {
+            return Ok(None);
+        };
+        let plain = self
+            .secrets
+            .open(&sealed, &webhook_secret_context(tenant_id))?;
+        Ok(Some(WebhookSecret::from_bytes(&plain)?))
     }
 
     /// A tenant by id.
@@ -392,8 +501,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, \
+             created_at, expires_at, signature_format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&session.id)
         .bind(&session.request_id)
@@ -404,6 +513,7 @@ impl Store {
         .bind(&session.status)
         .bind(session.created_at)
         .bind(session.expires_at)
+        .bind(&session.signature_format)
         .execute(&mut *tx)
         .await?;
         for doc in documents {
@@ -425,7 +535,7 @@ impl Store {
 
     const SESSION_COLUMNS: &'static str =
         "id, request_id, tenant_id, key_id, origin, callback_url, status, \
-         created_at, expires_at, finished_at, signer_certificate, signature_algorithm";
+         created_at, expires_at, finished_at, signer_certificate, signature_algorithm, signature_format";
 
     /// A tenant's session by id (another tenant's session is `None`).
     pub async fn session_of_tenant(
@@ -471,7 +581,7 @@ impl Store {
     }
 
     /// Completes a pending, unexpired session with its verified signatures (one per
-    /// document id), atomically. Completes at most once.
+    /// document id) and queues its callback `event`, atomically. Completes at most once.
     pub async fn complete_session(
         &self,
         session_id: &str,
@@ -479,6 +589,7 @@ impl Store {
         certificate_b64: &str,
         algorithm: &str,
         signatures: &[(String, String)],
+        event: Option<&NewEvent>,
     ) -> Result<FinishOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
@@ -504,28 +615,41 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        if let Some(event) = event {
+            outbox::insert(&mut tx, event).await?;
+        }
         tx.commit().await?;
         Ok(FinishOutcome::Done)
     }
 
-    /// Cancels a pending, unexpired session.
+    /// Cancels a pending, unexpired session and queues its callback `event`, atomically.
     pub async fn cancel_session(
         &self,
         session_id: &str,
         now: i64,
+        event: Option<&NewEvent>,
     ) -> Result<FinishOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE sessions SET status = 'cancelled', finished_at = $2 \
              WHERE id = $1 AND status = 'pending' AND expires_at > $2",
         )
         .bind(session_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(if done.rows_affected() == 1 {
-            FinishOutcome::Done
-        } else {
-            FinishOutcome::NotPending
-        })
+        if done.rows_affected() != 1 {
+            return Ok(FinishOutcome::NotPending);
+        }
+        if let Some(event) = event {
+            outbox::insert(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(FinishOutcome::Done)
     }
+}
+
+/// The associated data that binds a sealed webhook secret to its tenant.
+fn webhook_secret_context(tenant_id: &str) -> String {
+    format!("securesign webhook secret v1 for {tenant_id}")
 }

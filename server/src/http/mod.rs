@@ -5,9 +5,12 @@ pub mod error;
 pub mod json;
 pub mod portal;
 pub mod sign_request;
+pub mod verification;
 
 use std::future::Future;
 use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::routing::{get, post};
@@ -23,6 +26,8 @@ use crate::clock::Clock;
 use crate::key_cache::KeyCache;
 use crate::rate_limit::RateLimits;
 use crate::store::{SessionRecord, Store};
+use crate::webhook::worker::{DeliveryPolicy, Worker, WorkerError};
+use crate::webhook::WebhookEvent;
 use error::ApiError;
 
 /// Largest request body (500 documents or 500 signatures fit comfortably).
@@ -43,6 +48,8 @@ pub struct Shared {
     pub limits: Arc<RateLimits>,
     /// API keys and whitelists, revalidated against the database on every request.
     pub keys: Arc<KeyCache>,
+    /// Wakes the callback worker when a handler commits an event.
+    pub webhook_wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -51,10 +58,27 @@ impl AppState {
         Self(Arc::new(Shared {
             limits: Arc::new(RateLimits::new(clock.clone())),
             keys: Arc::new(KeyCache::new(store.clone())),
+            webhook_wake: Arc::new(Notify::new()),
             store,
             clock,
         }))
     }
+}
+
+/// Starts the callback [`Worker`] for `state` (same store, clock and wake-ups) on the
+/// current Tokio runtime; it stops when `shutdown` completes.
+pub fn spawn_webhook_worker(
+    state: &AppState,
+    policy: DeliveryPolicy,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, WorkerError> {
+    let worker = Worker::new(
+        state.store.clone(),
+        state.clock.clone(),
+        policy,
+        state.webhook_wake.clone(),
+    )?;
+    Ok(tokio::spawn(worker.run(shutdown)))
 }
 
 impl std::ops::Deref for AppState {
@@ -129,7 +153,13 @@ async fn not_found() -> ApiError {
 /// The OpenAPI description, generated from the handlers and types.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "SecureSign REST API", description = "API keys, domain whitelist, signing sessions."),
+    info(
+        title = "SecureSign REST API",
+        description = "API keys, domain whitelist, signing sessions (raw or detached CMS signatures). \
+            Sessions with a `callbackUrl` receive `WebhookEvent` POSTs signed with the tenant's webhook \
+            secret: `X-SecureSign-Signature: v1=<hex HMAC-SHA256 of \"<X-SecureSign-Timestamp>.<body>\">`, \
+            deduplicate by `X-SecureSign-Event-Id`."
+    ),
     paths(
         portal::validate,
         portal::create_session,
@@ -140,6 +170,7 @@ async fn not_found() -> ApiError {
         healthz,
         openapi_json,
     ),
+    components(schemas(WebhookEvent)),
     modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;
@@ -177,7 +208,9 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         )
         .route(
             "/v1/sign-requests/{request_id}/result",
-            post(sign_request::submit_result),
+            // CMS signatures carry the certificate each: a larger body than elsewhere.
+            post(sign_request::submit_result)
+                .layer(DefaultBodyLimit::max(sign_request::MAX_RESULT_BODY_BYTES)),
         )
         .route(
             "/v1/sign-requests/{request_id}/cancel",

@@ -20,7 +20,10 @@ use super::{AppState, SessionState};
 use crate::clock::format_rfc3339;
 use crate::ids;
 use crate::origin::Origin;
+use crate::signature_format::SignatureFormat;
 use crate::store::{DocumentRecord, SessionRecord};
+
+use super::sign_request::stored_format;
 
 /// Most documents in one session.
 pub const MAX_DOCUMENTS: usize = 500;
@@ -104,8 +107,11 @@ pub struct CreateSessionRequest {
     pub documents: Vec<DocumentInput>,
     /// Lifetime in seconds (default 600, at most 3600).
     pub ttl_seconds: Option<u32>,
-    /// Where the portal expects the result; must be on a whitelisted origin.
+    /// Where the server POSTs `session.completed` / `session.cancelled` events (see
+    /// `WebhookEvent`); must be on a whitelisted origin.
     pub callback_url: Option<String>,
+    /// `raw` (default) or `cms` (detached CMS `SignedData` per document).
+    pub signature_format: Option<SignatureFormat>,
 }
 
 /// `POST /v1/auth/session` answer.
@@ -133,7 +139,8 @@ pub struct SessionDocument {
     pub digest_algorithm: String,
     /// Base64 digest.
     pub digest: String,
-    /// Base64 signature, when completed.
+    /// When completed, as the app posted it: base64 signature (`raw`) or base64 DER
+    /// detached CMS `SignedData` (`cms`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
 }
@@ -150,6 +157,8 @@ pub struct SessionStatusResponse {
     pub status: SessionState,
     /// The origin it was created for.
     pub origin: String,
+    /// `raw` or `cms`.
+    pub signature_format: SignatureFormat,
     /// RFC 3339 UTC.
     pub created_at: String,
     /// RFC 3339 UTC.
@@ -334,6 +343,11 @@ pub async fn create_session(
         finished_at: None,
         signer_certificate: None,
         signature_algorithm: None,
+        signature_format: body
+            .signature_format
+            .unwrap_or_default()
+            .as_str()
+            .to_owned(),
     };
     state.store.insert_session(&session, &documents).await?;
     tracing::info!(session_id = %session.id, documents = documents.len(), "signing session created");
@@ -371,6 +385,7 @@ pub async fn session_status(
         .ok_or_else(|| ApiError::not_found("no such session"))?;
     let documents = state.store.documents(&session.id).await?;
     let status = SessionState::of(&session, state.clock.now_unix());
+    let signature_format = stored_format(&session)?;
     let error = match status {
         SessionState::Cancelled => Some(ErrorDetail::of(
             ErrorCode::SignCancelled,
@@ -387,6 +402,7 @@ pub async fn session_status(
         session_id: session.id,
         status,
         origin: session.origin,
+        signature_format,
         created_at: format_rfc3339(session.created_at),
         expires_at: format_rfc3339(session.expires_at),
         finished_at: session.finished_at.map(format_rfc3339),

@@ -1,6 +1,8 @@
 //! App-side endpoints. No API key: the unguessable `requestId` from the deep link is
 //! the capability. The app reads the request, then posts the signer certificate and
-//! one signature per document, which are verified before the session completes.
+//! one signature per document (raw, or detached CMS, as the session asks), which are
+//! verified before the session completes. Completing or cancelling queues the portal's
+//! callback event in the same transaction.
 
 use std::collections::HashMap;
 
@@ -8,21 +10,29 @@ use axum::extract::{Path, State};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use securesign_core::verify::VerifyingKey;
 use securesign_core::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorEnvelope};
+use super::error::{ApiError, ErrorDetail, ErrorEnvelope};
 use super::json::ApiJson;
+use super::verification::{verify_all, SignatureCheck};
 use super::{AppState, SessionState};
 use crate::clock::format_rfc3339;
+use crate::signature_format::SignatureFormat;
 use crate::store::{FinishOutcome, SessionRecord};
+use crate::webhook::event::{outbox_entry, WebhookDocument, WebhookEventData};
+use crate::webhook::outbox::{EventType, NewEvent};
 
 /// Largest accepted signer certificate (DER bytes).
-const MAX_CERTIFICATE_BYTES: usize = 16 * 1024;
-/// Largest accepted signature (bytes; RSA-8192 is 1024).
-const MAX_SIGNATURE_BYTES: usize = 1024;
+pub const MAX_CERTIFICATE_BYTES: usize = 16 * 1024;
+/// Largest accepted raw signature (bytes; RSA-8192 is 1024).
+pub const MAX_SIGNATURE_BYTES: usize = 1024;
+/// Largest accepted CMS signature (DER bytes): the certificate, the signature and
+/// some room for attributes and structure.
+pub const MAX_CMS_BYTES: usize = MAX_CERTIFICATE_BYTES + 4 * 1024;
+/// Largest result body: 500 base64 CMS signatures of the largest size, and the rest.
+pub const MAX_RESULT_BODY_BYTES: usize = 500 * (MAX_CMS_BYTES.div_ceil(3) * 4 + 128) + 64 * 1024;
 
 /// The tenant as shown to the signer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,6 +74,8 @@ pub struct SignRequestView {
     pub origin: String,
     /// RFC 3339 UTC.
     pub expires_at: String,
+    /// What to post back for each document: `raw` or `cms`.
+    pub signature_format: SignatureFormat,
     /// Documents to sign.
     pub documents: Vec<RequestDocument>,
 }
@@ -74,8 +86,10 @@ pub struct SignRequestView {
 pub struct SignatureInput {
     /// The document's id.
     pub document_id: String,
-    /// Base64 signature over the document's digest: RSA PKCS#1 v1.5 (SHA-256
-    /// DigestInfo) or ECDSA P-256 (DER or raw `r||s`).
+    /// `raw` sessions: base64 signature over the document's digest, RSA PKCS#1 v1.5
+    /// (SHA-256 DigestInfo) or ECDSA P-256 (DER or raw `r||s`). `cms` sessions: base64
+    /// DER detached CMS `SignedData` whose message digest is the document's digest and
+    /// whose signer certificate is `certificate`.
     pub signature: String,
 }
 
@@ -83,7 +97,7 @@ pub struct SignatureInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SubmitResultRequest {
-    /// Base64 DER X.509 signer certificate.
+    /// Base64 DER X.509 signer certificate (for `cms`, the one inside every CMS).
     pub certificate: String,
     /// Exactly one signature per document.
     pub signatures: Vec<SignatureInput>,
@@ -145,6 +159,28 @@ async fn pending_request(state: &AppState, request_id: &str) -> Result<SessionRe
     }
 }
 
+/// The session's signature format (a stored value the schema allows but this build
+/// does not know is a server fault, not the client's).
+pub fn stored_format(session: &SessionRecord) -> Result<SignatureFormat, ApiError> {
+    SignatureFormat::parse(&session.signature_format).ok_or_else(|| {
+        tracing::error!(session_id = %session.id, "unknown stored signature format");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    })
+}
+
+/// The outbox row for a finished session's callback (none without a callback URL).
+fn callback_event(
+    session: &SessionRecord,
+    event_type: EventType,
+    now_ms: i64,
+    data: WebhookEventData,
+) -> Result<Option<NewEvent>, ApiError> {
+    outbox_entry(session, event_type, now_ms, data).map_err(|err| {
+        tracing::error!(error = %err, "cannot encode a callback event");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    })
+}
+
 /// The error to answer when a conditional finish found the session no longer pending.
 async fn lost_race(state: &AppState, request_id: &str) -> ApiError {
     match state.store.session_by_request(request_id).await {
@@ -177,6 +213,7 @@ pub async fn get_sign_request(
     Path(request_id): Path<String>,
 ) -> Result<Json<SignRequestView>, ApiError> {
     let session = pending_request(&state, &request_id).await?;
+    let signature_format = stored_format(&session)?;
     let tenant = state
         .store
         .tenant(&session.tenant_id)
@@ -193,6 +230,7 @@ pub async fn get_sign_request(
         },
         origin: session.origin,
         expires_at: format_rfc3339(session.expires_at),
+        signature_format,
         documents: documents
             .into_iter()
             .map(|d| RequestDocument {
@@ -254,57 +292,86 @@ pub async fn submit_result(
             )));
         }
     }
+    let format = stored_format(&session)?;
+    let max_signature = match format {
+        SignatureFormat::Raw => MAX_SIGNATURE_BYTES,
+        SignatureFormat::Cms => MAX_CMS_BYTES,
+    };
     let certificate = decode_b64(&body.certificate, MAX_CERTIFICATE_BYTES, "certificate")?;
     let mut checks = Vec::with_capacity(documents.len());
     for doc in &documents {
         let signature_b64 = by_document.get(doc.document_id.as_str()).ok_or_else(|| {
             ApiError::bad_request(format!("no signature for document {:?}", doc.document_id))
         })?;
-        let signature = decode_b64(signature_b64, MAX_SIGNATURE_BYTES, "signature")?;
+        let signature = decode_b64(signature_b64, max_signature, "signature")?;
         let digest: [u8; 32] = BASE64
             .decode(&doc.digest)
             .ok()
             .and_then(|d| d.try_into().ok())
             .ok_or_else(|| ApiError::new(ErrorCode::Internal, "stored digest unreadable"))?;
-        checks.push((doc.document_id.clone(), digest, signature));
+        checks.push(SignatureCheck {
+            document_id: doc.document_id.clone(),
+            digest,
+            signature,
+        });
     }
-    let verified = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let key = VerifyingKey::from_certificate_der(&certificate)?;
-        for (document_id, digest, signature) in &checks {
-            key.verify_digest(digest, signature).map_err(|_| {
-                ApiError::new(
-                    ErrorCode::SignatureInvalid,
-                    format!("the signature of document {document_id:?} does not verify against the certificate"),
-                )
-            })?;
-        }
-        let signatures: Vec<(String, String)> = checks
-            .into_iter()
-            .map(|(id, _, sig)| (id, BASE64.encode(sig)))
-            .collect();
-        Ok((key.algorithm(), BASE64.encode(&certificate), signatures))
-    })
-    .await
-    .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))??;
-    let (algorithm, certificate_b64, signatures) = verified;
+    let (algorithm, certificate, checks) =
+        tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+            let algorithm = verify_all(format, &certificate, &checks)?;
+            Ok((algorithm, certificate, checks))
+        })
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))??;
     let algorithm_name = serde_json::to_value(algorithm)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
+    let certificate_b64 = BASE64.encode(&certificate);
+    let signed: Vec<WebhookDocument> = checks
+        .into_iter()
+        .map(|check| WebhookDocument {
+            id: check.document_id,
+            digest: BASE64.encode(check.digest),
+            signature: BASE64.encode(check.signature),
+        })
+        .collect();
+    let signatures: Vec<(String, String)> = signed
+        .iter()
+        .map(|doc| (doc.id.clone(), doc.signature.clone()))
+        .collect();
+    let now_ms = state.clock.now_unix_millis();
+    let event = callback_event(
+        &session,
+        EventType::SessionCompleted,
+        now_ms,
+        WebhookEventData {
+            status: SessionState::Completed,
+            signature_format: format,
+            signer_certificate: Some(certificate_b64.clone()),
+            signature_algorithm: Some(algorithm_name.clone()),
+            documents: signed,
+            error: None,
+        },
+    )?;
     let outcome = state
         .store
         .complete_session(
             &session.id,
-            state.clock.now_unix(),
+            now_ms.div_euclid(1000),
             &certificate_b64,
             &algorithm_name,
             &signatures,
+            event.as_ref(),
         )
         .await?;
     if outcome == FinishOutcome::NotPending {
         return Err(lost_race(&state, &request_id).await);
     }
-    tracing::info!(session_id = %session.id, "signing session completed");
+    if let Some(event) = &event {
+        state.webhook_wake.notify_one();
+        tracing::info!(session_id = %session.id, event_id = %event.id, "callback event queued");
+    }
+    tracing::info!(session_id = %session.id, format = format.as_str(), "signing session completed");
     Ok(Json(FinishResponse {
         success: true,
         status: SessionState::Completed,
@@ -329,13 +396,34 @@ pub async fn cancel(
     Path(request_id): Path<String>,
 ) -> Result<Json<FinishResponse>, ApiError> {
     let session = pending_request(&state, &request_id).await?;
+    let now_ms = state.clock.now_unix_millis();
+    let event = callback_event(
+        &session,
+        EventType::SessionCancelled,
+        now_ms,
+        WebhookEventData {
+            status: SessionState::Cancelled,
+            signature_format: stored_format(&session)?,
+            signer_certificate: None,
+            signature_algorithm: None,
+            documents: Vec::new(),
+            error: Some(ErrorDetail::of(
+                ErrorCode::SignCancelled,
+                "the signer cancelled the request",
+            )),
+        },
+    )?;
     if state
         .store
-        .cancel_session(&session.id, state.clock.now_unix())
+        .cancel_session(&session.id, now_ms.div_euclid(1000), event.as_ref())
         .await?
         == FinishOutcome::NotPending
     {
         return Err(lost_race(&state, &request_id).await);
+    }
+    if let Some(event) = &event {
+        state.webhook_wake.notify_one();
+        tracing::info!(session_id = %session.id, event_id = %event.id, "callback event queued");
     }
     tracing::info!(session_id = %session.id, "signing session cancelled");
     Ok(Json(FinishResponse {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,10 @@ use std::time::Duration;
 use securesign_server::admin::Admin;
 use securesign_server::api_key::KeyMode;
 use securesign_server::key_cache::KeyCache;
-use securesign_server::{router, serve, AppState, ManualClock, RouterOptions, Store};
+use securesign_server::webhook::DeliveryPolicy;
+use securesign_server::{
+    router, serve, spawn_webhook_worker, AppState, ManualClock, RouterOptions, Store,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -36,22 +41,49 @@ pub struct Fixture {
     pub live_key: String,
     pub live_key_id: String,
     pub test_key: String,
+    /// The tenant's webhook secret, as `tenant create` shows it.
+    pub webhook_secret: String,
     /// The server's key cache (for its hit/miss counters).
     pub keys: Arc<KeyCache>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    stop_worker: Option<tokio::sync::oneshot::Sender<()>>,
+    worker: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Callback policy for in-process tests: 3 attempts, 1 s then 2 s (on the manual
+/// clock), and a 20 ms look at the outbox so advancing the clock takes effect at once.
+pub fn test_policy() -> DeliveryPolicy {
+    DeliveryPolicy {
+        max_attempts: 3,
+        base_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+        poll_interval: Duration::from_millis(20),
+        concurrency: 4,
+    }
 }
 
 impl Fixture {
     /// A tenant "Example Portal" with the seed's origin and http://localhost:3000
     /// whitelisted, one live and one test key (120 rpm), and a running server.
     pub async fn start() -> Self {
+        Self::start_with(test_policy()).await
+    }
+
+    /// [`Fixture::start`] with this callback delivery policy.
+    pub async fn start_with(policy: DeliveryPolicy) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("securesign.db");
         let store = Store::open(&db_path).await.unwrap();
         let clock = Arc::new(ManualClock::starting_at(T0));
         let admin = Admin::new(&store, clock.as_ref());
-        let tenant = admin.create_tenant("Example Portal").await.unwrap();
+        let created = admin
+            .create_tenant_with_secret("Example Portal")
+            .await
+            .unwrap();
+        let tenant = created.tenant;
         admin.add_domain(&tenant.id, PORTAL).await.unwrap();
         admin.add_domain(&tenant.id, LOCAL).await.unwrap();
         let live = admin
@@ -67,6 +99,11 @@ impl Fixture {
         let addr = listener.local_addr().unwrap();
         let state = AppState::new(store.clone(), clock.clone());
         let keys = state.keys.clone();
+        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = spawn_webhook_worker(&state, policy, async {
+            let _ = worker_stopped.await;
+        })
+        .unwrap();
         let app = router(state, RouterOptions::default());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, app, async {
@@ -83,9 +120,12 @@ impl Fixture {
             live_key: live.secret.expose().to_owned(),
             live_key_id: live.record.id,
             test_key: test.secret.expose().to_owned(),
+            webhook_secret: created.webhook_secret.expose().to_owned(),
             keys,
             shutdown: Some(tx),
             server: Some(server),
+            stop_worker: Some(stop_worker),
+            worker: Some(worker),
         }
     }
 
@@ -176,6 +216,12 @@ impl Fixture {
         if let Some(server) = self.server.take() {
             server.await.unwrap().unwrap();
         }
+        if let Some(tx) = self.stop_worker.take() {
+            let _ = tx.send(());
+        }
+        if let Some(worker) = self.worker.take() {
+            worker.await.unwrap();
+        }
         self.store.close().await;
     }
 }
@@ -183,6 +229,9 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(tx) = self.stop_worker.take() {
             let _ = tx.send(());
         }
     }
@@ -248,6 +297,7 @@ pub fn documents_json(digests: &[[u8; 32]]) -> Value {
 pub struct Signer {
     dir: tempfile::TempDir,
     key: PathBuf,
+    cert_pem: PathBuf,
     pub cert_der: Vec<u8>,
 }
 
@@ -265,19 +315,23 @@ fn openssl(args: &[&str]) -> Vec<u8> {
 }
 
 impl Signer {
-    /// `rsa` (RSA-2048) or `ec` (P-256).
+    /// `rsa` (RSA-2048), `rsa4096` or `ec` (P-256).
     pub fn new(kind: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key.pem");
         let cert = dir.path().join("cert.der");
         let key_s = key.to_str().unwrap();
         match kind {
-            "rsa" => openssl(&[
+            "rsa" | "rsa4096" => openssl(&[
                 "genpkey",
                 "-algorithm",
                 "RSA",
                 "-pkeyopt",
-                "rsa_keygen_bits:2048",
+                if kind == "rsa" {
+                    "rsa_keygen_bits:2048"
+                } else {
+                    "rsa_keygen_bits:4096"
+                },
                 "-out",
                 key_s,
             ]),
@@ -307,8 +361,64 @@ impl Signer {
             "-out",
             cert.to_str().unwrap(),
         ]);
+        let cert_pem = dir.path().join("cert.pem");
+        openssl(&[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            cert.to_str().unwrap(),
+            "-out",
+            cert_pem.to_str().unwrap(),
+        ]);
         let cert_der = std::fs::read(&cert).unwrap();
-        Self { dir, key, cert_der }
+        Self {
+            dir,
+            key,
+            cert_pem,
+            cert_der,
+        }
+    }
+
+    /// A detached CMS `SignedData` (DER) over `document`, made by `openssl cms -sign`
+    /// (SHA-256, signed attributes, signer certificate included).
+    pub fn cms_sign_with_openssl(&self, document: &[u8]) -> Vec<u8> {
+        let input = self.dir.path().join("document.bin");
+        std::fs::write(&input, document).unwrap();
+        openssl(&[
+            "cms",
+            "-sign",
+            "-binary",
+            "-md",
+            "sha256",
+            "-outform",
+            "DER",
+            "-in",
+            input.to_str().unwrap(),
+            "-signer",
+            self.cert_pem.to_str().unwrap(),
+            "-inkey",
+            self.key.to_str().unwrap(),
+        ])
+    }
+
+    /// A detached CMS over a document digest, built the way the app builds it: the
+    /// core prepares the signed attributes, the key (openssl, standing in for the
+    /// token) signs their digest, the core assembles the `SignedData`.
+    pub fn cms_sign_with_core(&self, document_digest: &[u8; 32]) -> Vec<u8> {
+        use securesign_core::backend::SignatureScheme;
+        use securesign_core::digest::Sha256Digest;
+        use securesign_core::verify::VerifyingKey;
+        let prepared = securesign_core::cms::prepare(
+            &Sha256Digest(*document_digest),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let signature = self.sign(&prepared.to_sign.0);
+        let scheme: SignatureScheme = VerifyingKey::from_certificate_der(&self.cert_der)
+            .unwrap()
+            .algorithm();
+        securesign_core::cms::assemble(&prepared, &self.cert_der, scheme, &signature).unwrap()
     }
 
     /// Signs a prehashed SHA-256 digest with `openssl pkeyutl` (as a token would).
@@ -326,6 +436,25 @@ impl Signer {
             input.to_str().unwrap(),
         ])
     }
+}
+
+/// Runs the real binary's admin command; returns stdout and stderr (asserts success).
+pub fn cli_full(db: &Path, args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_securesign-server"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "securesign-server {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 /// Runs the real binary's admin command; returns stdout (asserts success).
@@ -354,11 +483,21 @@ pub struct BinaryServer {
 impl BinaryServer {
     /// Starts `securesign-server serve` on `db`, logging at debug level into `log`.
     pub fn spawn(db: &Path, log: &Path) -> Self {
-        let stderr = std::fs::File::create(log).unwrap();
+        Self::spawn_with(db, log, &[])
+    }
+
+    /// [`BinaryServer::spawn`] with extra `serve` arguments; the log is appended to.
+    pub fn spawn_with(db: &Path, log: &Path, extra: &[&str]) -> Self {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_securesign-server"))
             .arg("--db")
             .arg(db)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -387,6 +526,12 @@ impl BinaryServer {
     /// SIGTERM, then wait for a graceful exit (SIGKILL after 10 s).
     pub fn stop(mut self) {
         self.terminate();
+    }
+
+    /// SIGKILL, as a crash: no graceful shutdown, nothing flushed by the server.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn terminate(&mut self) {

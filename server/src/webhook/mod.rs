@@ -1,0 +1,18 @@
+//! Callbacks to the portal: when a session with a `callbackUrl` completes or is
+//! cancelled, an event is written to an outbox in the same transaction, and a
+//! background [`worker::Worker`] POSTs it, signed with the tenant's webhook secret.
+//!
+//! * [`secret`]: webhook secrets and the `X-SecureSign-Signature` HMAC;
+//! * [`event`]: the JSON body;
+//! * [`outbox`]: the outbox table (claim, settle, list);
+//! * [`worker`]: delivery with retries and exponential backoff.
+
+pub mod event;
+pub mod outbox;
+pub mod secret;
+pub mod worker;
+
+pub use event::{WebhookEvent, WebhookEventData};
+pub use outbox::{DeliveryRecord, EventType};
+pub use secret::WebhookSecret;
+pub use worker::{DeliveryPolicy, Worker};

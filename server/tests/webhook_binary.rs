@@ -1,0 +1,174 @@
+//! Callbacks from the real `securesign-server` binary: the webhook secret shown by
+//! `tenant create` and made by `tenant webhook-secret roll`, a crash (SIGKILL) and
+//! restart in the middle of the retries that still delivers exactly once, the
+//! `webhook deliveries` admin listing, and no secret in the database file or the log.
+
+// Tests may unwrap: a failure should stop the test with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::receiver::Receiver;
+use common::{b64, cli, cli_full, sha256, BinaryServer, Signer, LOCAL};
+use serde_json::{json, Value};
+
+/// Polls `webhook deliveries` until its only line contains every one of `parts`.
+fn wait_for_listing(db: &Path, session_id: &str, parts: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let listing = cli(db, &["webhook", "deliveries", "--session", session_id]);
+        if parts.iter().all(|p| listing.contains(p)) {
+            assert_eq!(listing.lines().count(), 1, "{listing}");
+            return listing;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listing never showed {parts:?}: {listing}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_in_the_middle_of_the_retries_still_delivers_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("securesign.db");
+    let log = dir.path().join("server.log");
+    // The first attempt fails; any later one is accepted.
+    let receiver = Receiver::start(|n| if n == 1 { 500 } else { 200 }).await;
+
+    let (tenant, stderr) = cli_full(&db, &["tenant", "create", "--name", "Example Portal"]);
+    let tenant = tenant.trim().to_owned();
+    let first_secret = stderr.lines().last().unwrap().trim().to_owned();
+    assert!(first_secret.starts_with("whsec_"), "{stderr}");
+    let secret = cli(
+        &db,
+        &["tenant", "webhook-secret", "roll", "--tenant", &tenant],
+    )
+    .trim()
+    .to_owned();
+    assert!(secret.starts_with("whsec_") && secret != first_secret);
+    for origin in [LOCAL.to_owned(), receiver.origin()] {
+        cli(&db, &["domain", "add", "--tenant", &tenant, &origin]);
+    }
+    let key = cli(
+        &db,
+        &["key", "create", "--tenant", &tenant, "--mode", "test"],
+    )
+    .trim()
+    .to_owned();
+
+    let backoff = ["--webhook-backoff", "3s", "--webhook-max-attempts", "4"];
+    let server = BinaryServer::spawn_with(&db, &log, &backoff);
+    let http = reqwest::Client::new();
+    let digest = sha256(b"contract");
+    let created: Value = http
+        .post(format!("{}/v1/auth/session", server.base()))
+        .bearer_auth(&key)
+        .json(&json!({"origin": LOCAL, "callbackUrl": receiver.url(), "signatureFormat": "cms",
+            "documents": [{"id": "c", "name": "c.pdf", "digestAlgorithm": "SHA-256", "digest": b64(&digest)}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session_id = created["sessionId"].as_str().unwrap().to_owned();
+    let request_id = created["deepLink"]
+        .as_str()
+        .unwrap()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_owned();
+    let signer = Signer::new("rsa");
+    let result = http
+        .post(format!("{}/v1/sign-requests/{request_id}/result", server.base()))
+        .json(&json!({"certificate": b64(&signer.cert_der),
+            "signatures": [{"documentId": "c", "signature": b64(&signer.cms_sign_with_openssl(b"contract"))}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(result.status(), 200);
+
+    // The first attempt fails and is recorded; the server dies before the retry (3 s).
+    receiver.wait_for_hits(1).await;
+    let listing = wait_for_listing(&db, &session_id, &["pending", "attempts=1", "http=500"]);
+    assert!(
+        listing.contains("session.completed") && listing.contains("next-attempt"),
+        "{listing}"
+    );
+    server.crash();
+    assert_eq!(receiver.hits().len(), 1);
+
+    // A new process on the same file picks the event up from the outbox.
+    let server = BinaryServer::spawn_with(&db, &log, &backoff);
+    let hits = receiver.wait_for_hits(2).await;
+    let listing = wait_for_listing(&db, &session_id, &["delivered", "attempts=2", "http=200"]);
+    assert!(listing.contains("delivered-at"), "{listing}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.hits().len(), 2, "sent again after a 2xx");
+    server.stop();
+
+    assert_eq!(
+        hits[0].header("x-securesign-event-id"),
+        hits[1].header("x-securesign-event-id")
+    );
+    assert_eq!(hits[0].body, hits[1].body);
+    for hit in &hits {
+        hit.assert_signed_with(&secret);
+        assert!(
+            !hit.is_signed_with(&first_secret),
+            "the rolled secret still signs"
+        );
+    }
+    let event = hits[1].json();
+    assert_eq!(event["data"]["signatureFormat"], "cms");
+    assert_eq!(event["data"]["documents"][0]["digest"], b64(&digest));
+
+    // Neither secret in plaintext in the database files, nor in the debug log.
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("callback attempt settled"),
+        "debug log missing"
+    );
+    for needle in [&secret, &first_secret, &key] {
+        let needle = &needle.as_bytes()[6..];
+        assert!(
+            !log_text
+                .as_bytes()
+                .windows(needle.len())
+                .any(|w| w == needle),
+            "secret in the log"
+        );
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("securesign.db") && !name.ends_with(".secrets-key") {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{name} holds a secret in plaintext"
+                );
+            }
+        }
+    }
+    assert!(dir.path().join("securesign.db.secrets-key").exists());
+}
+
+#[test]
+fn deliveries_of_an_unknown_session_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("securesign.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_securesign-server"))
+        .arg("--db")
+        .arg(&db)
+        .args(["webhook", "deliveries", "--session", "sess_nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no session sess_nope"));
+}

@@ -1,0 +1,350 @@
+//! Callbacks to the portal over real HTTP on loopback: an in-process server with a real
+//! SQLite file and a manual clock (backoff without sleeping), and a real receiving server
+//! in the test that checks the HMAC signature of every request.
+
+// Tests may unwrap: a failure should stop the test with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::receiver::Receiver;
+use common::{b64, documents_json, sha256, test_policy, Fixture, Signer, LOCAL};
+use securesign_server::webhook::{DeliveryPolicy, DeliveryRecord};
+use serde_json::{json, Value};
+
+/// Whitelists the receiver's origin and creates a 2-document session (test key, as
+/// plain http on loopback needs one) with its callback URL. Returns (session, request).
+async fn session_with_callback(f: &Fixture, receiver: &Receiver, format: &str) -> (String, String) {
+    f.admin()
+        .add_domain(&f.tenant_id, &receiver.origin())
+        .await
+        .unwrap();
+    let digests = [sha256(b"one"), sha256(b"two")];
+    let reply = f
+        .post_bearer(
+            "/v1/auth/session",
+            &f.test_key,
+            &json!({"origin": LOCAL, "documents": documents_json(&digests),
+                    "callbackUrl": receiver.url(), "signatureFormat": format}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let request_id = reply.body["deepLink"]
+        .as_str()
+        .unwrap()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_owned();
+    (
+        reply.body["sessionId"].as_str().unwrap().to_owned(),
+        request_id,
+    )
+}
+
+/// Posts a valid raw result for the two documents; returns the posted body.
+async fn complete(f: &Fixture, request_id: &str, signer: &Signer) -> Value {
+    let digests = [sha256(b"one"), sha256(b"two")];
+    let body = json!({"certificate": b64(&signer.cert_der), "signatures": [
+        {"documentId": "doc-0", "signature": b64(&signer.sign(&digests[0]))},
+        {"documentId": "doc-1", "signature": b64(&signer.sign(&digests[1]))},
+    ]});
+    let reply = f
+        .post(&format!("/v1/sign-requests/{request_id}/result"), &body)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    body
+}
+
+async fn deliveries(f: &Fixture, session_id: &str) -> Vec<DeliveryRecord> {
+    f.admin().deliveries(session_id).await.unwrap()
+}
+
+/// Waits (polling, at most 15 s) until the session's only event satisfies `done`.
+async fn wait_for_event(
+    f: &Fixture,
+    session_id: &str,
+    done: impl Fn(&DeliveryRecord) -> bool,
+) -> DeliveryRecord {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let events = deliveries(f, session_id).await;
+        assert!(events.len() <= 1, "one event per session: {events:?}");
+        if let Some(event) = events.first().filter(|e| done(e)) {
+            return event.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "event never reached the state: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Some real time for a worker that would (wrongly) send again to do so.
+async fn give_the_worker_a_chance() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_receiver_failing_twice_gets_exactly_one_accepted_delivery_on_the_third_attempt() {
+    let f = Fixture::start().await;
+    let receiver = Receiver::start(|n| if n <= 2 { 500 } else { 200 }).await;
+    let signer = Signer::new("ec");
+    let (session_id, request_id) = session_with_callback(&f, &receiver, "raw").await;
+    let posted = complete(&f, &request_id, &signer).await;
+
+    // Attempt 1 at once; attempt 2 only once the clock passes 1 s; attempt 3 after 2 s more.
+    receiver.wait_for_hits(1).await;
+    let after_first = wait_for_event(&f, &session_id, |e| {
+        e.attempts == 1 && e.status == "pending"
+    })
+    .await;
+    assert_eq!(after_first.last_status, Some(500));
+    give_the_worker_a_chance().await;
+    assert_eq!(
+        receiver.hits().len(),
+        1,
+        "retried before the backoff elapsed"
+    );
+    f.clock.advance(Duration::from_millis(999));
+    give_the_worker_a_chance().await;
+    assert_eq!(
+        receiver.hits().len(),
+        1,
+        "retried before the backoff elapsed"
+    );
+    f.clock.advance(Duration::from_millis(1));
+    receiver.wait_for_hits(2).await;
+    wait_for_event(&f, &session_id, |e| {
+        e.attempts == 2 && e.status == "pending"
+    })
+    .await;
+    f.clock.advance(Duration::from_secs(2));
+    let hits = receiver.wait_for_hits(3).await;
+    let event = wait_for_event(&f, &session_id, |e| e.status == "delivered").await;
+    assert_eq!(event.attempts, 3);
+    assert_eq!(event.last_status, Some(200));
+    assert!(event.delivered_at.is_some());
+
+    // Never sent again after the 2xx, whatever the clock does.
+    f.clock.advance(Duration::from_secs(3600));
+    give_the_worker_a_chance().await;
+    let hits_after = receiver.hits();
+    assert_eq!(hits_after.len(), 3);
+    assert_eq!(hits_after.iter().filter(|h| h.answered == 200).count(), 1);
+
+    // Every attempt: same event id and body, signed with the tenant's secret.
+    for hit in &hits {
+        hit.assert_signed_with(&f.webhook_secret);
+        assert_eq!(hit.path, "/securesign/events");
+        assert_eq!(hit.header("content-type"), "application/json");
+        assert_eq!(hit.header("x-securesign-event-id"), event.id);
+        assert_eq!(hit.body, hits[0].body);
+    }
+    // The timestamp is the send time: the clock moved between attempts.
+    let stamps: Vec<i64> = hits
+        .iter()
+        .map(|h| h.header("x-securesign-timestamp").parse().unwrap())
+        .collect();
+    assert_eq!(stamps[1] - stamps[0], 1);
+    assert_eq!(stamps[2] - stamps[1], 2);
+
+    let body = hits[0].json();
+    assert_eq!(body["eventId"], event.id.as_str());
+    assert!(event.id.starts_with("evt_"));
+    assert_eq!(body["type"], "session.completed");
+    assert_eq!(body["sessionId"], session_id.as_str());
+    assert_eq!(body["occurredAt"], "2026-06-22T10:00:00Z");
+    assert_eq!(body["data"]["status"], "completed");
+    assert_eq!(body["data"]["signatureFormat"], "raw");
+    assert_eq!(body["data"]["signerCertificate"], posted["certificate"]);
+    assert_eq!(body["data"]["signatureAlgorithm"], "ECDSA-P256-SHA256");
+    for i in 0..2 {
+        assert_eq!(body["data"]["documents"][i]["id"], format!("doc-{i}"));
+        assert_eq!(
+            body["data"]["documents"][i]["signature"],
+            posted["signatures"][i]["signature"]
+        );
+    }
+    // A forged body does not verify with the secret.
+    let mut forged = hits[0].clone();
+    forged.body = forged
+        .body
+        .iter()
+        .map(|b| if *b == b'1' { b'2' } else { *b })
+        .collect::<Vec<u8>>()
+        .into();
+    assert!(!forged.is_signed_with(&f.webhook_secret));
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_always_fails_ends_failed_after_the_bounded_attempts() {
+    let f = Fixture::start().await; // test_policy(): 3 attempts
+    let receiver = Receiver::start(|_| 503).await;
+    let (session_id, request_id) = session_with_callback(&f, &receiver, "raw").await;
+    complete(&f, &request_id, &Signer::new("ec")).await;
+    receiver.wait_for_hits(1).await;
+    wait_for_event(&f, &session_id, |e| {
+        e.attempts == 1 && e.status == "pending"
+    })
+    .await;
+    f.clock.advance(Duration::from_secs(1));
+    receiver.wait_for_hits(2).await;
+    wait_for_event(&f, &session_id, |e| {
+        e.attempts == 2 && e.status == "pending"
+    })
+    .await;
+    f.clock.advance(Duration::from_secs(2));
+    receiver.wait_for_hits(3).await;
+    let event = wait_for_event(&f, &session_id, |e| e.status == "failed").await;
+    assert_eq!(event.attempts, 3);
+    assert_eq!(event.last_status, Some(503));
+    assert!(
+        event.last_error.as_deref().unwrap().contains("503"),
+        "{event:?}"
+    );
+    assert_eq!(event.delivered_at, None);
+    f.clock.advance(Duration::from_secs(24 * 3600));
+    give_the_worker_a_chance().await;
+    assert_eq!(receiver.hits().len(), 3, "a failed event is not retried");
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancel_produces_a_signed_session_cancelled_event() {
+    let f = Fixture::start().await;
+    let receiver = Receiver::start(|_| 204).await;
+    let (session_id, request_id) = session_with_callback(&f, &receiver, "cms").await;
+    let reply = f
+        .post(
+            &format!("/v1/sign-requests/{request_id}/cancel"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let hits = receiver.wait_for_hits(1).await;
+    let event = wait_for_event(&f, &session_id, |e| e.status == "delivered").await;
+    assert_eq!(event.event_type, "session.cancelled");
+    assert_eq!(event.attempts, 1);
+    assert_eq!(event.last_status, Some(204));
+    hits[0].assert_signed_with(&f.webhook_secret);
+    let body = hits[0].json();
+    assert_eq!(body["type"], "session.cancelled");
+    assert_eq!(body["sessionId"], session_id.as_str());
+    assert_eq!(body["data"]["status"], "cancelled");
+    assert_eq!(body["data"]["signatureFormat"], "cms");
+    assert_eq!(body["data"]["error"]["code"], "SS_SIGN_CANCELLED");
+    assert!(body["data"].get("documents").is_none(), "{body}");
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_count_as_failures() {
+    let f = Fixture::start_with(DeliveryPolicy {
+        max_attempts: 1,
+        ..test_policy()
+    })
+    .await;
+    let receiver = Receiver::start(|_| 307).await;
+    let (session_id, request_id) = session_with_callback(&f, &receiver, "raw").await;
+    complete(&f, &request_id, &Signer::new("ec")).await;
+    let event = wait_for_event(&f, &session_id, |e| e.status == "failed").await;
+    assert_eq!(event.last_status, Some(307));
+    assert!(
+        event.last_error.as_deref().unwrap().contains("redirect"),
+        "{event:?}"
+    );
+    give_the_worker_a_chance().await;
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 1);
+    assert!(
+        hits.iter().all(|h| h.path != "/elsewhere"),
+        "the redirect was followed"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn the_callback_origin_is_checked_again_at_delivery() {
+    let f = Fixture::start().await;
+    let receiver = Receiver::start(|_| 200).await;
+    let (session_id, request_id) = session_with_callback(&f, &receiver, "raw").await;
+    // The portal's callback origin is removed from the whitelist before completion.
+    assert!(f
+        .admin()
+        .remove_domain(&f.tenant_id, &receiver.origin())
+        .await
+        .unwrap());
+    complete(&f, &request_id, &Signer::new("ec")).await;
+    let event = wait_for_event(&f, &session_id, |e| {
+        e.attempts == 1 && e.status == "pending"
+    })
+    .await;
+    assert_eq!(event.status, "pending");
+    assert!(
+        event
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("no longer whitelisted"),
+        "{event:?}"
+    );
+    assert_eq!(event.last_status, None);
+    assert!(
+        receiver.hits().is_empty(),
+        "sent to a non-whitelisted origin"
+    );
+    // Whitelisted again: the retry goes out.
+    f.admin()
+        .add_domain(&f.tenant_id, &receiver.origin())
+        .await
+        .unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    receiver.wait_for_hits(1).await;
+    wait_for_event(&f, &session_id, |e| e.status == "delivered").await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_rolled_webhook_secret_signs_from_then_on_and_sessions_without_callback_send_nothing() {
+    let f = Fixture::start().await;
+    let receiver = Receiver::start(|_| 200).await;
+    let new_secret = f.admin().roll_webhook_secret(&f.tenant_id).await.unwrap();
+    assert_ne!(new_secret.expose(), f.webhook_secret);
+    let (session_id, request_id) = session_with_callback(&f, &receiver, "raw").await;
+    complete(&f, &request_id, &Signer::new("ec")).await;
+    let hits = receiver.wait_for_hits(1).await;
+    hits[0].assert_signed_with(new_secret.expose());
+    assert!(!hits[0].is_signed_with(&f.webhook_secret));
+    wait_for_event(&f, &session_id, |e| e.status == "delivered").await;
+
+    // No callbackUrl: no event at all.
+    let (plain_session, plain_request) = f
+        .create_session(&[sha256(b"one"), sha256(b"two")], None)
+        .await;
+    complete(&f, &plain_request, &Signer::new("ec")).await;
+    assert!(deliveries(&f, &plain_session).await.is_empty());
+    give_the_worker_a_chance().await;
+    assert_eq!(receiver.hits().len(), 1);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_formats_and_the_callback_event() {
+    let f = Fixture::start().await;
+    let doc = f.get("/v1/openapi.json").await.body;
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["SignatureFormat"].is_object(), "{}", schemas);
+    assert!(schemas["WebhookEvent"]["properties"]["eventId"].is_object());
+    assert!(schemas["WebhookEvent"]["properties"]["type"].is_object());
+    assert!(schemas["CreateSessionRequest"]["properties"]["signatureFormat"].is_object());
+    assert!(schemas["SignRequestView"]["properties"]["signatureFormat"].is_object());
+    assert!(schemas["SessionStatusResponse"]["properties"]["signatureFormat"].is_object());
+    let description = doc["info"]["description"].as_str().unwrap();
+    assert!(description.contains("X-SecureSign-Signature"));
+    f.stop().await;
+}
