@@ -6,6 +6,9 @@
 //! * [`event`]: the JSON body;
 //! * [`outbox`]: the outbox table (claim, settle, list);
 //! * [`worker`]: delivery with retries and exponential backoff.
+//!
+//! What a portal must check, the delivery guarantees and how the secrets are protected
+//! are described for integrators in `server/WEBHOOKS.md`.
 
 pub mod event;
 pub mod outbox;

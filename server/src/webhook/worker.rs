@@ -126,8 +126,9 @@ impl Worker {
         })
     }
 
-    /// Delivers until `shutdown` completes. Attempts in flight at shutdown are
-    /// abandoned; their claims lapse and they are retried by the next run.
+    /// Delivers until `shutdown` completes. A round of attempts already started is
+    /// finished first (each attempt is bounded by the request timeout); if the process
+    /// dies instead, the claims lapse after their lease and the next run retries them.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
