@@ -348,3 +348,39 @@ async fn the_openapi_document_describes_formats_and_the_callback_event() {
     assert!(description.contains("X-SecureSign-Signature"));
     f.stop().await;
 }
+
+#[tokio::test]
+async fn a_tenant_without_a_webhook_secret_gets_no_callback_until_one_is_rolled() {
+    let f = Fixture::start().await;
+    // As for a tenant created before webhook secrets existed.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", f.db_path.display()))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM webhook_secrets")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let receiver = Receiver::start(|_| 200).await;
+    let (session_id, request_id) = session_with_callback(&f, &receiver, "raw").await;
+    complete(&f, &request_id, &Signer::new("ec")).await;
+    let event = wait_for_event(&f, &session_id, |e| {
+        e.attempts == 1 && e.status == "pending"
+    })
+    .await;
+    assert!(
+        event
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("no webhook secret"),
+        "{event:?}"
+    );
+    assert!(receiver.hits().is_empty(), "sent unsigned");
+    let secret = f.admin().roll_webhook_secret(&f.tenant_id).await.unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    let hits = receiver.wait_for_hits(1).await;
+    hits[0].assert_signed_with(secret.expose());
+    wait_for_event(&f, &session_id, |e| e.status == "delivered").await;
+    f.stop().await;
+}
