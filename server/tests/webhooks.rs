@@ -384,3 +384,31 @@ async fn a_tenant_without_a_webhook_secret_gets_no_callback_until_one_is_rolled(
     wait_for_event(&f, &session_id, |e| e.status == "delivered").await;
     f.stop().await;
 }
+
+#[tokio::test]
+async fn an_event_that_already_used_the_allowed_attempts_fails_without_another_send() {
+    // As after a restart with a lower --webhook-max-attempts than the event already used.
+    let f = Fixture::start().await; // test_policy(): 3 attempts
+    let receiver = Receiver::start(|_| 500).await;
+    let (session_id, request_id) = session_with_callback(&f, &receiver, "raw").await;
+    complete(&f, &request_id, &Signer::new("ec")).await;
+    wait_for_event(&f, &session_id, |e| {
+        e.attempts == 1 && e.status == "pending"
+    })
+    .await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", f.db_path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE webhook_events SET attempts = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    f.clock.advance(Duration::from_secs(1));
+    let event = wait_for_event(&f, &session_id, |e| e.status == "failed").await;
+    assert_eq!(event.attempts, 3);
+    assert_eq!(event.last_status, Some(500), "the last answer is kept");
+    give_the_worker_a_chance().await;
+    assert_eq!(receiver.hits().len(), 1);
+    f.stop().await;
+}

@@ -159,17 +159,21 @@ pub async fn claim_next(
     .await?)
 }
 
-/// Gives up on events whose last allowed attempt was claimed by a worker that never
-/// settled it (the process stopped mid-request). Returns how many.
-pub async fn fail_abandoned(
+/// Gives up on events that may not be attempted again: a last allowed attempt claimed
+/// by a worker that never settled it (the process stopped mid-request), or a pending
+/// event that already had `max_attempts` (the limit was lowered since). Returns how many.
+pub async fn fail_exhausted(
     store: &Store,
     now_ms: i64,
     max_attempts: i64,
 ) -> Result<u64, StoreError> {
     let done = sqlx::query(
         "UPDATE webhook_events SET status = 'failed', lease_until = NULL, \
-         last_error = 'the server stopped during the last attempt; no answer was recorded' \
-         WHERE status = 'delivering' AND lease_until <= $1 AND attempts >= $2",
+         last_error = CASE WHEN status = 'delivering' \
+             THEN 'the server stopped during the last attempt; no answer was recorded' \
+             ELSE last_error END \
+         WHERE attempts >= $2 \
+           AND (status = 'pending' OR (status = 'delivering' AND lease_until <= $1))",
     )
     .bind(now_ms)
     .bind(max_attempts)

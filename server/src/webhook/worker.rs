@@ -160,12 +160,9 @@ impl Worker {
             Some(due) => return Ok(inner.until(due)),
             None => return Ok(inner.policy.poll_interval),
         }
-        let given_up = outbox::fail_abandoned(&inner.store, now, max).await?;
+        let given_up = outbox::fail_exhausted(&inner.store, now, max).await?;
         if given_up > 0 {
-            tracing::warn!(
-                events = given_up,
-                "callbacks failed: last attempt interrupted"
-            );
+            tracing::warn!(events = given_up, "callbacks failed: no attempt left");
         }
         let mut in_flight = JoinSet::new();
         loop {
