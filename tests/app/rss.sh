@@ -84,3 +84,4 @@ measure() { # NAME ENV...
 measure "compositing on (before)" SECURESIGN_GPU_COMPOSITING=1
 measure "app default (off)"
 measure "off + no DMA-BUF" WEBKIT_DISABLE_DMABUF_RENDERER=1
+for extra in ${RSS_EXTRA:-}; do measure "off + $extra" "$extra"; done
