@@ -4,7 +4,8 @@
 # server process and the same run, with wrk (Debian package, installed here if missing).
 # Prints requests/s, p50/p99 and the validate/trivial ratio, then p50/p99 of validate
 # at about half its peak rate. Not part of CI. Usage: server/bench.sh [seconds]
-# BENCH_BIN=path/to/securesign-server skips the release build and uses that binary.
+# BENCH_BIN=path/to/securesign-server skips the build and uses that binary (default: the
+# `bench` profile — full speed, unlike the size-tuned release profile of the app).
 set -euo pipefail
 DURATION="${1:-10}"
 CONNS=32
@@ -16,7 +17,7 @@ fi
 if [ -n "${BENCH_BIN:-}" ]; then
   BIN="$BENCH_BIN"
 else
-  cargo build --release -p securesign-server --manifest-path "$ROOT/Cargo.toml" >&2
+  cargo build --profile bench -p securesign-server --manifest-path "$ROOT/Cargo.toml" >&2
   BIN="$ROOT/target/release/securesign-server"
 fi
 
