@@ -9,7 +9,7 @@ use crate::MAIN_WINDOW;
 
 /// Environment for the webview, set before anything starts (single-threaded).
 ///
-/// Linux: WebKitGTK's accelerated compositing costs ~70 MB of memory (measured by
+/// Linux: WebKitGTK's accelerated compositing costs ~60 MB of memory (measured by
 /// `tests/app/rss.sh`, release build under Xvfb: PSS of the app and its WebKit processes
 /// 260 → 202 MB, their RSS 440 → 377 MB)
 /// and buys nothing for this small static UI. It is turned off unless the user set
