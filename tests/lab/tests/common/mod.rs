@@ -140,8 +140,8 @@ pub fn token_is_listed_and_user_login_works(module: Module) {
         "wrong PIN is refused: {wrong:?}"
     );
     session
-        .login(UserType::User, Some(&pin("123456")))
-        .expect("lab user PIN 123456 logs in");
+        .login(UserType::User, Some(&pin(tok.user_pin())))
+        .expect("the lab user PIN logs in");
 }
 
 /// Both identities: private key, public key and certificate share `CKA_ID`
