@@ -136,7 +136,7 @@ impl AppState {
         drop(settings);
         let mut token = lock(&self.token);
         if source_changed {
-            *token = None;
+            close(token.take());
         } else if let Some(open) = token.as_ref() {
             open.worker.set_policy(new.session_policy())?;
         }
@@ -196,7 +196,7 @@ impl AppState {
 
     /// Closes the token (it went away): the next use opens it afresh.
     pub fn forget_token(&self) {
-        *lock(&self.token) = None;
+        close(lock(&self.token).take());
     }
 
     /// Runs `f` with the token worker on a blocking thread, opening the token first if
@@ -213,7 +213,7 @@ impl AppState {
             let worker = worker(&slot, &settings, sink)?;
             let result = f(&worker);
             if let Err(Error::TokenNotPresent | Error::Token(_)) = &result {
-                *lock(&slot) = None;
+                close(lock(&slot).take());
             }
             result
         })
@@ -231,6 +231,22 @@ impl AppState {
     }
 }
 
+/// Closes a token off the caller's thread. Dropping an [`OpenToken`] joins the reader
+/// watcher and the worker; the core's `ReaderWatcher` can miss its cancel when the drop
+/// races a card event (the stop flag is checked before `SCardGetStatusChange` waits with no
+/// timeout), and its join then never returns. A command must not hang on that: the close
+/// runs on its own thread (at worst that thread and the old card handle stay behind).
+fn close(open: Option<OpenToken>) {
+    let Some(open) = open else { return };
+    let closer = std::thread::Builder::new()
+        .name("securesign-token-close".into())
+        .spawn(move || drop(open));
+    if let Err(e) = closer {
+        // No thread to spare: close here, accepting the (rare) wait.
+        eprintln!("securesign: closing the token on the caller's thread: {e}");
+    }
+}
+
 /// The open worker, or a new one from the settings' token source.
 fn worker(
     slot: &Mutex<Option<OpenToken>>,
@@ -241,7 +257,7 @@ fn worker(
     match guard.as_ref() {
         Some(open) if !open.removed.load(Ordering::SeqCst) => return Ok(open.worker.clone()),
         // Removed card: drop the watcher and worker (here, not on the watcher's thread).
-        Some(_) => *guard = None,
+        Some(_) => close(guard.take()),
         None => {}
     }
     let (backend, reader): (Box<dyn TokenBackend>, Option<String>) = match &settings.token_source {
