@@ -1,4 +1,4 @@
-//! Batches that stop and resume, through real IPC on the mock runtime: cancel in the middle
+//! Batches through real IPC on the mock runtime: a CMS request, cancel in the middle
 //! of a batch (SoftHSM2), and the PC/SC token source with the virtual PIV card behind a real
 //! pcscd — exact tries, and the card pulled after document 2 of 3. Real REST API on loopback.
 
@@ -280,4 +280,39 @@ fn card_pulled_after_document_2_of_3_keeps_both_and_resumes_when_back() {
     );
     let (_, portal) = server.portal_session(&session_id);
     assert_eq!(portal["status"], "completed", "{portal}");
+}
+
+#[test]
+fn a_cms_request_is_signed_as_detached_cms_that_the_server_and_the_core_accept() {
+    use base64::Engine as _;
+    let token = LabToken::softhsm().unwrap();
+    token.apply_env();
+    let server = Server::start();
+    let app = TestApp::start(&settings_for(&server.base, &token), desktop());
+    let (status, session) = server.create_session(3, json!({"signatureFormat": "cms"}));
+    assert_eq!(status, 201, "{session}");
+    let link = session["deepLink"].as_str().unwrap().to_owned();
+    let view = app.invoke("open_request", json!({ "link": link })).unwrap();
+    assert_eq!(view["signatureFormat"], "cms");
+    app.invoke(
+        "verify_pin",
+        json!({"pin": "123456", "confirmFinalTry": false}),
+    )
+    .unwrap();
+    let done = app
+        .invoke("sign_request", json!({ "requestId": request_id(&link) }))
+        .unwrap();
+    assert_eq!(done["server"]["status"], "completed", "{done}");
+    let (_, portal) = server.portal_session(session["sessionId"].as_str().unwrap());
+    assert_eq!(portal["status"], "completed", "{portal}");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for (i, doc) in portal["documents"].as_array().unwrap().iter().enumerate() {
+        let der = b64.decode(doc["signature"].as_str().unwrap()).unwrap();
+        let digest = securesign_core::digest::Sha256Digest([i as u8 + 1; 32]);
+        let verified = securesign_core::cms::verify_detached(&der, &digest).unwrap();
+        assert_eq!(
+            b64.encode(&verified.signer_cert_der),
+            portal["signerCertificate"].as_str().unwrap()
+        );
+    }
 }
