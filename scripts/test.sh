@@ -32,3 +32,6 @@ tests/lab/piv/selftest.sh
 
 section "App end to end in the real webview under Xvfb"
 tests/app/e2e.sh
+
+section "One signing end to end: portal → API → deep link → app → token → verified result"
+tests/e2e/run.sh

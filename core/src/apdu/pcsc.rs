@@ -256,6 +256,9 @@ impl ReaderWatcher {
     }
 }
 
+/// How long one status wait lasts before the watcher re-checks whether it was dropped.
+const STOP_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn watch(
     context: &Context,
     mut states: [ReaderState; 1],
@@ -266,12 +269,19 @@ fn watch(
     let mut count = states[0].event_count();
     states[0].sync_current_state();
     while !stop.load(Ordering::SeqCst) {
-        if context.get_status_change(None, &mut states).is_err() {
-            // Cancelled (drop), or the daemon went away: the card is unreachable either way.
-            if !stop.load(Ordering::SeqCst) && present {
-                on_event(CardEvent::Removed);
+        // A bounded wait: a cancel that lands between the stop check and the call would
+        // otherwise be lost and the wait would never return (SCardCancel only cancels a
+        // call in progress). Timeouts just re-check the stop flag.
+        match context.get_status_change(Some(STOP_CHECK_INTERVAL), &mut states) {
+            Ok(()) => {}
+            Err(pcsc::Error::Timeout) => continue,
+            Err(_) => {
+                // Cancelled (drop), or the daemon went away: the card is unreachable either way.
+                if !stop.load(Ordering::SeqCst) && present {
+                    on_event(CardEvent::Removed);
+                }
+                return;
             }
-            return;
         }
         let state = states[0].event_state();
         let gone = state.intersects(State::UNAVAILABLE | State::UNKNOWN | State::IGNORE);
