@@ -302,7 +302,7 @@ fn sign(global: &Global, args: &SignArgs, pins: &PinSource, printer: Printer) ->
             let _ = std::io::stderr().flush();
         }
     };
-    let outcome = token.sign_batch(
+    let mut outcome = token.sign_batch(
         &key,
         &digests,
         &SystemClock,
@@ -313,7 +313,6 @@ fn sign(global: &Global, args: &SignArgs, pins: &PinSource, printer: Printer) ->
         eprintln!();
     }
     let _ = token.logout();
-    let mut outcome = outcome;
     let mut error = outcome.error.take();
     if args.format == SignatureFormat::Cms {
         if let Err(e) = wrap_cms(&mut outcome, &prepared, &items, &key) {

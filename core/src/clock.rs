@@ -41,9 +41,15 @@ impl ManualClock {
 
     /// Moves both clocks forward.
     pub fn advance(&self, by: Duration) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = self.times();
         t.0 += by;
         t.1 += by;
+    }
+
+    /// The shared times; a panic elsewhere cannot leave them half-updated, so a poisoned
+    /// lock is still usable.
+    fn times(&self) -> std::sync::MutexGuard<'_, (Instant, OffsetDateTime)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -55,10 +61,10 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).0
+        self.times().0
     }
     fn wall(&self) -> OffsetDateTime {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).1
+        self.times().1
     }
 }
 

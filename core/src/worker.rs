@@ -110,13 +110,16 @@ impl TokenWorker {
         ))
     }
 
+    /// Hands a command to the worker without waiting for an answer.
+    fn send(&self, command: Command) -> Result<()> {
+        self.commands.send(command).map_err(|_| worker_stopped())
+    }
+
+    /// Hands a command to the worker and waits for its answer.
     fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T> {
         let (tx, rx) = bounded(1);
-        self.commands
-            .send(make(tx))
-            .map_err(|_| Error::Internal("token worker stopped".into()))?;
-        rx.recv()
-            .map_err(|_| Error::Internal("token worker stopped".into()))
+        self.send(make(tx))?;
+        rx.recv().map_err(|_| worker_stopped())
     }
 
     /// Token description.
@@ -145,9 +148,7 @@ impl TokenWorker {
     }
     /// Reports that the token was removed (from a reader/USB event).
     pub fn token_removed(&self) -> Result<()> {
-        self.commands
-            .send(Command::Removed)
-            .map_err(|_| Error::Internal("token worker stopped".into()))
+        self.send(Command::Removed)
     }
     /// Certificates on the token.
     pub fn certificates(&self) -> Result<Vec<TokenCertificate>> {
@@ -172,15 +173,11 @@ impl TokenWorker {
     }
     /// Changes the idle timeout (settings).
     pub fn set_policy(&self, policy: SessionPolicy) -> Result<()> {
-        self.commands
-            .send(Command::SetPolicy(policy))
-            .map_err(|_| Error::Internal("token worker stopped".into()))
+        self.send(Command::SetPolicy(policy))
     }
     /// Makes the worker re-check its deadline now (tests with a manual clock).
     pub fn tick(&self) -> Result<()> {
-        self.commands
-            .send(Command::Tick)
-            .map_err(|_| Error::Internal("token worker stopped".into()))
+        self.send(Command::Tick)
     }
 }
 
@@ -283,6 +280,10 @@ fn run(
     }
     // Last handle gone: never leave a token logged in behind us.
     let _ = token.logout();
+}
+
+fn worker_stopped() -> Error {
+    Error::Internal("token worker stopped".into())
 }
 
 fn duration_ms(d: Duration) -> u64 {
