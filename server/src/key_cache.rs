@@ -1,11 +1,12 @@
 //! In-memory copies of API key rows and their tenants' whitelists, revalidated on
 //! every request.
 //!
-//! Before each lookup the cache asks the [`Store`] for its data version (a ~1 µs
-//! check that sees commits from any other connection or process: see
-//! [`crate::change_detector`]). When the version moved since the cached rows were read,
-//! every entry is dropped before the lookup, so a revoke, a roll or a whitelist change
-//! is seen by the very next request, whoever wrote it. Time-based rules (the end of a
+//! Before each lookup the cache asks the [`Store`] for its auth version (a sub-microsecond
+//! check that sees commits from any connection or process, and a counter that moves only
+//! when keys, tenants or whitelists change: see [`crate::change_detector`]). When the
+//! version moved since the cached rows were read, every entry is dropped before the
+//! lookup, so a revoke, a roll or a whitelist change is seen by the very next request,
+//! whoever wrote it; sessions, results and callbacks written meanwhile keep the cache. Time-based rules (the end of a
 //! roll's grace period) are not cached: callers check the record against their clock
 //! on every request.
 //!
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::api_key::KeyHash;
-use crate::change_detector::DataVersion;
+use crate::change_detector::AuthVersion;
 use crate::origin::Whitelist;
 use crate::store::{KeyRecord, KeyWithWhitelist, Store, StoreError};
 
@@ -46,15 +47,15 @@ pub struct CacheStats {
     pub hits: u64,
     /// Lookups that read the database.
     pub misses: u64,
-    /// Times the entries were dropped because the database changed.
+    /// Times the entries were dropped because keys, tenants or whitelists changed.
     pub invalidations: u64,
 }
 
-/// Entries valid for one data version.
+/// Entries valid for one auth version.
 #[derive(Default)]
 struct Generation {
     /// The version the entries are current for; `None` before the first check.
-    version: Option<DataVersion>,
+    version: Option<AuthVersion>,
     keys: HashMap<KeyHash, Arc<CachedKey>>,
 }
 
@@ -62,7 +63,7 @@ struct Generation {
 enum Probe {
     Hit(Arc<CachedKey>),
     /// Not cached; a row read from now on may be cached under this version.
-    Miss(Option<DataVersion>),
+    Miss(Option<AuthVersion>),
 }
 
 /// The key cache over a [`Store`].
@@ -89,7 +90,7 @@ impl KeyCache {
     /// The key whose SHA-256 is `hash`, with its tenant's whitelist, as current as the
     /// database at the time of the call. `None` when no such key exists.
     pub async fn lookup(&self, hash: &KeyHash) -> Result<Option<Arc<CachedKey>>, StoreError> {
-        let tag = match self.store.data_version() {
+        let tag = match self.store.auth_version() {
             Ok(observed) => match self.probe(observed, hash) {
                 Probe::Hit(entry) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
@@ -99,7 +100,7 @@ impl KeyCache {
             },
             Err(err) => {
                 // Without a version nothing may be served from (or put into) memory.
-                tracing::warn!(error = %err, "cannot check the database version; reading the key uncached");
+                tracing::warn!(error = %err, "cannot check the auth version; reading the key uncached");
                 None
             }
         };
@@ -129,13 +130,13 @@ impl KeyCache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Moves the cache forward to `observed` (dropping everything if the database
-    /// changed), then looks `hash` up.
+    /// Moves the cache forward to `observed` (dropping everything if keys, tenants
+    /// or whitelists changed), then looks `hash` up.
     ///
     /// Invariant: the entries of a generation were read from the database after that
     /// generation's version was observed, so they hold every commit the version
     /// reflects; an equal version observed later means no commit since.
-    fn probe(&self, observed: DataVersion, hash: &KeyHash) -> Probe {
+    fn probe(&self, observed: AuthVersion, hash: &KeyHash) -> Probe {
         let mut generation = self.generation();
         match generation.version {
             Some(current) if observed <= current => {
@@ -158,7 +159,7 @@ impl KeyCache {
 
     /// Caches a row read after the probe that returned `tag`, unless the cache moved
     /// to another version meanwhile (the row might predate that version's commits).
-    fn fill(&self, tag: DataVersion, hash: KeyHash, entry: &Arc<CachedKey>) {
+    fn fill(&self, tag: AuthVersion, hash: KeyHash, entry: &Arc<CachedKey>) {
         let mut generation = self.generation();
         if generation.version == Some(tag) {
             generation.keys.insert(hash, Arc::clone(entry));

@@ -9,7 +9,7 @@
 //! * [`api_key`]: key format, checksum, generation and hashing;
 //! * [`origin`]: origin parsing and the live/test scheme policy;
 //! * [`store`]: the SQLite (sqlx) database and its queries;
-//! * [`change_detector`]: a ~1 µs check that another connection or process wrote;
+//! * [`change_detector`]: a sub-microsecond check that keys, tenants or whitelists changed;
 //! * [`key_cache`]: key rows and whitelists in memory, revalidated on every request;
 //! * [`admin`]: the admin-console operations behind the CLI;
 //! * [`rate_limit`]: per-key requests-per-minute limits (governor);

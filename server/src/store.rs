@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 
-use crate::change_detector::{ChangeDetector, ChangeDetectorError, DataVersion};
+use crate::change_detector::{AuthVersion, ChangeDetector, ChangeDetectorError, DetectorStats};
 use crate::secrets_key::{default_key_path, SecretsKey, SecretsKeyError};
 use crate::webhook::outbox::{self, NewEvent};
 use crate::webhook::secret::{MalformedSecret, WebhookSecret};
@@ -210,11 +210,16 @@ impl Store {
         &self.pool
     }
 
-    /// The database's data version: it changes when anything commits to the file,
-    /// from this process or another one (see [`ChangeDetector`]). Synchronous and
-    /// cheap (about a microsecond); call it before reading what must be current.
-    pub fn data_version(&self) -> Result<DataVersion, StoreError> {
-        Ok(self.changes.version()?)
+    /// The auth version: it moves when a key, tenant or whitelist changes, from this
+    /// process or another one (see [`ChangeDetector`]). Synchronous and cheap (one
+    /// `pread` unless something committed); call it before reading what must be current.
+    pub fn auth_version(&self) -> Result<AuthVersion, StoreError> {
+        Ok(self.changes.auth_version()?)
+    }
+
+    /// How often [`Store::auth_version`] had to read the counter.
+    pub fn change_detector_stats(&self) -> DetectorStats {
+        self.changes.stats()
     }
 
     /// Closes all connections (waits for them to be returned).

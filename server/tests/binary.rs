@@ -236,18 +236,18 @@ fn whitelist_changes_from_the_cli_apply_to_the_very_next_request() {
 }
 
 #[tokio::test]
-async fn a_commit_by_another_process_moves_the_data_version() {
+async fn an_auth_change_by_another_process_moves_the_auth_version() {
     let s = setup();
     let store = securesign_server::Store::open(&s.db).await.unwrap();
-    let before = store.data_version().unwrap();
+    let before = store.auth_version().unwrap();
     cli(&s.db, &["key", "list"]);
     assert_eq!(
-        store.data_version().unwrap(),
+        store.auth_version().unwrap(),
         before,
         "a read by another process is not a change"
     );
     cli(&s.db, &["tenant", "create", "--name", "Second Portal"]);
-    let after = store.data_version().unwrap();
+    let after = store.auth_version().unwrap();
     assert!(after > before, "{after:?} after {before:?}");
     store.close().await;
 }

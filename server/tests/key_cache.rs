@@ -26,7 +26,7 @@ fn delta(after: CacheStats, before: CacheStats) -> (u64, u64, u64) {
 }
 
 #[tokio::test]
-async fn a_warm_key_is_answered_from_memory_until_anything_commits() {
+async fn a_warm_key_is_answered_from_memory_while_sessions_are_written() {
     let f = Fixture::start().await;
     let start = f.keys.stats();
     for _ in 0..4 {
@@ -38,14 +38,61 @@ async fn a_warm_key_is_answered_from_memory_until_anything_commits() {
         "hits, misses, drops"
     );
 
-    // Creating a session commits a row: the cache cannot tell what changed, so it
-    // drops everything and reads the key again.
+    // Creating a session commits rows through the server's own pool: the detector sees
+    // the commit, reads the auth counter, finds it unchanged and keeps every entry.
+    let reads = f.store.change_detector_stats().reads;
     let body = json!({"origin": PORTAL, "documents": documents_json(&[sha256(b"a")])});
-    let reply = f.post_bearer("/v1/auth/session", &f.live_key, &body).await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
+    for _ in 0..3 {
+        let reply = f.post_bearer("/v1/auth/session", &f.live_key, &body).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let before = f.keys.stats();
+    assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    assert_eq!(
+        delta(f.keys.stats(), before),
+        (1, 0, 0),
+        "session writes must not flush the cache"
+    );
+    assert!(
+        f.store.change_detector_stats().reads > reads,
+        "the session commits were not noticed at all"
+    );
+
+    // A change to authentication data still drops the entries.
+    f.admin()
+        .create_key(&f.tenant_id, KeyMode::Test, 10)
+        .await
+        .unwrap();
     let before = f.keys.stats();
     assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
     assert_eq!(delta(f.keys.stats(), before), (0, 1, 1));
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoke_from_another_process_still_flushes_after_session_writes() {
+    let f = Fixture::start().await;
+    let body = json!({"origin": PORTAL, "documents": documents_json(&[sha256(b"a")])});
+    assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    let reply = f.post_bearer("/v1/auth/session", &f.live_key, &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    let before = f.keys.stats();
+
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_securesign-server"))
+        .arg("--db")
+        .arg(&f.db_path)
+        .args(["key", "revoke", &f.live_key_id])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "key revoke failed: {status}");
+
+    f.validate(&f.live_key, PORTAL)
+        .await
+        .assert_error(401, "SS_API_KEY_INVALID");
+    let (_, misses, drops) = delta(f.keys.stats(), before);
+    assert_eq!((misses, drops), (1, 1), "the revoke must flush the cache");
     f.stop().await;
 }
 
@@ -135,21 +182,75 @@ async fn unknown_keys_are_never_cached() {
 }
 
 #[tokio::test]
-async fn the_data_version_moves_only_when_another_connection_commits() {
+async fn the_auth_version_moves_only_when_keys_tenants_or_whitelists_change() {
     let f = Fixture::start().await;
-    let v1 = f.store.data_version().unwrap();
-    assert_eq!(f.store.data_version().unwrap(), v1);
+    let v1 = f.store.auth_version().unwrap();
+    assert_eq!(f.store.auth_version().unwrap(), v1);
     f.store.keys(None).await.unwrap();
     assert_eq!(
-        f.store.data_version().unwrap(),
+        f.store.auth_version().unwrap(),
         v1,
         "a read is not a change"
     );
+    let body = json!({"origin": PORTAL, "documents": documents_json(&[sha256(b"a")])});
+    let reply = f.post_bearer("/v1/auth/session", &f.live_key, &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(
+        f.store.auth_version().unwrap(),
+        v1,
+        "a session is not an auth change"
+    );
 
-    f.admin().create_tenant("Another Portal").await.unwrap();
-    let v2 = f.store.data_version().unwrap();
-    assert!(v2 > v1, "{v2:?} after {v1:?}");
-    assert_eq!(f.store.data_version().unwrap(), v2);
+    let mut last = v1;
+    let tenant = f.admin().create_tenant("Another Portal").await.unwrap();
+    for step in ["tenant", "domain add", "domain remove", "key", "revoke"] {
+        match step {
+            "tenant" => {}
+            "domain add" => {
+                f.admin()
+                    .add_domain(&tenant.id, "https://another.example")
+                    .await
+                    .unwrap();
+            }
+            "domain remove" => {
+                f.admin()
+                    .remove_domain(&tenant.id, "https://another.example")
+                    .await
+                    .unwrap();
+            }
+            "key" => {
+                f.admin()
+                    .create_key(&tenant.id, KeyMode::Live, 60)
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                f.admin().revoke_key(&f.live_key_id).await.unwrap();
+            }
+        }
+        let now = f.store.auth_version().unwrap();
+        assert!(now > last, "{step}: {now:?} after {last:?}");
+        assert_eq!(f.store.auth_version().unwrap(), now);
+        last = now;
+    }
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn the_auth_version_row_can_neither_vanish_nor_go_back() {
+    let f = Fixture::start().await;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&f.db_path);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    for sql in [
+        "DELETE FROM auth_version",
+        "UPDATE auth_version SET version = 0",
+        "UPDATE auth_version SET id = 2",
+    ] {
+        let err = sqlx::query(sql).execute(&pool).await.unwrap_err();
+        assert!(err.to_string().contains("auth_version"), "{sql}: {err}");
+    }
+    pool.close().await;
+    assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
     f.stop().await;
 }
 
