@@ -15,11 +15,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::api_key::KeyHash;
 use crate::change_detector::AuthVersion;
 use crate::origin::Whitelist;
+use crate::rate_limit::LimitHeaders;
 use crate::store::{KeyRecord, KeyWithWhitelist, Store, StoreError};
 
 /// A key row and its tenant's whitelist, as read together from the database.
@@ -29,15 +32,25 @@ pub struct CachedKey {
     pub record: KeyRecord,
     /// The tenant's origins.
     pub whitelist: Arc<Whitelist>,
+    /// The key's limit as `RateLimit-*` header values, formatted once.
+    pub limit_headers: LimitHeaders,
 }
 
 impl From<KeyWithWhitelist> for CachedKey {
     fn from(row: KeyWithWhitelist) -> Self {
+        let limit_headers = LimitHeaders::new(rpm_of(&row.key));
         Self {
             record: row.key,
             whitelist: Arc::new(Whitelist::from_stored(row.origins)),
+            limit_headers,
         }
     }
+}
+
+/// A key's requests per minute as the rate limiter takes it (at least 1; the schema
+/// refuses anything else anyway).
+pub fn rpm_of(record: &KeyRecord) -> u32 {
+    u32::try_from(record.rpm).unwrap_or(1).max(1)
 }
 
 /// Counters, for tests and diagnostics.
@@ -124,10 +137,8 @@ impl KeyCache {
         }
     }
 
-    fn generation(&self) -> std::sync::MutexGuard<'_, Generation> {
-        self.generation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn generation(&self) -> MutexGuard<'_, Generation> {
+        self.generation.lock()
     }
 
     /// Moves the cache forward to `observed` (dropping everything if keys, tenants

@@ -9,6 +9,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use governor::clock::Clock as GovernorClock;
 use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
@@ -49,6 +50,52 @@ pub enum Decision {
         /// Seconds to wait before the next request can pass (at least 1).
         retry_after_secs: u64,
     },
+}
+
+impl Decision {
+    /// Requests per minute of the key.
+    pub fn limit(&self) -> u32 {
+        match *self {
+            Self::Allowed { limit, .. } | Self::Limited { limit, .. } => limit,
+        }
+    }
+}
+
+/// The `RateLimit-Limit` and `RateLimit-Policy` values of one limit, formatted once
+/// (they are the same on every answer for a key) instead of on every request.
+#[derive(Debug, Clone)]
+pub struct LimitHeaders {
+    limit: u32,
+    limit_value: HeaderValue,
+    policy_value: HeaderValue,
+}
+
+impl LimitHeaders {
+    /// The values for `limit` requests per minute.
+    pub fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            limit_value: HeaderValue::from(limit),
+            // Digits, `;`, `w`, `=`: always a valid header value.
+            policy_value: HeaderValue::from_str(&format!("{limit};w=60"))
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
+        }
+    }
+
+    /// Requests per minute these values are for.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// `RateLimit-Limit`.
+    pub fn limit_value(&self) -> &HeaderValue {
+        &self.limit_value
+    }
+
+    /// `RateLimit-Policy` (`<limit>;w=60`).
+    pub fn policy_value(&self) -> &HeaderValue {
+        &self.policy_value
+    }
 }
 
 /// One key's limiter and the requests-per-minute it was built for.
@@ -157,6 +204,14 @@ mod tests {
             limits.check("key_a", 120),
             Decision::Allowed { remaining: 119, .. }
         ));
+    }
+
+    #[test]
+    fn limit_headers_hold_the_limit_and_the_policy() {
+        let headers = LimitHeaders::new(120);
+        assert_eq!(headers.limit(), 120);
+        assert_eq!(headers.limit_value(), "120");
+        assert_eq!(headers.policy_value(), "120;w=60");
     }
 
     #[test]

@@ -166,6 +166,33 @@ async fn origin_header_must_agree_with_the_body() {
 }
 
 #[tokio::test]
+async fn two_origin_headers_are_refused_even_when_one_matches() {
+    let f = Fixture::start().await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.append("Origin", PORTAL.parse().unwrap());
+    headers.append("Origin", "https://evil.example".parse().unwrap());
+    let reply = common::Reply::from(
+        f.http
+            .post(f.url("/v1/auth/validate"))
+            .bearer_auth(&f.live_key)
+            .headers(headers)
+            .json(&json!({"origin": PORTAL, "platform": "web"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    reply.assert_error(403, "SS_DOMAIN_NOT_ALLOWED");
+    assert_eq!(
+        reply.header("ratelimit-limit"),
+        Some("120"),
+        "an authenticated request's refusal still carries the RateLimit headers"
+    );
+    assert_eq!(reply.header("ratelimit-policy"), Some("120;w=60"));
+    f.stop().await;
+}
+
+#[tokio::test]
 async fn the_121st_request_in_a_minute_is_rate_limited() {
     let f = Fixture::start().await;
     for i in 0..120 {

@@ -5,20 +5,25 @@
 //! key: a revoke (from any process) or a whitelist change takes effect on the very next
 //! request, and the end of a roll's grace period is checked against the clock each time.
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 
 use securesign_core::ErrorCode;
 
 use super::error::ApiError;
 use super::AppState;
 use crate::api_key::{self, KeyMode};
-use crate::key_cache::CachedKey;
+use crate::key_cache::{rpm_of, CachedKey};
 use crate::origin::Whitelist;
-use crate::rate_limit::Decision;
+use crate::rate_limit::{Decision, LimitHeaders};
 
 /// The `X-SecureSign-Api-Key` header.
 pub const API_KEY_HEADER: &str = "x-securesign-api-key";
@@ -58,17 +63,81 @@ impl AuthedKey {
     }
 }
 
-/// Middleware: authenticate, count against the key's limit, and add RateLimit headers.
-pub async fn require_api_key(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let key = match authenticate(&state, req.headers()).await {
+/// Layer for portal routes: authenticate, count against the key's limit, and add the
+/// `RateLimit-*` headers to every answer of an authenticated request.
+///
+/// A plain [`tower::Layer`] rather than `axum::middleware::from_fn`: `from_fn` boxes
+/// the rest of the stack into a fresh `Next` service for each request, an allocation
+/// and an indirection this hot path does not need.
+#[derive(Clone)]
+pub struct RequireApiKeyLayer {
+    state: AppState,
+}
+
+impl RequireApiKeyLayer {
+    /// The layer over `state`'s key cache, clock and limits.
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+impl<S> Layer<S> for RequireApiKeyLayer {
+    type Service = RequireApiKey<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireApiKey {
+            state: self.state.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service [`RequireApiKeyLayer`] puts in front of each portal route.
+#[derive(Clone)]
+pub struct RequireApiKey<S> {
+    state: AppState,
+    inner: S,
+}
+
+impl<S> Service<Request> for RequireApiKey<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The clone that was polled ready serves this request; a fresh one stays.
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        let state = self.state.clone();
+        Box::pin(async move { Ok(require_api_key(&state, req, ready).await) })
+    }
+}
+
+async fn require_api_key<S>(state: &AppState, mut req: Request, mut inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let key = match authenticate(state, req.headers()).await {
         Ok(key) => key,
         Err(err) => return err.into_response(),
     };
-    match state.limits.check(key.key_id(), key.rpm) {
+    let decision = state.limits.check(key.key_id(), key.rpm);
+    // Formatted when the key was cached; the limiter's rpm is the key's, so the
+    // fallback only runs if they ever disagree.
+    let fixed = if decision.limit() == key.entry.limit_headers.limit() {
+        key.entry.limit_headers.clone()
+    } else {
+        LimitHeaders::new(decision.limit())
+    };
+    match decision {
         Decision::Limited {
             limit,
             retry_after_secs,
@@ -81,26 +150,26 @@ pub async fn require_api_key(
             .into_response();
             let headers = response.headers_mut();
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            add_rate_headers(headers, limit, 0, retry_after_secs);
+            add_rate_headers(headers, fixed, 0, retry_after_secs);
             response
         }
         Decision::Allowed {
-            limit,
             remaining,
             reset_secs,
+            ..
         } => {
             req.extensions_mut().insert(key);
-            let mut response = next.run(req).await;
-            add_rate_headers(response.headers_mut(), limit, remaining, reset_secs);
+            let Ok(mut response) = inner.call(req).await;
+            add_rate_headers(response.headers_mut(), fixed, remaining, reset_secs);
             response
         }
     }
 }
 
-fn add_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_secs: u64) {
+fn add_rate_headers(headers: &mut HeaderMap, fixed: LimitHeaders, remaining: u32, reset_secs: u64) {
     headers.insert(
         HeaderName::from_static("ratelimit-limit"),
-        HeaderValue::from(limit),
+        fixed.limit_value().clone(),
     );
     headers.insert(
         HeaderName::from_static("ratelimit-remaining"),
@@ -110,9 +179,10 @@ fn add_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_s
         HeaderName::from_static("ratelimit-reset"),
         HeaderValue::from(reset_secs),
     );
-    if let Ok(policy) = HeaderValue::from_str(&format!("{limit};w=60")) {
-        headers.insert(HeaderName::from_static("ratelimit-policy"), policy);
-    }
+    headers.insert(
+        HeaderName::from_static("ratelimit-policy"),
+        fixed.policy_value().clone(),
+    );
 }
 
 /// Finds the key in `Authorization: Bearer …` or `X-SecureSign-Api-Key`.
@@ -173,7 +243,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthedKey
         tracing::info!(key_id = %record.id, "revoked or expired API key refused");
         return Err(refused());
     }
-    let rpm = u32::try_from(record.rpm).unwrap_or(1);
+    let rpm = rpm_of(record);
     Ok(AuthedKey {
         entry,
         mode: parsed.mode,

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::routing::{get, post};
-use axum::{middleware, Json, Router};
+use axum::{Json, Router};
 use securesign_core::ErrorCode;
 use serde::Serialize;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -197,10 +197,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route("/v1/auth/validate", post(portal::validate))
         .route("/v1/auth/session", post(portal::create_session))
         .route("/v1/auth/session/{session_id}", get(portal::session_status))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_key,
-        ));
+        .route_layer(auth::RequireApiKeyLayer::new(state.clone()));
     let app = Router::new()
         .route(
             "/v1/sign-requests/{request_id}",

@@ -4,8 +4,10 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -60,15 +62,16 @@ pub struct ValidateRequest {
     pub platform: Platform,
 }
 
-/// `POST /v1/auth/validate` answer.
+/// `POST /v1/auth/validate` answer (borrowing the tenant id from the cached key: it
+/// is serialised before the handler returns).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ValidateResponse {
+pub struct ValidateResponse<'a> {
     /// Always `true`.
     pub success: bool,
     /// The key's tenant.
     #[schema(example = "org_9f2a")]
-    pub tenant_id: String,
+    pub tenant_id: &'a str,
     /// Always `true` (a refused origin is an error).
     pub allowed: bool,
     /// The key's limit.
@@ -182,19 +185,37 @@ pub struct SessionStatusResponse {
     pub error: Option<ErrorDetail>,
 }
 
+/// The request's `Origin` header, if it has one; more than one is refused. Only this
+/// header is copied out of the request (extracting the whole `HeaderMap` clones it).
+#[derive(Debug, Clone, Default)]
+pub struct OriginHeader(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for OriginHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let mut values = parts.headers.get_all(header::ORIGIN).iter();
+        let first = values.next().cloned();
+        if values.next().is_some() {
+            return Err(ApiError::domain_not_allowed("more than one Origin header"));
+        }
+        Ok(Self(first))
+    }
+}
+
 /// Checks the body's origin, the `Origin` header (must agree when present), the
 /// key's scheme rule and the tenant's whitelist (read with the key, current as of
 /// this request).
 fn allowed_origin<'k>(
     key: &'k AuthedKey,
     raw: &str,
-    headers: &HeaderMap,
+    origin_header: &OriginHeader,
 ) -> Result<Cow<'k, Origin>, ApiError> {
     let whitelist = key.whitelist();
     let origin = whitelist
         .parse(raw)
         .map_err(|e| ApiError::bad_request(format!("origin: {e}")))?;
-    if let Some(value) = headers.get(header::ORIGIN) {
+    if let Some(value) = &origin_header.0 {
         let from_header = value.to_str().ok().and_then(|s| whitelist.parse(s).ok());
         if from_header.as_deref() != Some(&*origin) {
             return Err(ApiError::domain_not_allowed(
@@ -231,16 +252,17 @@ fn allowed_origin<'k>(
 )]
 pub async fn validate(
     Extension(key): Extension<AuthedKey>,
-    headers: HeaderMap,
+    origin_header: OriginHeader,
     ApiJson(body): ApiJson<ValidateRequest>,
-) -> Result<Json<ValidateResponse>, ApiError> {
-    allowed_origin(&key, &body.origin, &headers)?;
+) -> Result<Response, ApiError> {
+    allowed_origin(&key, &body.origin, &origin_header)?;
     Ok(Json(ValidateResponse {
         success: true,
-        tenant_id: key.tenant_id().to_owned(),
+        tenant_id: key.tenant_id(),
         allowed: true,
         rate_limit: RateLimitInfo { rpm: key.rpm() },
-    }))
+    })
+    .into_response())
 }
 
 fn checked_documents(documents: &[DocumentInput]) -> Result<Vec<DocumentRecord>, ApiError> {
@@ -309,10 +331,10 @@ fn checked_documents(documents: &[DocumentInput]) -> Result<Vec<DocumentRecord>,
 pub async fn create_session(
     State(state): State<AppState>,
     Extension(key): Extension<AuthedKey>,
-    headers: HeaderMap,
+    origin_header: OriginHeader,
     ApiJson(body): ApiJson<CreateSessionRequest>,
 ) -> Result<(StatusCode, Json<CreateSessionResponse>), ApiError> {
-    let origin = allowed_origin(&key, &body.origin, &headers)?;
+    let origin = allowed_origin(&key, &body.origin, &origin_header)?;
     let documents = checked_documents(&body.documents)?;
     let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
     if ttl == 0 || ttl > MAX_TTL_SECONDS {
