@@ -77,7 +77,7 @@ impl ApiKeySecret {
         let mut text = Zeroizing::new(String::with_capacity(8 + BODY_LEN + CHECKSUM_LEN));
         text.push_str(mode.prefix());
         text.push_str(&body);
-        text.push_str(&checksum);
+        text.extend(checksum.iter().map(|&b| char::from(b)));
         Self { mode, text }
     }
 
@@ -181,7 +181,7 @@ pub fn parse(presented: &str) -> Result<PresentedKey, KeyFormatError> {
     }
     let (body, sum) = rest.split_at(BODY_LEN);
     let expected = checksum(mode.prefix(), body);
-    if !bool::from(expected.as_bytes().ct_eq(sum.as_bytes())) {
+    if !bool::from(expected.ct_eq(sum.as_bytes())) {
         return Err(KeyFormatError::Checksum);
     }
     Ok(PresentedKey {
@@ -190,7 +190,8 @@ pub fn parse(presented: &str) -> Result<PresentedKey, KeyFormatError> {
     })
 }
 
-fn checksum(prefix: &str, body: &str) -> String {
+/// The checksum characters (base62, so ASCII) of a key's prefix and body.
+fn checksum(prefix: &str, body: &str) -> [u8; CHECKSUM_LEN] {
     let digest = Sha256::new()
         .chain_update(CHECKSUM_DOMAIN)
         .chain_update(prefix.as_bytes())
@@ -202,7 +203,7 @@ fn checksum(prefix: &str, body: &str) -> String {
         *slot = BASE62[(value % 62) as usize];
         value /= 62;
     }
-    out.iter().map(|&b| char::from(b)).collect()
+    out
 }
 
 #[cfg(test)]

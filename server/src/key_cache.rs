@@ -15,14 +15,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::api_key::KeyHash;
 use crate::change_detector::AuthVersion;
 use crate::origin::Whitelist;
-use crate::rate_limit::LimitHeaders;
+use crate::rate_limit::KeyLimit;
 use crate::store::{KeyRecord, KeyWithWhitelist, Store, StoreError};
 
 /// A key row and its tenant's whitelist, as read together from the database.
@@ -32,17 +32,17 @@ pub struct CachedKey {
     pub record: KeyRecord,
     /// The tenant's origins.
     pub whitelist: Arc<Whitelist>,
-    /// The key's limit as `RateLimit-*` header values, formatted once.
-    pub limit_headers: LimitHeaders,
+    /// The key's limiter, fetched from [`RateLimits`](crate::rate_limit::RateLimits) on
+    /// first use and kept here, so later requests count without the limiters' map.
+    pub limit: OnceLock<Arc<KeyLimit>>,
 }
 
 impl From<KeyWithWhitelist> for CachedKey {
     fn from(row: KeyWithWhitelist) -> Self {
-        let limit_headers = LimitHeaders::new(rpm_of(&row.key));
         Self {
             record: row.key,
             whitelist: Arc::new(Whitelist::from_stored(row.origins)),
-            limit_headers,
+            limit: OnceLock::new(),
         }
     }
 }

@@ -52,15 +52,6 @@ pub enum Decision {
     },
 }
 
-impl Decision {
-    /// Requests per minute of the key.
-    pub fn limit(&self) -> u32 {
-        match *self {
-            Self::Allowed { limit, .. } | Self::Limited { limit, .. } => limit,
-        }
-    }
-}
-
 /// The `RateLimit-Limit` and `RateLimit-Policy` values of one limit, formatted once
 /// (they are the same on every answer for a key) instead of on every request.
 #[derive(Debug, Clone)]
@@ -98,16 +89,64 @@ impl LimitHeaders {
     }
 }
 
-/// One key's limiter and the requests-per-minute it was built for.
-struct KeyEntry {
+/// One key's limiter, the limit it was built for, and that limit's header values.
+///
+/// Handed out as an `Arc` that callers may keep (the key cache keeps it with the key), so
+/// the hot path counts a request without the map's lock; the map still owns the limiter,
+/// so a key read again from the database gets the same one and its count carries on.
+pub struct KeyLimit {
     rpm: NonZeroU32,
-    limiter: Arc<KeyLimiter>,
+    limiter: KeyLimiter,
+    clock: LimiterClock,
+    headers: LimitHeaders,
+}
+
+impl std::fmt::Debug for KeyLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyLimit")
+            .field("rpm", &self.rpm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyLimit {
+    /// Counts one request.
+    pub fn check(&self) -> Decision {
+        let rpm = self.rpm.get();
+        match self.limiter.check() {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let used = rpm.saturating_sub(remaining);
+                let per_request = snapshot.quota().replenish_interval();
+                let reset = per_request.saturating_mul(used);
+                Decision::Allowed {
+                    limit: rpm,
+                    remaining,
+                    reset_secs: ceil_secs(reset),
+                }
+            }
+            Err(not_until) => Decision::Limited {
+                limit: rpm,
+                retry_after_secs: ceil_secs(not_until.wait_time_from(self.clock.now())).max(1),
+            },
+        }
+    }
+
+    /// Requests per minute.
+    pub fn rpm(&self) -> u32 {
+        self.rpm.get()
+    }
+
+    /// The `RateLimit-Limit` and `RateLimit-Policy` values.
+    pub fn headers(&self) -> &LimitHeaders {
+        &self.headers
+    }
 }
 
 /// All keys' limiters, by key id.
 pub struct RateLimits {
     clock: LimiterClock,
-    limiters: Mutex<HashMap<String, KeyEntry>>,
+    limiters: Mutex<HashMap<String, Arc<KeyLimit>>>,
 }
 
 impl RateLimits {
@@ -121,51 +160,31 @@ impl RateLimits {
 
     /// Counts one request for `key_id`, whose limit is `rpm` requests per minute.
     pub fn check(&self, key_id: &str, rpm: u32) -> Decision {
-        let rpm = NonZeroU32::new(rpm).unwrap_or(NonZeroU32::MIN);
-        let limiter = self.limiter(key_id, rpm);
-        match limiter.check() {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let used = rpm.get().saturating_sub(remaining);
-                let per_request = snapshot.quota().replenish_interval();
-                let reset = per_request.saturating_mul(used);
-                Decision::Allowed {
-                    limit: rpm.get(),
-                    remaining,
-                    reset_secs: ceil_secs(reset),
-                }
-            }
-            Err(not_until) => Decision::Limited {
-                limit: rpm.get(),
-                retry_after_secs: ceil_secs(not_until.wait_time_from(self.clock.now())).max(1),
-            },
-        }
+        self.limit(key_id, rpm).check()
     }
 
-    /// The key's limiter (a new, full one when the key is new or its rpm changed).
-    /// Looks up by `&str`, so a known key costs no allocation.
-    fn limiter(&self, key_id: &str, rpm: NonZeroU32) -> Arc<KeyLimiter> {
+    /// The key's limiter (a new, full one when the key is new or its rpm changed; an
+    /// rpm of 0 counts as 1). Looks up by `&str`, so a known key costs no allocation.
+    pub fn limit(&self, key_id: &str, rpm: u32) -> Arc<KeyLimit> {
+        let rpm = NonZeroU32::new(rpm).unwrap_or(NonZeroU32::MIN);
         let mut map = self
             .limiters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(entry) = map.get(key_id) {
             if entry.rpm == rpm {
-                return Arc::clone(&entry.limiter);
+                return Arc::clone(entry);
             }
         }
-        let limiter = Arc::new(
-            RateLimiter::direct_with_clock(Quota::per_minute(rpm), self.clock.clone())
+        let limit = Arc::new(KeyLimit {
+            rpm,
+            limiter: RateLimiter::direct_with_clock(Quota::per_minute(rpm), self.clock.clone())
                 .with_middleware::<StateInformationMiddleware>(),
-        );
-        map.insert(
-            key_id.to_owned(),
-            KeyEntry {
-                rpm,
-                limiter: Arc::clone(&limiter),
-            },
-        );
-        limiter
+            clock: self.clock.clone(),
+            headers: LimitHeaders::new(rpm.get()),
+        });
+        map.insert(key_id.to_owned(), Arc::clone(&limit));
+        limit
     }
 }
 
@@ -212,6 +231,26 @@ mod tests {
         assert_eq!(headers.limit(), 120);
         assert_eq!(headers.limit_value(), "120");
         assert_eq!(headers.policy_value(), "120;w=60");
+    }
+
+    #[test]
+    fn a_kept_limit_counts_with_the_map_and_a_new_rpm_replaces_it() {
+        let clock = Arc::new(ManualClock::starting_at(0));
+        let limits = RateLimits::new(clock);
+        let kept = limits.limit("key_a", 2);
+        assert!(matches!(
+            kept.check(),
+            Decision::Allowed { remaining: 1, .. }
+        ));
+        assert!(matches!(
+            limits.check("key_a", 2),
+            Decision::Allowed { remaining: 0, .. }
+        ));
+        assert!(matches!(kept.check(), Decision::Limited { .. }));
+        assert!(Arc::ptr_eq(&kept, &limits.limit("key_a", 2)));
+        let changed = limits.limit("key_a", 3);
+        assert!(!Arc::ptr_eq(&kept, &changed));
+        assert_eq!(changed.headers().policy_value(), "3;w=60");
     }
 
     #[test]

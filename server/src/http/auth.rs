@@ -11,7 +11,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::Request;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
@@ -34,6 +35,19 @@ pub struct AuthedKey {
     entry: Arc<CachedKey>,
     mode: KeyMode,
     rpm: u32,
+}
+
+/// Handlers behind [`RequireApiKeyLayer`] take the key as an argument; it is moved out
+/// of the request's extensions (no copy). A route without the layer answers 500.
+impl<S: Send + Sync> FromRequestParts<S> for AuthedKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts.extensions.remove::<Self>().ok_or_else(|| {
+            tracing::error!("a portal handler is not behind RequireApiKeyLayer");
+            ApiError::new(ErrorCode::Internal, "internal error")
+        })
+    }
 }
 
 impl AuthedKey {
@@ -129,14 +143,13 @@ where
         Ok(key) => key,
         Err(err) => return err.into_response(),
     };
-    let decision = state.limits.check(key.key_id(), key.rpm);
-    // Formatted when the key was cached; the limiter's rpm is the key's, so the
-    // fallback only runs if they ever disagree.
-    let fixed = if decision.limit() == key.entry.limit_headers.limit() {
-        key.entry.limit_headers.clone()
-    } else {
-        LimitHeaders::new(decision.limit())
-    };
+    let limit = Arc::clone(
+        key.entry
+            .limit
+            .get_or_init(|| state.limits.limit(key.key_id(), key.rpm)),
+    );
+    let decision = limit.check();
+    let fixed = limit.headers();
     match decision {
         Decision::Limited {
             limit,
@@ -166,7 +179,12 @@ where
     }
 }
 
-fn add_rate_headers(headers: &mut HeaderMap, fixed: LimitHeaders, remaining: u32, reset_secs: u64) {
+fn add_rate_headers(
+    headers: &mut HeaderMap,
+    fixed: &LimitHeaders,
+    remaining: u32,
+    reset_secs: u64,
+) {
     headers.insert(
         HeaderName::from_static("ratelimit-limit"),
         fixed.limit_value().clone(),

@@ -8,7 +8,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use securesign_core::ErrorCode;
@@ -251,7 +251,7 @@ fn allowed_origin<'k>(
     )
 )]
 pub async fn validate(
-    Extension(key): Extension<AuthedKey>,
+    key: AuthedKey,
     origin_header: OriginHeader,
     ApiJson(body): ApiJson<ValidateRequest>,
 ) -> Result<Response, ApiError> {
@@ -330,7 +330,7 @@ fn checked_documents(documents: &[DocumentInput]) -> Result<Vec<DocumentRecord>,
 )]
 pub async fn create_session(
     State(state): State<AppState>,
-    Extension(key): Extension<AuthedKey>,
+    key: AuthedKey,
     origin_header: OriginHeader,
     ApiJson(body): ApiJson<CreateSessionRequest>,
 ) -> Result<(StatusCode, Json<CreateSessionResponse>), ApiError> {
@@ -397,7 +397,7 @@ pub async fn create_session(
 )]
 pub async fn session_status(
     State(state): State<AppState>,
-    Extension(key): Extension<AuthedKey>,
+    key: AuthedKey,
     Path(session_id): Path<String>,
 ) -> Result<Json<SessionStatusResponse>, ApiError> {
     let session = state
