@@ -310,3 +310,26 @@ async fn no_request_sent_after_a_concurrent_revoke_passes() {
     assert!(total_before > 0, "no request passed before the revoke");
     assert!(f.keys.stats().hits > 0, "the cache was never used");
 }
+
+#[tokio::test]
+async fn a_cache_flush_does_not_give_a_key_a_fresh_rate_limit() {
+    let f = Fixture::start().await;
+    for i in 0..100 {
+        let reply = f.validate(&f.live_key, PORTAL).await;
+        assert_eq!(reply.status, 200, "request {i}");
+    }
+    let before = f.keys.stats();
+    f.admin()
+        .create_key(&f.tenant_id, KeyMode::Test, 10)
+        .await
+        .unwrap();
+    let reply = f.validate(&f.live_key, PORTAL).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        delta(f.keys.stats(), before),
+        (0, 1, 1),
+        "the key should have been read again"
+    );
+    assert_eq!(reply.header("ratelimit-remaining"), Some("19"));
+    f.stop().await;
+}
