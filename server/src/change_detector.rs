@@ -21,17 +21,26 @@
 //!    `20250301000000_auth_version.sql`), so sessions, results and webhook rows written by
 //!    the server's own pool never move it.
 //!
-//! The detector's connection stays open for the life of the process. That keeps the
-//! `-shm` file in place: SQLite deletes or reinitialises it only when a connection gets
-//! an exclusive lock on the database, which an open WAL-mode connection prevents.
+//! The detector's connection stays open as long as the detector. That keeps the `-shm`
+//! file in place: SQLite deletes or reinitialises it only when a connection gets an
+//! exclusive lock on the database, which an open WAL-mode connection prevents.
+//!
+//! The `-shm` descriptor this module reads through is **never closed**: SQLite's locks
+//! on that file are POSIX (`fcntl`) locks, which belong to the process and inode, and
+//! closing *any* descriptor of the inode drops all of them, including those SQLite's
+//! own connections in this process hold (SQLite documents the same trap for database
+//! files). So descriptors are kept in a process-wide list, one per `-shm` inode, and
+//! shared by every detector of that file; a process opens few databases, so the list
+//! stays short.
 //!
 //! `rusqlite` and `sqlx` link the same `libsqlite3-sys` (one bundled SQLite in the
 //! binary), so both sides share SQLite's per-process table of open files and their
 //! POSIX locks stay correct; Cargo refuses to build two copies (`links = "sqlite3"`).
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -93,7 +102,7 @@ type HeaderBytes = [u8; 2 * HEADER_LEN];
 #[derive(Debug)]
 struct State {
     connection: Connection,
-    shm: File,
+    shm: Arc<File>,
     /// The header read just before `version` was read; `None` when the last look was
     /// inconclusive, so the next check reads the counter again.
     seen: Option<(HeaderBytes, AuthVersion)>,
@@ -127,7 +136,7 @@ impl ChangeDetector {
         // The first read maps the wal-index (creating `-shm` if this is its first user).
         read_auth_version(&connection)?;
         let shm_path = shm_path_of(&connection, path);
-        let shm = File::open(&shm_path).map_err(|source| ChangeDetectorError::SharedMemory {
+        let shm = kept_open(&shm_path).map_err(|source| ChangeDetectorError::SharedMemory {
             path: shm_path,
             source,
         })?;
@@ -168,6 +177,41 @@ impl ChangeDetector {
     pub fn stats(&self) -> DetectorStats {
         self.state.lock().stats
     }
+}
+
+/// An open `-shm` file and the inode it is.
+struct KeptFile {
+    device: u64,
+    inode: u64,
+    file: Arc<File>,
+}
+
+/// Every `-shm` descriptor this process opened; never closed (see the module docs).
+static KEPT_OPEN: std::sync::Mutex<Vec<KeptFile>> = std::sync::Mutex::new(Vec::new());
+
+/// A read-only descriptor of the file at `path`, shared with earlier callers when it is
+/// the same inode, and kept open until the process exits.
+fn kept_open(path: &Path) -> std::io::Result<Arc<File>> {
+    let mut kept = KEPT_OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Ok(meta) = std::fs::metadata(path) {
+        if let Some(known) = kept
+            .iter()
+            .find(|k| k.device == meta.dev() && k.inode == meta.ino())
+        {
+            return Ok(Arc::clone(&known.file));
+        }
+    }
+    let file = Arc::new(File::open(path)?);
+    // Kept before anything else can fail: dropping it here would close it.
+    let (device, inode) = file
+        .metadata()
+        .map_or((0, 0), |meta| (meta.dev(), meta.ino()));
+    kept.push(KeptFile {
+        device,
+        inode,
+        file: Arc::clone(&file),
+    });
+    Ok(file)
 }
 
 /// Both header copies, or `None` when they differ (a writer is rewriting them), are
@@ -268,6 +312,29 @@ mod tests {
         uninitialised[HEADER_LEN + IS_INIT_OFFSET] = 0;
         std::fs::write(&torn, uninitialised).unwrap();
         assert!(read_settled_header(&File::open(&torn).unwrap()).is_none());
+    }
+
+    #[test]
+    fn shm_descriptors_are_shared_per_file_and_outlive_their_detectors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _writer) = wal_database(dir.path());
+        let first = ChangeDetector::open(&path).unwrap();
+        let second = ChangeDetector::open(&path).unwrap();
+        let shm = Arc::clone(&first.state.lock().shm);
+        assert!(
+            Arc::ptr_eq(&shm, &second.state.lock().shm),
+            "one descriptor per -shm file"
+        );
+        drop(first);
+        drop(second);
+        assert!(
+            Arc::strong_count(&shm) >= 2,
+            "the process-wide list must still hold the descriptor"
+        );
+        std::fs::create_dir(dir.path().join("other")).unwrap();
+        let (other, _other_writer) = wal_database(&dir.path().join("other"));
+        let third = ChangeDetector::open(&other).unwrap();
+        assert!(!Arc::ptr_eq(&shm, &third.state.lock().shm));
     }
 
     #[test]
