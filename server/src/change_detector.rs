@@ -21,9 +21,11 @@
 //!    `20250301000000_auth_version.sql`), so sessions, results and webhook rows written by
 //!    the server's own pool never move it.
 //!
-//! The detector's connection stays open as long as the detector. That keeps the `-shm`
-//! file in place: SQLite deletes or reinitialises it only when a connection gets an
-//! exclusive lock on the database, which an open WAL-mode connection prevents.
+//! The detector's connection stays open as long as the detector. A WAL-mode connection
+//! keeps a shared lock on the database file, and every way around the `-shm` file needs
+//! an exclusive one: deleting or reinitialising it, leaving WAL mode, or a writer in
+//! `locking_mode=EXCLUSIVE` (whose wal-index lives in its own heap). So while the
+//! detector lives, every commit goes through the header it reads.
 //!
 //! The `-shm` descriptor this module reads through is **never closed**: SQLite's locks
 //! on that file are POSIX (`fcntl`) locks, which belong to the process and inode, and
@@ -335,6 +337,39 @@ mod tests {
         let (other, _other_writer) = wal_database(&dir.path().join("other"));
         let third = ChangeDetector::open(&other).unwrap();
         assert!(!Arc::ptr_eq(&shm, &third.state.lock().shm));
+    }
+
+    /// The module's safety argument: while a detector is open, no other connection can
+    /// take the file out of WAL mode or write with a private (heap) wal-index.
+    #[test]
+    fn an_open_detector_keeps_every_writer_on_the_shared_wal_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = wal_database(dir.path());
+        let detector = ChangeDetector::open(&path).unwrap();
+        detector.auth_version().unwrap();
+
+        let mode: rusqlite::Result<String> =
+            writer.query_row("PRAGMA journal_mode = DELETE", [], |row| row.get(0));
+        assert!(
+            !matches!(&mode, Ok(m) if m.eq_ignore_ascii_case("delete")),
+            "left WAL mode: {mode:?}"
+        );
+
+        drop(writer);
+        let exclusive = Connection::open(&path).unwrap();
+        exclusive.busy_timeout(Duration::ZERO).unwrap();
+        exclusive
+            .execute_batch("PRAGMA locking_mode = EXCLUSIVE")
+            .unwrap();
+        let wrote = exclusive.execute("INSERT INTO other VALUES (2)", []);
+        assert!(wrote.is_err(), "an exclusive-mode writer got in");
+
+        drop(exclusive);
+        let again = Connection::open(&path).unwrap();
+        again.execute("INSERT INTO other VALUES (3)", []).unwrap();
+        assert_eq!(detector.stats().reads, 1);
+        detector.auth_version().unwrap();
+        assert_eq!(detector.stats().reads, 2, "a commit after all that is seen");
     }
 
     #[test]
