@@ -1,16 +1,21 @@
 //! The `securesign://sign?requestId=…` deep link, parsed strictly.
 //!
 //! A link arrives from a browser, another app or the command line, so it is untrusted
-//! input. Exactly one shape is accepted:
+//! input. Exactly two spellings of one link are accepted:
 //!
 //! ```text
 //! securesign://sign?requestId=<22..=64 ASCII letters or digits>
+//! https://securesign.toolsbots.com/sign?requestId=<the same>
 //! ```
 //!
+//! The second is the verified App Link (Android) / Universal Link (iOS) form: the phone
+//! opens the app for it only because the app declares [`APP_LINK_HOST`] and the host
+//! proves the app is its own; without the app, the browser opens that page instead.
+//!
 //! Nothing else is: no other host, path, port, user info, fragment, extra or repeated
-//! parameter, percent-encoding or whitespace. The scheme and host are compared without
+//! parameter, percent-encoding or whitespace. Schemes and hosts are compared without
 //! ASCII case (RFC 3986 makes them case-insensitive, and some launchers lower-case them);
-//! the request id is taken byte for byte. The link never carries the API address: the
+//! the path and the request id are taken byte for byte. The link never carries the API address: the
 //! app reads that from its own settings, so a link cannot point the app at another server.
 //!
 //! Errors never echo the link back: it may be long or hostile, and it ends up on screen.
@@ -19,8 +24,13 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
-/// The only accepted scheme.
+/// The app's own scheme.
 pub const SCHEME: &str = "securesign";
+/// The host of the verified `https` form of the link (App Links / Universal Links; must
+/// match `plugins.deep-link.mobile` in `src-tauri/tauri.conf.json`).
+pub const APP_LINK_HOST: &str = "securesign.toolsbots.com";
+/// The path of the verified `https` form.
+pub const APP_LINK_PATH: &str = "/sign";
 /// Shortest accepted request id.
 pub const REQUEST_ID_MIN_LEN: usize = 22;
 /// Longest accepted request id.
@@ -92,17 +102,27 @@ impl SignLink {
         let (scheme, rest) = link
             .split_once("://")
             .ok_or_else(|| invalid("not a securesign:// link"))?;
-        if !scheme.eq_ignore_ascii_case(SCHEME) {
-            return Err(invalid("not a securesign:// link"));
-        }
         if rest.contains('#') {
             return Err(invalid("the link must not have a fragment"));
         }
-        let (authority, query) = rest
+        let (target, query) = rest
             .split_once('?')
             .ok_or_else(|| invalid("the link has no request id"))?;
-        if !authority.eq_ignore_ascii_case("sign") {
-            return Err(invalid("only securesign://sign links are supported"));
+        if scheme.eq_ignore_ascii_case(SCHEME) {
+            if !target.eq_ignore_ascii_case("sign") {
+                return Err(invalid("only securesign://sign links are supported"));
+            }
+        } else if scheme.eq_ignore_ascii_case("https") {
+            let is_app_link = target
+                .strip_suffix(APP_LINK_PATH)
+                .is_some_and(|host| host.eq_ignore_ascii_case(APP_LINK_HOST));
+            if !is_app_link {
+                return Err(invalid(format!(
+                    "only https://{APP_LINK_HOST}{APP_LINK_PATH} links are supported"
+                )));
+            }
+        } else {
+            return Err(invalid("not a securesign:// link"));
         }
         let value = query
             .strip_prefix("requestId=")
@@ -115,7 +135,7 @@ impl SignLink {
         })
     }
 
-    /// The canonical form of this link.
+    /// The canonical (`securesign://`) form of this link.
     pub fn to_link(&self) -> String {
         format!("{SCHEME}://sign?requestId={}", self.request_id)
     }
@@ -178,6 +198,45 @@ mod tests {
     }
 
     #[test]
+    fn accepts_the_verified_https_form() {
+        for link in [
+            format!("https://securesign.toolsbots.com/sign?requestId={ID32}"),
+            format!("HTTPS://SecureSign.ToolsBots.com/sign?requestId={ID32}"),
+        ] {
+            let parsed = SignLink::parse(&link).unwrap();
+            assert_eq!(parsed.request_id.as_str(), ID32);
+            assert_eq!(
+                parsed.to_link(),
+                format!("securesign://sign?requestId={ID32}")
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_other_https_links() {
+        for link in [
+            format!("http://securesign.toolsbots.com/sign?requestId={ID32}"),
+            format!("https://securesign.toolsbots.com.evil.com/sign?requestId={ID32}"),
+            format!("https://evil.com/securesign.toolsbots.com/sign?requestId={ID32}"),
+            format!("https://xsecuresign.toolsbots.com/sign?requestId={ID32}"),
+            format!("https://evil.securesign.toolsbots.com/sign?requestId={ID32}"),
+            format!("https://user@securesign.toolsbots.com/sign?requestId={ID32}"),
+            format!("https://securesign.toolsbots.com:8443/sign?requestId={ID32}"),
+            format!("https://securesign.toolsbots.com/sign/?requestId={ID32}"),
+            format!("https://securesign.toolsbots.com/SIGN?requestId={ID32}"),
+            format!("https://securesign.toolsbots.com/signx?requestId={ID32}"),
+            format!("https://securesign.toolsbots.com/x/sign?requestId={ID32}"),
+            format!("https://securesign.toolsbots.com?requestId={ID32}"),
+            format!("https://securesign.toolsbots.com/sign?requestId={ID32}&x=1"),
+            format!("https://securesign.toolsbots.com/sign?requestId={ID32}#x"),
+            format!("https://sign?requestId={ID32}"),
+            "https://securesign.toolsbots.com/sign".to_owned(),
+        ] {
+            rejects(&link);
+        }
+    }
+
+    #[test]
     fn scheme_and_host_ignore_case_but_the_id_does_not() {
         let link = SignLink::parse(&format!("SecureSign://SIGN?requestId={ID32}")).unwrap();
         assert_eq!(link.request_id.as_str(), ID32);
@@ -199,7 +258,7 @@ mod tests {
     #[test]
     fn rejects_other_schemes_hosts_and_paths() {
         for link in [
-            format!("https://sign?requestId={ID32}"),
+            format!("ftp://sign?requestId={ID32}"),
             format!("securesign:sign?requestId={ID32}"),
             format!("securesignx://sign?requestId={ID32}"),
             format!("securesign://verify?requestId={ID32}"),

@@ -104,6 +104,26 @@ fn mobile_config_has_the_custom_scheme_and_a_verified_https_host() {
     assert!(!app_links[0].1.is_empty() && !app_links[0].1.contains('/'));
 }
 
+/// Every link form the phone is configured to hand the app is one the core's parser
+/// accepts (and the path prefix is the parser's exact path).
+#[test]
+fn the_core_parser_accepts_every_configured_link_form() {
+    use securesign_core::deeplink::{SignLink, APP_LINK_HOST, APP_LINK_PATH};
+    let id = "a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV";
+    for (scheme, host, app_link) in mobile_links() {
+        let link = if app_link {
+            assert_eq!(host, APP_LINK_HOST);
+            format!("{scheme}://{host}{APP_LINK_PATH}?requestId={id}")
+        } else {
+            format!("{scheme}://{host}?requestId={id}")
+        };
+        let parsed = SignLink::parse(&link).unwrap_or_else(|e| panic!("{link}: {e}"));
+        assert_eq!(parsed.request_id.as_str(), id);
+    }
+    let prefixes = &conf()["plugins"]["deep-link"]["mobile"][1]["pathPrefix"];
+    assert_eq!(prefixes, &serde_json::json!([APP_LINK_PATH]));
+}
+
 const ANDROID: &str = "http://schemas.android.com/apk/res/android";
 
 #[test]
