@@ -29,6 +29,10 @@ function show(name) {
   if (heading) { heading.tabIndex = -1; heading.focus(); }
 }
 
+// User Timing marks for the launch benchmark (tests/app/bench.mjs), set once the frame
+// that shows the screen has been painted. They hold no data and never leave the page.
+function markPainted(name) { requestAnimationFrame(() => setTimeout(() => performance.mark(name), 0)); }
+
 function announce(text) { $("announce").textContent = text || ""; }
 
 function showError(err, retry) {
@@ -102,10 +106,12 @@ function renderRequest() {
   $("sign-btn").disabled = !!view.blocker;
   $("session-note").hidden = !view.sessionActive;
   show("request");
+  markPainted("ss:request-shown");
 }
 
 async function startSigning() {
   if (!view) return;
+  performance.mark("ss:sign-clicked");
   const step = view.gate;
   if (step.next === "prompt") return biometric();
   if (step.next === "skipPin") return sign();
@@ -144,6 +150,7 @@ function askPin(retries) {
   $("pin-input").value = "";
   show("pin");
   $("pin-input").focus();
+  markPainted("ss:pin-shown");
 }
 
 async function submitPin(ev) {
@@ -381,5 +388,6 @@ window.addEventListener("DOMContentLoaded", async () => {
   await listen("link-waiting", () => takeLink());
   bannerTimer = setInterval(refreshBanner, 1000);
   show("home");
+  markPainted("ss:home-shown");
   await takeLink();
 });

@@ -9,20 +9,48 @@ use crate::MAIN_WINDOW;
 
 /// Environment for the webview, set before anything starts (single-threaded).
 ///
-/// Linux: WebKitGTK's accelerated compositing costs ~60 MB of memory (measured by
-/// `tests/app/rss.sh`, release build under Xvfb: PSS of the app and its WebKit processes
-/// 260 → 202 MB, their RSS 440 → 377 MB)
-/// and buys nothing for this small static UI. It is turned off unless the user set
-/// `WEBKIT_DISABLE_COMPOSITING_MODE` themselves, or asked to keep it with
-/// `SECURESIGN_GPU_COMPOSITING=1`.
+/// Linux: see [`webview_env_defaults`]. Measured by `tests/app/rss.sh` (release build
+/// under Xvfb with Mesa's software GL, idle on the home screen), app process RSS:
+/// 151 MB with WebKit's defaults, 83 MB with these.
 pub fn prepare_environment() {
     #[cfg(target_os = "linux")]
-    {
-        let keep = std::env::var_os("SECURESIGN_GPU_COMPOSITING").is_some_and(|v| v == "1");
-        if !keep && std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() {
-            std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
-        }
+    for (name, value) in webview_env_defaults(|name| std::env::var_os(name)) {
+        std::env::set_var(name, value);
     }
+}
+
+/// The variables to set for WebKitGTK, given the current environment (`get`).
+///
+/// This small static UI needs no GPU, and loading an OpenGL driver is expensive: Mesa's
+/// driver brings in `libLLVM`, ~45 MB of resident (relocated) pages in every process that
+/// loads it. Unless the user asked to keep the GPU paths (`SECURESIGN_GPU_COMPOSITING=1`),
+/// and never overriding a variable the user set:
+/// - `WEBKIT_DISABLE_COMPOSITING_MODE=1`: the web process paints with the CPU;
+/// - `GDK_GL=disable`: GDK does not probe GLX when it opens the X display (it does so to
+///   pick visuals for GL areas; this app has none);
+/// - the app process opens no EGL display. WebKit opens one on the first page load for
+///   two things: to check that frames can travel from the web process as DMA-BUFs
+///   (`WEBKIT_DISABLE_DMABUF_RENDERER=1`: without compositing they are CPU-painted
+///   shared-memory frames anyway), and to find the GPU's render node to hand to the web
+///   process (`WEBKIT_WEB_RENDER_DEVICE_FILE=/dev/null` names it instead: no render
+///   node, so the web process gets no GBM device, which only accelerated compositing and
+///   WebGL — neither used here — need). The web process still opens its own EGL display
+///   (WebKit aborts without one there).
+pub fn webview_env_defaults(
+    get: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<(&'static str, &'static str)> {
+    if get("SECURESIGN_GPU_COMPOSITING").is_some_and(|v| v == "1") {
+        return Vec::new();
+    }
+    [
+        ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+        ("GDK_GL", "disable"),
+        ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
+        ("WEBKIT_WEB_RENDER_DEVICE_FILE", "/dev/null"),
+    ]
+    .into_iter()
+    .filter(|(name, _)| get(name).is_none())
+    .collect()
 }
 
 /// Plugins, single-instance first so that a second launch exits before doing anything.
@@ -57,4 +85,46 @@ pub fn ready<R: Runtime>(app: &tauri::App<R>) -> Result<(), Box<dyn std::error::
     }
     let _ = app;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::webview_env_defaults;
+    use std::ffi::OsString;
+
+    fn defaults(env: &[(&str, &str)]) -> Vec<(&'static str, &'static str)> {
+        webview_env_defaults(|name| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn gpu_paths_are_off_by_default() {
+        assert_eq!(
+            defaults(&[]),
+            [
+                ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+                ("GDK_GL", "disable"),
+                ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
+                ("WEBKIT_WEB_RENDER_DEVICE_FILE", "/dev/null"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_variable_the_user_set_is_kept() {
+        let set = defaults(&[("WEBKIT_WEB_RENDER_DEVICE_FILE", "/dev/dri/renderD129")]);
+        assert!(set
+            .iter()
+            .all(|(k, _)| *k != "WEBKIT_WEB_RENDER_DEVICE_FILE"));
+        assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn the_user_can_keep_the_gpu_paths() {
+        assert!(defaults(&[("SECURESIGN_GPU_COMPOSITING", "1")]).is_empty());
+        assert_eq!(defaults(&[("SECURESIGN_GPU_COMPOSITING", "0")]).len(), 4);
+    }
 }

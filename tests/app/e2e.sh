@@ -82,4 +82,8 @@ script="$here/e2e.mjs"; [[ "$mode" == bench ]] && script="$here/bench.mjs"
 dbus-run-session -- node "$script"
 rc=$?
 set -e
+if [[ "$mode" == bench && $rc -eq 0 ]]; then
+  echo "idle RSS without automation (tests/app/rss.sh):"
+  "$here/rss.sh" "$app"
+fi
 exit $rc

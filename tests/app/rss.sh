@@ -79,9 +79,10 @@ measure() { # NAME ENV...
     "$(mb "$(med "${own[@]}")")" "$(mb "$(med "${rss[@]}")")" "$(mb "$(med "${pss[@]}")")" "${#rss[@]}"
 }
 
-# The app turns WebKit's accelerated compositing off by default (src-tauri/src/desktop.rs);
-# SECURESIGN_GPU_COMPOSITING=1 keeps it: that is the "before" baseline.
-measure "compositing on (before)" SECURESIGN_GPU_COMPOSITING=1
-measure "app default (off)"
-measure "off + no DMA-BUF" WEBKIT_DISABLE_DMABUF_RENDERER=1
-for extra in ${RSS_EXTRA:-}; do measure "off + $extra" "$extra"; done
+# The app turns WebKit's accelerated compositing off and does not load the EGL stack
+# (src-tauri/src/desktop.rs); SECURESIGN_GPU_COMPOSITING=1 keeps both: the "before"
+# baseline. The middle row keeps EGL but turns compositing off (the previous default).
+measure "GPU paths on (before)" SECURESIGN_GPU_COMPOSITING=1
+measure "compositing off only" SECURESIGN_GPU_COMPOSITING=1 WEBKIT_DISABLE_COMPOSITING_MODE=1
+measure "app default"
+for extra in ${RSS_EXTRA:-}; do measure "default + $extra" "$extra"; done
