@@ -90,17 +90,27 @@ start_server() {
     -d '{"origin":"https://portal.example.gov.in","platform":"web"}' >/dev/null
 }
 
-# run NAME PATH -> sets RPS P50 P99 (latencies as wrk prints them)
+# Server CPU time (user + system) so far, in clock ticks.
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+CLK_TCK="$(getconf CLK_TCK)"
+
+# run NAME PATH -> sets RPS P50 P99 (latencies as wrk prints them) and CPU_US (server
+# CPU time per answered request, in µs: less sensitive to other load than req/s)
 run() {
-  local out
+  local out ticks_before ticks_after requests
+  ticks_before="$(server_ticks)"
   out="$(BENCH_KEY="$BENCH_KEY" WRK_DELAY_MS="${WRK_DELAY_MS:-0}" "${WRK_PREFIX[@]}" wrk -t1 -c"${CONNS}" -d"${DURATION}s" --latency -s "$WORK/post.lua" "$BASE$2")"
+  ticks_after="$(server_ticks)"
   RPS="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
   P50="$(awk '$1=="50%" {print $2}' <<<"$out")"
   P99="$(awk '$1=="99%" {print $2}' <<<"$out")"
+  requests="$(awk '/requests in/ {print $1}' <<<"$out")"
+  CPU_US="$(awk -v a="$ticks_before" -v b="$ticks_after" -v t="$CLK_TCK" -v n="$requests" \
+    'BEGIN {printf "%.2f", (b - a) / t * 1e6 / n}')"
   local non2xx
   non2xx="$(awk '/Non-2xx/ {print $5}' <<<"$out")"
   if [ -n "$non2xx" ]; then echo "warning: $1 had $non2xx non-2xx answers" >&2; fi
-  printf '%-22s %10s req/s   p50 %9s   p99 %9s\n' "$1" "$RPS" "$P50" "$P99"
+  printf '%-22s %10s req/s   p50 %9s   p99 %9s   server CPU %6s us/req\n' "$1" "$RPS" "$P50" "$P99" "$CPU_US"
 }
 
 for setup in "${SETUPS[@]}"; do
@@ -119,19 +129,22 @@ for setup in "${SETUPS[@]}"; do
   echo "wrk: 1 thread, $CONNS connections, ${DURATION}s per run, $ROUNDS rounds, bench build; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   RATIOS=()
   VALIDATE_RATES=()
+  CPU_RATIOS=()
   for round in $(seq "$ROUNDS"); do
     BENCH_KEY="${KEYS[$setup-peak-$round]}"
     run "trivial (baseline)" /v1/bench/trivial
     TRIVIAL_RPS="$RPS"
+    TRIVIAL_CPU="$CPU_US"
     run "validate" /v1/auth/validate
     VALIDATE_RATES+=("$RPS")
     RATIOS+=("$(awk -v v="$RPS" -v t="$TRIVIAL_RPS" 'BEGIN {printf "%.3f", v / t}')")
-    echo "  round $round ratio validate/trivial: ${RATIOS[-1]}"
+    CPU_RATIOS+=("$(awk -v v="$CPU_US" -v t="$TRIVIAL_CPU" 'BEGIN {printf "%.3f", t / v}')")
+    echo "  round $round ratio validate/trivial: ${RATIOS[-1]} (server CPU per request, trivial/validate: ${CPU_RATIOS[-1]})"
   done
   median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
   VALIDATE_RPS="$(median "${VALIDATE_RATES[@]}")"
-  printf 'median ratio validate/trivial: %.2f (target >= 0.8); median validate %s req/s\n' \
-    "$(median "${RATIOS[@]}")" "$VALIDATE_RPS"
+  printf 'median ratio validate/trivial: %.2f (target >= 0.8); median validate %s req/s; median CPU ratio %.2f\n' \
+    "$(median "${RATIOS[@]}")" "$VALIDATE_RPS" "$(median "${CPU_RATIOS[@]}")"
 
   # About half of validate's peak: each connection pauses 1 ms (wrk's delay() counts
   # whole milliseconds) after each answer. A pause plus an answer take longer than 1 ms,

@@ -1,4 +1,4 @@
-//! API key authentication and per-key rate limiting, as middleware on portal routes.
+//! API key authentication and per-key rate limiting, as a layer on portal routes.
 //!
 //! Every request looks the key up through the [`KeyCache`](crate::key_cache::KeyCache),
 //! which first checks whether anything committed to the database since it read the
@@ -143,13 +143,13 @@ where
         Ok(key) => key,
         Err(err) => return err.into_response(),
     };
-    let limit = Arc::clone(
+    let key_limit = Arc::clone(
         key.entry
             .limit
             .get_or_init(|| state.limits.limit(key.key_id(), key.rpm)),
     );
-    let decision = limit.check();
-    let fixed = limit.headers();
+    let limit_headers = key_limit.headers();
+    let decision = key_limit.check();
     match decision {
         Decision::Limited {
             limit,
@@ -163,7 +163,7 @@ where
             .into_response();
             let headers = response.headers_mut();
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            add_rate_headers(headers, fixed, 0, retry_after_secs);
+            add_rate_headers(headers, limit_headers, 0, retry_after_secs);
             response
         }
         Decision::Allowed {
@@ -173,7 +173,7 @@ where
         } => {
             req.extensions_mut().insert(key);
             let Ok(mut response) = inner.call(req).await;
-            add_rate_headers(response.headers_mut(), fixed, remaining, reset_secs);
+            add_rate_headers(response.headers_mut(), limit_headers, remaining, reset_secs);
             response
         }
     }
