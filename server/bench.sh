@@ -4,7 +4,9 @@
 # small JSON body, behind the same global layers) in the same server process and the
 # same run, with wrk (Debian package, installed here if missing). Prints requests/s,
 # p50/p99 and the validate/trivial ratio, then p50/p99 of validate at about half its
-# peak rate. Not part of CI.
+# peak rate. Also measures, for information, POST /v1/bench/parse (the trivial answer
+# after reading and parsing the same body), which splits validate's extra cost into
+# "reading a request body" and "authenticating". Not part of CI.
 #
 # Usage: server/bench.sh [seconds (default 8)] [unpinned|pinned|both]
 #   unpinned (default): server and wrk share all CPUs, as the scheduler likes.
@@ -141,6 +143,8 @@ for setup in "${SETUPS[@]}"; do
     CPU_RATIOS+=("$(awk -v v="$CPU_US" -v t="$TRIVIAL_CPU" 'BEGIN {printf "%.3f", t / v}')")
     echo "  round $round ratio validate/trivial: ${RATIOS[-1]} (server CPU per request, trivial/validate: ${CPU_RATIOS[-1]})"
   done
+  run "parse only (info)" /v1/bench/parse
+  echo "  (the trivial answer after reading and parsing the same JSON body; not part of the ratio)"
   median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
   VALIDATE_RPS="$(median "${VALIDATE_RATES[@]}")"
   printf 'median ratio validate/trivial: %.2f (target >= 0.8); median validate %s req/s; median CPU ratio %.2f\n' \
