@@ -3,9 +3,17 @@
 //! Facts this code relies on: `C_Initialize` runs once per module per process (the loaded
 //! contexts are kept in a process-wide registry); a `Session` is `Send` but not `Sync`, so a
 //! [`Pkcs11Backend`] is owned by one thread (see [`crate::worker`]).
+//!
+//! A private key with `CKA_ALWAYS_AUTHENTICATE` (e.g. PIV 9C through OpenSC) needs the PIN
+//! again for every signature: `C_SignInit` → `C_Login(CKU_CONTEXT_SPECIFIC)` → `C_Sign`. To
+//! sign a batch with one PIN entry, the backend keeps the user's PIN (zeroized on drop) while
+//! logged in and uses it only for such keys. It is dropped on logout, removal, PIN change or
+//! unblock and on any failure of the context-specific login, so a kept PIN that went stale
+//! (changed elsewhere) costs at most one try and is never retried.
 
 mod discovery;
 mod errors;
+mod raw_sign;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +30,7 @@ use serde::Serialize;
 
 pub use discovery::{p11kit_modules, parse_module_file, resolve_module, MODULE_ENV};
 use errors::{classify, token_error, Failure};
+use raw_sign::RawSign;
 
 use super::{KeyId, SignatureScheme, TokenBackend, TokenCertificate, TokenInfo};
 use crate::digest::{ecdsa_p256_raw_to_der, Sha256Digest};
@@ -250,8 +259,20 @@ pub struct Pkcs11Backend {
     slot: Slot,
     session: Option<Session>,
     logged_in: bool,
-    key_handles: HashMap<Vec<u8>, ObjectHandle>,
+    /// The user's verified PIN, kept only while logged in, for always-authenticate keys.
+    context_pin: Option<Pin>,
+    key_handles: HashMap<Vec<u8>, PrivateKey>,
+    /// The module's own `C_Sign`, loaded on the first always-authenticate signature.
+    raw_sign: Option<RawSign>,
     unblock_style: UnblockStyle,
+}
+
+/// A private key found on the token.
+#[derive(Debug, Clone, Copy)]
+struct PrivateKey {
+    handle: ObjectHandle,
+    /// `CKA_ALWAYS_AUTHENTICATE` (absent = false): each use needs a context-specific login.
+    always_authenticate: bool,
 }
 
 /// How [`TokenBackend::unblock_pin`] resets the user PIN with the PUK / SO PIN.
@@ -273,7 +294,9 @@ impl Pkcs11Backend {
             slot,
             session: None,
             logged_in: false,
+            context_pin: None,
             key_handles: HashMap::new(),
+            raw_sign: None,
             unblock_style: UnblockStyle::default(),
         };
         backend.session()?;
@@ -321,8 +344,10 @@ impl Pkcs11Backend {
             .ok_or_else(|| Error::Internal("session vanished".into()))
     }
 
-    /// Maps a non-PIN failure, forgetting the session when the token is gone.
+    /// Maps a non-PIN failure, forgetting the session when the token is gone. Any such
+    /// failure (device error, lost login, refused operation) also drops the kept PIN.
     fn lost(&mut self, err: &cryptoki::error::Error) -> Error {
+        self.context_pin = None;
         let mapped = token_error(err);
         if matches!(mapped, Error::TokenNotPresent) {
             self.forget_session();
@@ -330,9 +355,12 @@ impl Pkcs11Backend {
         mapped
     }
 
+    /// Drops the session (closing it ends any operation left active in it) with the
+    /// login state, the kept PIN and the key handles that belonged to it.
     fn forget_session(&mut self) {
         self.session = None;
         self.logged_in = false;
+        self.context_pin = None;
         self.key_handles.clear();
     }
 
@@ -389,9 +417,9 @@ impl Pkcs11Backend {
         Ok(handles.into_iter().next())
     }
 
-    fn private_key(&mut self, key: &KeyId) -> Result<ObjectHandle> {
-        if let Some(handle) = self.key_handles.get(&key.0) {
-            return Ok(*handle);
+    fn private_key(&mut self, key: &KeyId) -> Result<PrivateKey> {
+        if let Some(found) = self.key_handles.get(&key.0) {
+            return Ok(*found);
         }
         let template = [
             Attribute::Class(ObjectClass::PRIVATE_KEY),
@@ -400,8 +428,74 @@ impl Pkcs11Backend {
         let handle = self
             .find_one(&template)?
             .ok_or_else(|| Error::KeyNotFound(key.to_hex()))?;
-        self.key_handles.insert(key.0.clone(), handle);
-        Ok(handle)
+        let attrs = self
+            .session()?
+            .get_attributes(handle, &[AttributeType::AlwaysAuthenticate]);
+        // A module that does not know the attribute leaves it out: the key is an ordinary one.
+        let always_authenticate = attrs
+            .map_err(|e| self.lost(&e))?
+            .iter()
+            .any(|a| matches!(a, Attribute::AlwaysAuthenticate(true)));
+        let found = PrivateKey {
+            handle,
+            always_authenticate,
+        };
+        self.key_handles.insert(key.0.clone(), found);
+        Ok(found)
+    }
+
+    /// Signs `data` with `key` (cryptoki's `sign`: `C_SignInit` + `C_Sign`), or through
+    /// [`Self::sign_always_authenticate`] when the key asks for the PIN each time.
+    fn sign_with(
+        &mut self,
+        key: PrivateKey,
+        mechanism: &Mechanism,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
+        if key.always_authenticate {
+            return self.sign_always_authenticate(key, mechanism, data);
+        }
+        let signed = self.session()?.sign(mechanism, key.handle, data);
+        signed.map_err(|e| self.lost(&e))
+    }
+
+    /// `C_SignInit`, `C_Login(CKU_CONTEXT_SPECIFIC)` with the kept PIN, then the module's
+    /// single-part `C_Sign` — nothing else in between on this session.
+    fn sign_always_authenticate(
+        &mut self,
+        key: PrivateKey,
+        mechanism: &Mechanism,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
+        // Taken, not borrowed: it goes back only after the token accepted it again.
+        let Some(pin) = self.context_pin.take() else {
+            return Err(Error::PinRequired);
+        };
+        if self.raw_sign.is_none() {
+            let loaded =
+                RawSign::load(self.module.path()).map_err(|e| Error::Token(e.to_string()))?;
+            self.raw_sign = Some(loaded);
+        }
+        let init = self.session()?.sign_init(mechanism, key.handle);
+        init.map_err(|e| self.lost(&e))?;
+        let secret = AuthPin::from(pin.expose());
+        let login = self
+            .session()?
+            .login(UserType::ContextSpecific, Some(&secret));
+        if let Err(e) = login {
+            // The PIN changed elsewhere (or the token refused it): this try is spent once and
+            // the PIN is not kept. Closing the session ends the sign operation some modules
+            // leave active after a failed context-specific login.
+            let failure = self.user_pin_failure(&e);
+            self.forget_session();
+            return Err(failure);
+        }
+        self.context_pin = Some(pin);
+        let signed = match (self.session.as_ref(), self.raw_sign.as_ref()) {
+            (Some(session), Some(raw)) => raw.sign(session, data),
+            _ => return Err(Error::Internal("session or C_Sign vanished".into())),
+        };
+        signed.map_err(|e| self.lost(&e))
     }
 }
 
@@ -415,6 +509,7 @@ impl TokenBackend for Pkcs11Backend {
     }
 
     fn login(&mut self, pin: &Pin) -> Result<()> {
+        self.context_pin = None;
         let secret = AuthPin::from(pin.expose());
         let first = self.session()?.login(UserType::User, Some(&secret));
         let result = match first {
@@ -434,6 +529,7 @@ impl TokenBackend for Pkcs11Backend {
         match result {
             Ok(()) => {
                 self.logged_in = true;
+                self.context_pin = Some(Pin::new(pin.expose().to_owned()));
                 Ok(())
             }
             Err(e) => {
@@ -445,6 +541,7 @@ impl TokenBackend for Pkcs11Backend {
 
     fn logout(&mut self) -> Result<()> {
         self.key_handles.clear();
+        self.context_pin = None;
         let Some(session) = self.session.as_ref() else {
             self.logged_in = false;
             return Ok(());
@@ -469,6 +566,8 @@ impl TokenBackend for Pkcs11Backend {
             // the change itself would be.
             self.login(old)?;
         }
+        // A kept PIN is the old one whatever the outcome: the user logs in again to sign.
+        self.context_pin = None;
         let old = AuthPin::from(old.expose());
         let new = AuthPin::from(new.expose());
         let result = self.session()?.set_pin(&old, &new);
@@ -541,17 +640,15 @@ impl TokenBackend for Pkcs11Backend {
         if !self.logged_in {
             return Err(Error::PinRequired);
         }
-        let handle = self.private_key(key)?;
-        let result = match scheme {
+        let private_key = self.private_key(key)?;
+        let raw = match scheme {
             SignatureScheme::RsaPkcs1Sha256 => {
-                self.session()?
-                    .sign(&Mechanism::RsaPkcs, handle, &digest.rsa_digest_info())
+                self.sign_with(private_key, &Mechanism::RsaPkcs, &digest.rsa_digest_info())
             }
             SignatureScheme::EcdsaP256Sha256 => {
-                self.session()?.sign(&Mechanism::Ecdsa, handle, &digest.0)
+                self.sign_with(private_key, &Mechanism::Ecdsa, &digest.0)
             }
-        };
-        let raw = result.map_err(|e| self.lost(&e))?;
+        }?;
         match scheme {
             SignatureScheme::RsaPkcs1Sha256 => Ok(raw),
             SignatureScheme::EcdsaP256Sha256 => ecdsa_p256_raw_to_der(&raw),
