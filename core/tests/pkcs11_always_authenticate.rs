@@ -389,3 +389,47 @@ fn kryoptic_always_auth_key_is_refused_after_logout_without_spending_a_try() {
         "no try was spent"
     );
 }
+
+#[test]
+fn kryoptic_a_pin_change_through_the_backend_drops_the_kept_pin() {
+    const NEW_PIN: &str = "13572468";
+    let tok = common::lab(Module::Kryoptic);
+    let mut backend = common::backend(&tok);
+    let other = other_session(tok.module_path(), tok.label());
+    let key = KeyId(vec![ALWAYS_AUTH_ID]);
+    let digest = Sha256Digest::of(b"before and after a PIN change");
+
+    backend
+        .login(&common::pin(tok.user_pin()))
+        .expect("user login");
+    let public = generate_always_auth_key(&other);
+    let signature = backend
+        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
+        .expect("signature");
+    public
+        .verify_digest(&digest.0, &signature)
+        .expect("signature verifies");
+
+    backend
+        .change_pin(&common::pin(tok.user_pin()), &common::pin(NEW_PIN))
+        .expect("PIN change");
+    // 8 failures (COUNT_LOW) after the change (which reset the count): one more would
+    // show as FINAL_TRY.
+    spend_tries(&other, find_private_key(&other), 8);
+    // Still logged in, but the kept (old) PIN is gone: no stale context-specific login.
+    assert!(backend.token_logged_in().expect("session info"));
+    let err = backend
+        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
+        .expect_err("kept PIN dropped by the change");
+    assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
+    let state = backend.pin_state().expect("pin state");
+    assert_eq!(
+        state.retries.indicator,
+        RetryIndicator::Low,
+        "no try was spent"
+    );
+    // An ordinary key still signs in the same login.
+    backend
+        .sign_digest(&KeyId(vec![0x01]), SignatureScheme::RsaPkcs1Sha256, &digest)
+        .expect("ordinary key");
+}

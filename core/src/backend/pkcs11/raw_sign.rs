@@ -147,3 +147,36 @@ impl RawSign {
         Ok(signature)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_is_a_load_error() {
+        let err = RawSign::load(Path::new("/nonexistent/securesign-test-module.so"))
+            .err()
+            .expect("no such library");
+        assert!(matches!(err, LoadError::Library(_)), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_library_is_a_load_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("not-a-module.so");
+        std::fs::write(&path, b"not an ELF object").expect("write");
+        let err = RawSign::load(&path).err().expect("not a library");
+        assert!(matches!(err, LoadError::Library(_)), "{err}");
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn a_library_without_c_get_function_list_is_refused() {
+        // glibc's libc is always loadable and exports no PKCS#11 entry point.
+        let err = RawSign::load(Path::new("libc.so.6"))
+            .err()
+            .expect("not a PKCS#11 module");
+        assert!(matches!(err, LoadError::Library(_)), "{err}");
+        assert!(err.to_string().contains("C_GetFunctionList"), "{err}");
+    }
+}
