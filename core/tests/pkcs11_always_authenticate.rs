@@ -433,3 +433,50 @@ fn kryoptic_a_pin_change_through_the_backend_drops_the_kept_pin() {
         .sign_digest(&KeyId(vec![0x01]), SignatureScheme::RsaPkcs1Sha256, &digest)
         .expect("ordinary key");
 }
+
+#[test]
+fn kryoptic_a_kept_pin_never_spends_the_final_try() {
+    const NEW_PIN: &str = "13572468";
+    let tok = common::lab(Module::Kryoptic);
+    let mut backend = common::backend(&tok);
+    let other = other_session(tok.module_path(), tok.label());
+    let key = KeyId(vec![ALWAYS_AUTH_ID]);
+    let digest = Sha256Digest::of(b"final try");
+
+    backend
+        .login(&common::pin(tok.user_pin()))
+        .expect("user login");
+    let public = generate_always_auth_key(&other);
+    let signature = backend
+        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
+        .expect("signature");
+    public
+        .verify_digest(&digest.0, &signature)
+        .expect("signature verifies");
+
+    // Elsewhere: the PIN is changed, then 9 wrong PINs leave only the final try.
+    other
+        .set_pin(&AuthPin::from(tok.user_pin()), &AuthPin::from(NEW_PIN))
+        .expect("PIN changed in another session");
+    spend_tries(&other, find_private_key(&other), 9);
+    assert_eq!(
+        backend.pin_state().expect("pin state").retries.indicator,
+        RetryIndicator::FinalTry
+    );
+
+    // The stale kept PIN is not sent: it would lock the token without the user's say.
+    let err = backend
+        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
+        .expect_err("final try left");
+    assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
+    let state = backend.pin_state().expect("pin state");
+    assert_eq!(
+        state.retries.indicator,
+        RetryIndicator::FinalTry,
+        "not locked"
+    );
+    let err = backend
+        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
+        .expect_err("no PIN kept");
+    assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
+}

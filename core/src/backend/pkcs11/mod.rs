@@ -9,7 +9,8 @@
 //! sign a batch with one PIN entry, the backend keeps the user's PIN (zeroized on drop) while
 //! logged in and uses it only for such keys. It is dropped on logout, removal, PIN change or
 //! unblock and on any failure of the context-specific login, so a kept PIN that went stale
-//! (changed elsewhere) costs at most one try and is never retried.
+//! (changed elsewhere) costs at most one try and is never retried; and it is never sent when
+//! the token is down to its final try (that try needs the user's confirmation).
 
 mod discovery;
 mod errors;
@@ -471,6 +472,15 @@ impl Pkcs11Backend {
         let Some(pin) = self.context_pin.take() else {
             return Err(Error::PinRequired);
         };
+        // The kept PIN was right when typed. If tries were spent elsewhere since, it may be
+        // stale, and the final try is the user's to confirm (`Token::verify_pin`), never ours.
+        let info = self.token_info()?;
+        if info.user_pin_locked() {
+            return Err(Error::PinBlocked);
+        }
+        if info.user_pin_final_try() {
+            return Err(Error::PinRequired);
+        }
         if self.raw_sign.is_none() {
             let loaded =
                 RawSign::load(self.module.path()).map_err(|e| Error::Token(e.to_string()))?;
