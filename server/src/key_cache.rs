@@ -1,14 +1,14 @@
 //! In-memory copies of API key rows and their tenants' whitelists, revalidated on
 //! every request.
 //!
-//! Before each lookup the cache asks the [`Store`] for its auth version (a sub-microsecond
-//! check that sees commits from any connection or process, and a counter that moves only
-//! when keys, tenants or whitelists change: see [`crate::change_detector`]). When the
-//! version moved since the cached rows were read, every entry is dropped before the
-//! lookup, so a revoke, a roll or a whitelist change is seen by the very next request,
-//! whoever wrote it; sessions, results and callbacks written meanwhile keep the cache. Time-based rules (the end of a
-//! roll's grace period) are not cached: callers check the record against their clock
-//! on every request.
+//! Before each lookup the cache asks the [`Store`] for its auth version (a
+//! sub-microsecond check that sees commits from any connection or process, and a
+//! counter that moves only when keys, tenants or whitelists change: see
+//! [`crate::change_detector`]). When the version moved since the cached rows were read,
+//! every entry is dropped before the lookup, so a revoke, a roll or a whitelist change
+//! is seen by the very next request, whoever wrote it; sessions, results and callbacks
+//! written meanwhile keep the cache. Time-based rules (the end of a roll's grace period)
+//! are not cached: callers check the record against their clock on every request.
 //!
 //! Only keys that exist are cached (their number is bounded by the table); unknown
 //! keys are looked up every time, so random keys cannot grow the cache.
