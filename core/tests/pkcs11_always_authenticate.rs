@@ -259,6 +259,24 @@ fn find_private_key(session: &Session) -> ObjectHandle {
         .expect("the always-authenticate key")
 }
 
+/// Creates the always-authenticate key (the token must be logged in for that), then logs
+/// the user in again the way the app does: the backend keeps the PIN only when the token
+/// holds such a key at login.
+fn provision_always_auth_key(
+    backend: &mut Pkcs11Backend,
+    tok: &securesign_testlab::LabToken,
+    other: &Session,
+) -> VerifyingKey {
+    let pin = common::pin(tok.user_pin());
+    backend.login(&pin).expect("user login");
+    let public = generate_always_auth_key(other);
+    backend.logout().expect("logout");
+    backend
+        .login(&pin)
+        .expect("user login with the key present");
+    public
+}
+
 /// Spends `n` tries: context-specific logins with a wrong PIN on one active sign operation
 /// (kryoptic keeps the operation active after a failed context-specific login).
 fn spend_tries(session: &Session, key: ObjectHandle, n: usize) {
@@ -285,10 +303,7 @@ fn kryoptic_always_auth_key_signs_with_one_login_and_a_stale_pin_costs_one_try()
     let key = KeyId(vec![ALWAYS_AUTH_ID]);
     let digests: Vec<_> = (0..6u8).map(|i| Sha256Digest::of(&[b'k', i])).collect();
 
-    backend
-        .login(&common::pin(tok.user_pin()))
-        .expect("user login");
-    let public = generate_always_auth_key(&other);
+    let public = provision_always_auth_key(&mut backend, &tok, &other);
 
     // One login, a batch of three: each signature needs (and gets) the context-specific login.
     for digest in &digests[..3] {
@@ -362,10 +377,7 @@ fn kryoptic_always_auth_key_is_refused_after_logout_without_spending_a_try() {
     let key = KeyId(vec![ALWAYS_AUTH_ID]);
     let digest = Sha256Digest::of(b"after logout");
 
-    backend
-        .login(&common::pin(tok.user_pin()))
-        .expect("user login");
-    let public = generate_always_auth_key(&other);
+    let public = provision_always_auth_key(&mut backend, &tok, &other);
     let signature = backend
         .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
         .expect("signature");
@@ -399,10 +411,7 @@ fn kryoptic_a_pin_change_through_the_backend_drops_the_kept_pin() {
     let key = KeyId(vec![ALWAYS_AUTH_ID]);
     let digest = Sha256Digest::of(b"before and after a PIN change");
 
-    backend
-        .login(&common::pin(tok.user_pin()))
-        .expect("user login");
-    let public = generate_always_auth_key(&other);
+    let public = provision_always_auth_key(&mut backend, &tok, &other);
     let signature = backend
         .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
         .expect("signature");
@@ -443,10 +452,7 @@ fn kryoptic_a_kept_pin_never_spends_the_final_try() {
     let key = KeyId(vec![ALWAYS_AUTH_ID]);
     let digest = Sha256Digest::of(b"final try");
 
-    backend
-        .login(&common::pin(tok.user_pin()))
-        .expect("user login");
-    let public = generate_always_auth_key(&other);
+    let public = provision_always_auth_key(&mut backend, &tok, &other);
     let signature = backend
         .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
         .expect("signature");
@@ -479,4 +485,36 @@ fn kryoptic_a_kept_pin_never_spends_the_final_try() {
         .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
         .expect_err("no PIN kept");
     assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
+}
+
+/// The PIN stays in memory only when it may be needed: a token that held no
+/// always-authenticate key at login gets no kept PIN, so a key that appears later asks
+/// for the PIN (one more login) instead of being signed with a PIN kept for nothing.
+#[test]
+fn kryoptic_no_pin_is_kept_when_no_key_needs_it_at_login() {
+    let tok = common::lab(Module::Kryoptic);
+    let mut backend = common::backend(&tok);
+    let other = other_session(tok.module_path(), tok.label());
+    let key = KeyId(vec![ALWAYS_AUTH_ID]);
+    let digest = Sha256Digest::of(b"no kept PIN");
+
+    backend
+        .login(&common::pin(tok.user_pin()))
+        .expect("user login");
+    let public = generate_always_auth_key(&other);
+    let err = backend
+        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
+        .expect_err("no PIN was kept");
+    assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
+
+    backend.logout().expect("logout");
+    backend
+        .login(&common::pin(tok.user_pin()))
+        .expect("user login with the key present");
+    let signature = backend
+        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
+        .expect("signature");
+    public
+        .verify_digest(&digest.0, &signature)
+        .expect("signature verifies");
 }

@@ -260,7 +260,8 @@ pub struct Pkcs11Backend {
     slot: Slot,
     session: Option<Session>,
     logged_in: bool,
-    /// The user's verified PIN, kept only while logged in, for always-authenticate keys.
+    /// The user's verified PIN, kept only while logged in and only when the token holds an
+    /// always-authenticate key.
     context_pin: Option<Pin>,
     key_handles: HashMap<Vec<u8>, PrivateKey>,
     /// The module's own `C_Sign`, loaded on the first always-authenticate signature.
@@ -412,6 +413,17 @@ impl Pkcs11Backend {
         }
     }
 
+    /// Whether the token (now logged in, so its private objects are visible) holds a key
+    /// that asks for the PIN before each signature: only then is the PIN kept in memory.
+    /// A module that cannot search by the attribute has no such keys.
+    fn holds_always_authenticate_key(&mut self) -> bool {
+        let template = [
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::AlwaysAuthenticate(true),
+        ];
+        matches!(self.find_one(&template), Ok(Some(_)))
+    }
+
     fn find_one(&mut self, template: &[Attribute]) -> Result<Option<ObjectHandle>> {
         let found = self.session()?.find_objects(template);
         let handles = found.map_err(|e| self.lost(&e))?;
@@ -539,7 +551,9 @@ impl TokenBackend for Pkcs11Backend {
         match result {
             Ok(()) => {
                 self.logged_in = true;
-                self.context_pin = Some(Pin::new(pin.expose().to_owned()));
+                if self.holds_always_authenticate_key() {
+                    self.context_pin = Some(Pin::new(pin.expose().to_owned()));
+                }
                 Ok(())
             }
             Err(e) => {
