@@ -169,6 +169,45 @@ pub struct PresentedKey {
 
 /// Checks a presented key's prefix, shape and checksum, and hashes it.
 pub fn parse(presented: &str) -> Result<PresentedKey, KeyFormatError> {
+    let shaped = parse_shape(presented)?;
+    shaped.verify_checksum()?;
+    Ok(shaped.key)
+}
+
+/// A presented key whose prefix and shape are right and whose checksum is not checked
+/// yet (see [`parse_shape`]).
+#[derive(Clone, Copy)]
+pub struct ShapedKey<'a> {
+    /// Mode and hash.
+    pub key: PresentedKey,
+    body: &'a str,
+    sum: &'a str,
+}
+
+impl fmt::Debug for ShapedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShapedKey")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShapedKey<'_> {
+    /// Checks the checksum: a mistyped or truncated key is refused here, before any
+    /// lookup. A key whose hash equals a stored key's needs no check (it is that key).
+    pub fn verify_checksum(&self) -> Result<(), KeyFormatError> {
+        let expected = checksum(self.key.mode.prefix(), self.body);
+        if bool::from(expected.ct_eq(self.sum.as_bytes())) {
+            Ok(())
+        } else {
+            Err(KeyFormatError::Checksum)
+        }
+    }
+}
+
+/// Checks a presented key's prefix and shape, and hashes it; the checksum is left to
+/// [`ShapedKey::verify_checksum`], for callers that may skip it.
+pub fn parse_shape(presented: &str) -> Result<ShapedKey<'_>, KeyFormatError> {
     let (mode, rest) = if let Some(rest) = presented.strip_prefix(KeyMode::Live.prefix()) {
         (KeyMode::Live, rest)
     } else if let Some(rest) = presented.strip_prefix(KeyMode::Test.prefix()) {
@@ -180,13 +219,13 @@ pub fn parse(presented: &str) -> Result<PresentedKey, KeyFormatError> {
         return Err(KeyFormatError::Malformed);
     }
     let (body, sum) = rest.split_at(BODY_LEN);
-    let expected = checksum(mode.prefix(), body);
-    if !bool::from(expected.ct_eq(sum.as_bytes())) {
-        return Err(KeyFormatError::Checksum);
-    }
-    Ok(PresentedKey {
-        mode,
-        hash: KeyHash::of(presented),
+    Ok(ShapedKey {
+        key: PresentedKey {
+            mode,
+            hash: KeyHash::of(presented),
+        },
+        body,
+        sum,
     })
 }
 
@@ -255,8 +294,27 @@ mod tests {
     }
 
     #[test]
+    fn a_shaped_key_checks_its_checksum_only_when_asked() {
+        let key = ApiKeySecret::generate(KeyMode::Live);
+        let shaped = parse_shape(key.expose()).unwrap();
+        assert_eq!(shaped.verify_checksum(), Ok(()));
+        assert!(shaped.key.hash.matches_hex(&key.hash().to_hex()));
+        let mut typo = key.expose().as_bytes().to_vec();
+        typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(typo).unwrap();
+        let shaped = parse_shape(&typo).unwrap();
+        assert_eq!(shaped.verify_checksum(), Err(KeyFormatError::Checksum));
+        assert_eq!(
+            parse_shape("ss_live_abc").unwrap_err(),
+            KeyFormatError::Malformed
+        );
+    }
+
+    #[test]
     fn debug_output_never_shows_the_key() {
         let key = ApiKeySecret::generate(KeyMode::Live);
+        let shaped = parse_shape(key.expose()).unwrap();
+        assert!(!format!("{shaped:?}").contains(&key.expose()[8..]));
         let debug = format!("{key:?} {:?}", key.hash());
         assert!(!debug.contains(&key.expose()[8..]));
     }

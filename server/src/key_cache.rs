@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::api_key::KeyHash;
@@ -35,6 +36,10 @@ pub struct CachedKey {
     /// The key's limiter, fetched from [`RateLimits`](crate::rate_limit::RateLimits) on
     /// first use and kept here, so later requests count without the limiters' map.
     pub limit: OnceLock<Arc<KeyLimit>>,
+    /// The key's `POST /v1/auth/validate` answer body, the same for every request that
+    /// passes (tenant id and limit come from this row): built on first use, answered
+    /// as is after that.
+    pub validate_answer: OnceLock<Bytes>,
 }
 
 impl From<KeyWithWhitelist> for CachedKey {
@@ -43,6 +48,7 @@ impl From<KeyWithWhitelist> for CachedKey {
             record: row.key,
             whitelist: Arc::new(Whitelist::from_stored(row.origins)),
             limit: OnceLock::new(),
+            validate_answer: OnceLock::new(),
         }
     }
 }
@@ -126,6 +132,20 @@ impl KeyCache {
             self.fill(tag, *hash, &entry);
         }
         Ok(Some(entry))
+    }
+
+    /// The key whose SHA-256 is `hash` if it is in memory and still current (the
+    /// same freshness check as [`KeyCache::lookup`]); `None` when it is not cached or
+    /// the auth version cannot be read. Never reads the database.
+    pub fn cached(&self, hash: &KeyHash) -> Option<Arc<CachedKey>> {
+        let observed = self.store.auth_version().ok()?;
+        match self.probe(observed, hash) {
+            Probe::Hit(entry) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(entry)
+            }
+            Probe::Miss(_) => None,
+        }
     }
 
     /// Counters so far.

@@ -21,8 +21,12 @@ async fn validate_accepts_both_auth_headers_with_the_exact_seed_body() {
         reply.body,
         json!({"success": true, "tenantId": f.tenant_id, "allowed": true, "rateLimit": {"rpm": 120}})
     );
+    assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.header("ratelimit-limit"), Some("120"));
     assert_eq!(reply.header("ratelimit-remaining"), Some("119"));
+    let again = f.validate(&f.live_key, PORTAL).await;
+    assert_eq!(again.body, reply.body, "the cached answer is the same JSON");
+    assert_eq!(again.header("ratelimit-remaining"), Some("118"));
 
     let reply = common::Reply::from(
         f.http
@@ -208,6 +212,36 @@ async fn the_121st_request_in_a_minute_is_rate_limited() {
     assert_eq!(f.validate(&f.test_key, PORTAL).await.status, 200);
     f.clock.advance(Duration::from_secs(60));
     assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn an_origin_with_json_escapes_is_decoded_and_a_non_json_content_type_is_400() {
+    let f = Fixture::start().await;
+    let raw = |content_type: &'static str, body: &'static str| {
+        f.http
+            .post(f.url("/v1/auth/validate"))
+            .bearer_auth(&f.live_key)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+    };
+    let escaped = r#"{"origin":"https:\/\/portal.ex\u0061mple.gov.in","platform":"web"}"#;
+    let reply = common::Reply::from(raw("application/json", escaped).await.unwrap()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let evil = r#"{"origin":"https:\/\/portal.example.gov.in.evil.com","platform":"web"}"#;
+    common::Reply::from(raw("application/json", evil).await.unwrap())
+        .await
+        .assert_error(403, "SS_DOMAIN_NOT_ALLOWED");
+    let plain = r#"{"origin":"https://portal.example.gov.in","platform":"web"}"#;
+    let reply =
+        common::Reply::from(raw("application/json; charset=utf-8", plain).await.unwrap()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        common::Reply::from(raw(content_type, plain).await.unwrap())
+            .await
+            .assert_error(400, "SS_BAD_REQUEST");
+    }
     f.stop().await;
 }
 

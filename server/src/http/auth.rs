@@ -15,6 +15,7 @@ use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use tower::{Layer, Service};
 
 use securesign_core::ErrorCode;
@@ -74,6 +75,21 @@ impl AuthedKey {
     /// The tenant's whitelisted origins, read with the key.
     pub fn whitelist(&self) -> &Whitelist {
         &self.entry.whitelist
+    }
+
+    /// The validate answer body cached with the key, built by `build` the first time
+    /// (a failed build is not cached).
+    pub fn validate_answer<E>(
+        &self,
+        build: impl FnOnce(&Self) -> Result<Bytes, E>,
+    ) -> Result<Bytes, E> {
+        let cached = &self.entry.validate_answer;
+        if let Some(answer) = cached.get() {
+            return Ok(answer.clone());
+        }
+        let answer = build(self)?;
+        // Another request may have built it meanwhile: the same bytes either way.
+        Ok(cached.get_or_init(|| answer).clone())
     }
 }
 
@@ -246,12 +262,23 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthedKey, ApiError> {
     let presented = presented_key(headers)?;
-    let parsed = api_key::parse(presented).map_err(|err| {
+    let format_refused = |err: api_key::KeyFormatError| {
         tracing::debug!(reason = %err, "API key refused before lookup");
         ApiError::key_invalid(format!("invalid API key ({err})"))
-    })?;
+    };
+    let shaped = api_key::parse_shape(presented).map_err(format_refused)?;
+    let parsed = shaped.key;
     let refused = || ApiError::key_invalid("invalid or revoked API key");
-    let entry = state.keys.lookup(&parsed.hash).await?.ok_or_else(refused)?;
+    // A cached entry is a stored key with this very hash, so the presented key is that
+    // key and its checksum is right; only a key read from the database is checked first
+    // (the checksum spares the lookup of a mistyped key).
+    let entry = match state.keys.cached(&parsed.hash) {
+        Some(entry) => entry,
+        None => {
+            shaped.verify_checksum().map_err(format_refused)?;
+            state.keys.lookup(&parsed.hash).await?.ok_or_else(refused)?
+        }
+    };
     let record = &entry.record;
     let now = state.clock.now_unix();
     if !parsed.hash.matches_hex(&record.key_hash)

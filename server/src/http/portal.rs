@@ -11,13 +11,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use bytes::Bytes;
 use securesign_core::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::AuthedKey;
 use super::error::{ApiError, ErrorDetail, ErrorEnvelope};
-use super::json::ApiJson;
+use super::json::{ApiJson, JsonBody};
 use super::{AppState, SessionState};
 use crate::clock::format_rfc3339;
 use crate::ids;
@@ -52,12 +53,15 @@ pub enum Platform {
     Server,
 }
 
-/// `POST /v1/auth/validate` body.
+/// `POST /v1/auth/validate` body, borrowing the origin from the request body when it
+/// has no escapes.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ValidateRequest {
+pub struct ValidateRequest<'a> {
     /// The portal's origin, e.g. `https://portal.example.gov.in`.
-    pub origin: String,
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    pub origin: Cow<'a, str>,
     /// Where the call comes from.
     pub platform: Platform,
 }
@@ -253,16 +257,36 @@ fn allowed_origin<'k>(
 pub async fn validate(
     key: AuthedKey,
     origin_header: OriginHeader,
-    ApiJson(body): ApiJson<ValidateRequest>,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
+    let body: ValidateRequest<'_> = body.parse()?;
     allowed_origin(&key, &body.origin, &origin_header)?;
-    Ok(Json(ValidateResponse {
+    let answer = key.validate_answer(validate_answer).map_err(|err| {
+        tracing::error!(error = %err, "cannot serialise the validate answer");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(JSON_CONTENT_TYPE),
+        )],
+        answer,
+    )
+        .into_response())
+}
+
+const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// The answer to every successful validate with `key` (constant for a cached key, so
+/// it is serialised once and kept with it).
+fn validate_answer(key: &AuthedKey) -> Result<Bytes, serde_json::Error> {
+    let answer = ValidateResponse {
         success: true,
         tenant_id: key.tenant_id(),
         allowed: true,
         rate_limit: RateLimitInfo { rpm: key.rpm() },
-    })
-    .into_response())
+    };
+    serde_json::to_vec(&answer).map(Bytes::from)
 }
 
 fn checked_documents(documents: &[DocumentInput]) -> Result<Vec<DocumentRecord>, ApiError> {
