@@ -130,11 +130,20 @@ impl KeyHash {
 
     /// Compares with a stored hex hash in constant time (for equal-length inputs).
     pub fn matches_hex(&self, stored_hex: &str) -> bool {
+        Self::from_hex(stored_hex).is_some_and(|stored| self.matches(&stored))
+    }
+
+    /// A stored hash decoded from its hex form (`None` unless 64 hex digits), so a
+    /// cached key is decoded once rather than on every request.
+    pub fn from_hex(stored_hex: &str) -> Option<Self> {
         let mut stored = [0u8; 32];
-        if hex::decode_to_slice(stored_hex, &mut stored).is_err() {
-            return false;
-        }
-        self.0.ct_eq(&stored).into()
+        hex::decode_to_slice(stored_hex, &mut stored).ok()?;
+        Some(Self(stored))
+    }
+
+    /// Compares with a stored hash in constant time.
+    pub fn matches(&self, stored: &Self) -> bool {
+        self.0.ct_eq(&stored.0).into()
     }
 }
 
@@ -258,6 +267,12 @@ mod tests {
             let parsed = parse(key.expose()).unwrap();
             assert_eq!(parsed.mode, mode);
             assert!(parsed.hash.matches_hex(&key.hash().to_hex()));
+            let stored = KeyHash::from_hex(&key.hash().to_hex()).unwrap();
+            assert!(parsed.hash.matches(&stored));
+            let other = ApiKeySecret::generate(mode).hash();
+            assert!(!parsed.hash.matches(&other));
+            assert!(!parsed.hash.matches_hex(&other.to_hex()));
+            assert!(KeyHash::from_hex("abc").is_none());
         }
     }
 

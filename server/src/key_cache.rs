@@ -31,6 +31,9 @@ use crate::store::{KeyRecord, KeyWithWhitelist, Store, StoreError};
 pub struct CachedKey {
     /// The key row (revocation and grace end included).
     pub record: KeyRecord,
+    /// `record.key_hash` decoded (`None` if the stored text is not a hash: such a row
+    /// matches no key).
+    pub stored_hash: Option<KeyHash>,
     /// The tenant's origins.
     pub whitelist: Arc<Whitelist>,
     /// The key's limiter, fetched from [`RateLimits`](crate::rate_limit::RateLimits) on
@@ -45,6 +48,7 @@ pub struct CachedKey {
 impl From<KeyWithWhitelist> for CachedKey {
     fn from(row: KeyWithWhitelist) -> Self {
         Self {
+            stored_hash: KeyHash::from_hex(&row.key.key_hash),
             record: row.key,
             whitelist: Arc::new(Whitelist::from_stored(row.origins)),
             limit: OnceLock::new(),

@@ -281,10 +281,10 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthedKey
     };
     let record = &entry.record;
     let now = state.clock.now_unix();
-    if !parsed.hash.matches_hex(&record.key_hash)
-        || record.mode != parsed.mode.as_str()
-        || !record.usable_at(now)
-    {
+    let hash_matches = entry
+        .stored_hash
+        .is_some_and(|stored| parsed.hash.matches(&stored));
+    if !hash_matches || record.mode != parsed.mode.as_str() || !record.usable_at(now) {
         tracing::info!(key_id = %record.id, "revoked or expired API key refused");
         return Err(refused());
     }

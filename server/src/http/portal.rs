@@ -233,7 +233,9 @@ fn allowed_origin<'k>(
             key.mode()
         )));
     }
-    if !whitelist.contains(&origin) {
+    // A borrowed origin was found in the whitelist itself.
+    let whitelisted = matches!(origin, Cow::Borrowed(_)) || whitelist.contains(&origin);
+    if !whitelisted {
         return Err(ApiError::domain_not_allowed(format!(
             "origin {origin} is not whitelisted for this tenant"
         )));
