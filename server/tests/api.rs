@@ -147,6 +147,44 @@ async fn wrong_missing_lookalike_and_plain_http_origins_are_refused() {
 }
 
 #[tokio::test]
+async fn non_canonical_spellings_are_normalised_or_refused_exactly_as_the_url_parser_says() {
+    let f = Fixture::start().await;
+    for same in [
+        "https://portal.example.gov.in/",
+        "HTTPS://Portal.Example.GOV.in",
+        "https://portal.example.gov.in:443",
+    ] {
+        let reply = f.validate(&f.live_key, same).await;
+        assert_eq!(reply.status, 200, "{same}: {}", reply.body);
+    }
+    for other in [
+        "https://portal.example.gov.in.",
+        "https://portal.example.gov.in.evil.com",
+        "https://portal.example.gov.in:8443",
+        "http://portal.example.gov.in:443",
+        "https://xn--portal-example.gov.in",
+    ] {
+        f.validate(&f.live_key, other)
+            .await
+            .assert_error(403, "SS_DOMAIN_NOT_ALLOWED");
+    }
+    for malformed in [
+        "https://user@portal.example.gov.in",
+        "https://user:pw@portal.example.gov.in",
+        "https://portal.example.gov.in//",
+        "https://portal.example.gov.in/?",
+        "https://portal.example.gov.in#",
+        "portal.example.gov.in",
+        "",
+    ] {
+        f.validate(&f.live_key, malformed)
+            .await
+            .assert_error(400, "SS_BAD_REQUEST");
+    }
+    f.stop().await;
+}
+
+#[tokio::test]
 async fn origin_header_must_agree_with_the_body() {
     let f = Fixture::start().await;
     let send = |origin_header: &'static str| {
