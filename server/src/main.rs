@@ -72,6 +72,11 @@ struct ServeArgs {
     /// Whole-request timeout of a callback attempt.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     webhook_timeout: Duration,
+    /// Also deliver callbacks to loopback, private, link-local and other non-public
+    /// addresses. For local development and tests only: without it, a whitelisted host
+    /// whose DNS points into our own network is refused (SSRF).
+    #[arg(long)]
+    allow_private_callbacks: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +240,7 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
         max_attempts: args.webhook_max_attempts,
         base_backoff: args.webhook_backoff,
         request_timeout: args.webhook_timeout,
+        allow_private_destinations: args.allow_private_callbacks,
         ..DeliveryPolicy::default()
     };
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -250,6 +256,11 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
     );
     // Tests and scripts read the bound address from this line.
     println!("listening on {addr}");
+    if args.allow_private_callbacks {
+        tracing::warn!(
+            "callbacks may reach private and loopback addresses (--allow-private-callbacks)"
+        );
+    }
     tracing::info!(%addr, bench_routes = args.bench_routes, "securesign-server started");
     let served = serve(listener, app, shutdown_signal()).await;
     let _ = stop_worker.send(());

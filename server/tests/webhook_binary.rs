@@ -1,7 +1,8 @@
 //! Callbacks from the real `securesign-server` binary: the webhook secret shown by
 //! `tenant create` and made by `tenant webhook-secret roll`, a crash (SIGKILL) and
 //! restart in the middle of the retries that still delivers exactly once, the
-//! `webhook deliveries` admin listing, and no secret in the database file or the log.
+//! `webhook deliveries` admin listing, no secret in the database file or the log, and
+//! callbacks to a host resolving to loopback refused unless `--allow-private-callbacks`.
 
 // Tests may unwrap: a failure should stop the test with its message.
 #![allow(clippy::unwrap_used)]
@@ -61,7 +62,14 @@ async fn a_crash_in_the_middle_of_the_retries_still_delivers_exactly_once() {
     .trim()
     .to_owned();
 
-    let backoff = ["--webhook-backoff", "3s", "--webhook-max-attempts", "4"];
+    // The receiver listens on 127.0.0.1.
+    let backoff = [
+        "--webhook-backoff",
+        "3s",
+        "--webhook-max-attempts",
+        "4",
+        "--allow-private-callbacks",
+    ];
     let server = BinaryServer::spawn_with(&db, &log, &backoff);
     let http = reqwest::Client::new();
     let digest = sha256(b"contract");
@@ -171,4 +179,86 @@ fn deliveries_of_an_unknown_session_are_an_error() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no session sess_nope"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_callback_host_resolving_to_loopback_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("securesign.db");
+    let log = dir.path().join("server.log");
+    let receiver = Receiver::start(|_| 200).await;
+    let port = receiver.origin().rsplit(':').next().unwrap().to_owned();
+    let origin = format!("http://localhost:{port}");
+    let tenant = cli(&db, &["tenant", "create", "--name", "Example Portal"]);
+    let tenant = tenant.trim();
+    for o in [LOCAL, origin.as_str()] {
+        cli(&db, &["domain", "add", "--tenant", tenant, o]);
+    }
+    let key = cli(
+        &db,
+        &["key", "create", "--tenant", tenant, "--mode", "test"],
+    );
+    let key = key.trim();
+
+    let refused = ["--webhook-max-attempts", "1"];
+    let allowed = ["--webhook-max-attempts", "1", "--allow-private-callbacks"];
+    for (args, expected) in [
+        (
+            &refused[..],
+            ["failed", "attempts=1", "non-public addresses"],
+        ),
+        (&allowed[..], ["delivered", "attempts=1", "http=200"]),
+    ] {
+        let server = BinaryServer::spawn_with(&db, &log, args);
+        let http = reqwest::Client::new();
+        let created: Value = http
+            .post(format!("{}/v1/auth/session", server.base()))
+            .bearer_auth(key)
+            .json(
+                &json!({"origin": LOCAL, "callbackUrl": format!("{origin}/cb?portal=1"),
+                "documents": [{"id": "c", "name": "c.pdf", "digestAlgorithm": "SHA-256",
+                               "digest": b64(&sha256(b"one"))}]}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session_id = created["sessionId"].as_str().unwrap().to_owned();
+        let request_id = created["deepLink"].as_str().unwrap().rsplit('=').next();
+        let signer = Signer::new("ec");
+        let result = http
+            .post(format!(
+                "{}/v1/sign-requests/{}/result",
+                server.base(),
+                request_id.unwrap()
+            ))
+            .json(&json!({"certificate": b64(&signer.cert_der),
+                "signatures": [{"documentId": "c", "signature": b64(&signer.sign(&sha256(b"one")))}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(result.status(), 200);
+        let listing = wait_for_listing(&db, &session_id, &expected);
+        assert!(
+            !listing.contains("portal=1"),
+            "no URL in the reason: {listing}"
+        );
+        server.stop();
+    }
+    assert_eq!(
+        receiver.hits().len(),
+        1,
+        "only the allowed server delivered"
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("callback destination refused"),
+        "refusal not logged"
+    );
+    assert!(
+        log_text.contains("--allow-private-callbacks"),
+        "the flag's warning is not logged"
+    );
 }

@@ -17,17 +17,24 @@ use serde_json::{json, Value};
 /// Whitelists the receiver's origin and creates a 2-document session (test key, as
 /// plain http on loopback needs one) with its callback URL. Returns (session, request).
 async fn session_with_callback(f: &Fixture, receiver: &Receiver, format: &str) -> (String, String) {
-    f.admin()
-        .add_domain(&f.tenant_id, &receiver.origin())
-        .await
-        .unwrap();
+    session_with_callback_url(f, &receiver.origin(), &receiver.url(), format).await
+}
+
+/// [`session_with_callback`] with this whitelisted `origin` and callback `url`.
+async fn session_with_callback_url(
+    f: &Fixture,
+    origin: &str,
+    url: &str,
+    format: &str,
+) -> (String, String) {
+    f.admin().add_domain(&f.tenant_id, origin).await.unwrap();
     let digests = [sha256(b"one"), sha256(b"two")];
     let reply = f
         .post_bearer(
             "/v1/auth/session",
             &f.test_key,
             &json!({"origin": LOCAL, "documents": documents_json(&digests),
-                    "callbackUrl": receiver.url(), "signatureFormat": format}),
+                    "callbackUrl": url, "signatureFormat": format}),
         )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
@@ -410,5 +417,100 @@ async fn an_event_that_already_used_the_allowed_attempts_fails_without_another_s
     assert_eq!(event.last_status, Some(500), "the last answer is kept");
     give_the_worker_a_chance().await;
     assert_eq!(receiver.hits().len(), 1);
+    f.stop().await;
+}
+
+/// A receiver on loopback, reached through the host name `localhost` (so the client's
+/// resolver is consulted) with its URL and whitelisted origin.
+fn localhost_url(receiver: &Receiver) -> (String, String) {
+    let port = receiver.origin().rsplit(':').next().unwrap().to_owned();
+    let origin = format!("http://localhost:{port}");
+    (
+        origin.clone(),
+        format!("{origin}/securesign/events?portal=1"),
+    )
+}
+
+/// A policy of 2 attempts that refuses non-public destinations (the default).
+fn public_only_policy() -> DeliveryPolicy {
+    DeliveryPolicy {
+        max_attempts: 2,
+        allow_private_destinations: false,
+        ..test_policy()
+    }
+}
+
+/// Completes a session whose callback goes to `url`, and checks that the event is
+/// retried and then failed with a reason containing `reason`, nothing reaching `receiver`.
+async fn assert_refused(f: &Fixture, receiver: &Receiver, origin: &str, url: &str, reason: &str) {
+    let (session_id, request_id) = session_with_callback_url(f, origin, url, "raw").await;
+    complete(f, &request_id, &Signer::new("ec")).await;
+    let first = wait_for_event(f, &session_id, |e| e.attempts == 1 && e.status == "pending").await;
+    assert_eq!(first.last_status, None, "{first:?}");
+    assert!(
+        first.last_error.as_deref().unwrap().contains(reason),
+        "{first:?}"
+    );
+    f.clock.advance(Duration::from_secs(1));
+    let event = wait_for_event(f, &session_id, |e| e.status == "failed").await;
+    assert_eq!(event.attempts, 2);
+    assert!(
+        event.last_error.as_deref().unwrap().contains(reason),
+        "{event:?}"
+    );
+    assert!(
+        !event.last_error.as_deref().unwrap().contains("portal=1"),
+        "no URL in the reason: {event:?}"
+    );
+    give_the_worker_a_chance().await;
+    assert_eq!(receiver.hits().len(), 0, "nothing reached the receiver");
+}
+
+#[tokio::test]
+async fn a_host_name_resolving_to_loopback_is_refused_by_default() {
+    let f = Fixture::start_with(public_only_policy()).await;
+    let receiver = Receiver::start(|_| 200).await;
+    let (origin, url) = localhost_url(&receiver);
+    assert_refused(
+        &f,
+        &receiver,
+        &origin,
+        &url,
+        "resolves only to non-public addresses",
+    )
+    .await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_loopback_ip_literal_is_refused_by_default() {
+    let f = Fixture::start_with(public_only_policy()).await;
+    let receiver = Receiver::start(|_| 200).await;
+    assert_refused(
+        &f,
+        &receiver,
+        &receiver.origin(),
+        &receiver.url(),
+        "callback address 127.0.0.1 is loopback, not public",
+    )
+    .await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_host_name_resolving_to_loopback_is_delivered_when_private_destinations_are_allowed() {
+    let f = Fixture::start_with(DeliveryPolicy {
+        allow_private_destinations: true,
+        ..public_only_policy()
+    })
+    .await;
+    let receiver = Receiver::start(|_| 200).await;
+    let (origin, url) = localhost_url(&receiver);
+    let (session_id, request_id) = session_with_callback_url(&f, &origin, &url, "raw").await;
+    complete(&f, &request_id, &Signer::new("ec")).await;
+    let event = wait_for_event(&f, &session_id, |e| e.status == "delivered").await;
+    assert_eq!(event.attempts, 1);
+    assert_eq!(receiver.hits().len(), 1);
+    receiver.hits()[0].assert_signed_with(&f.webhook_secret);
     f.stop().await;
 }

@@ -5,11 +5,14 @@
 //! * [`secret`]: webhook secrets and the `X-SecureSign-Signature` HMAC;
 //! * [`event`]: the JSON body;
 //! * [`outbox`]: the outbox table (claim, settle, list);
+//! * [`address`], [`destination`]: callbacks reach only public addresses (SSRF);
 //! * [`worker`]: delivery with retries and exponential backoff.
 //!
 //! What a portal must check, the delivery guarantees and how the secrets are protected
 //! are described for integrators in `server/WEBHOOKS.md`.
 
+pub mod address;
+pub mod destination;
 pub mod event;
 pub mod outbox;
 pub mod secret;

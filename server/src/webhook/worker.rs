@@ -3,7 +3,8 @@
 //! It wakes when a handler commits an event (a [`Notify`]), when the next retry falls
 //! due, and at least every `poll_interval` (to see events written by other processes and
 //! to follow an injected clock). Each attempt: claim, re-check that the callback URL is
-//! still on a whitelisted origin of the tenant, sign with the tenant's webhook secret,
+//! still on a whitelisted origin of the tenant, check that it leads to a public address
+//! ([`super::destination`]), sign with the tenant's webhook secret,
 //! POST with short timeouts and no redirects, then settle (2xx: delivered for good;
 //! otherwise retry after `base_backoff · 2^(attempt-1)`, up to `max_attempts`).
 
@@ -15,6 +16,7 @@ use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use super::destination::{check_literal_host, PublicOnlyResolver};
 use super::outbox::{self, ClaimedEvent, Settlement};
 use crate::api_key::KeyMode;
 use crate::clock::Clock;
@@ -45,10 +47,14 @@ pub struct DeliveryPolicy {
     pub poll_interval: Duration,
     /// Attempts in flight at once.
     pub concurrency: usize,
+    /// Also send to loopback, private, link-local and other non-global addresses
+    /// (local development and tests only; see [`super::destination`]).
+    pub allow_private_destinations: bool,
 }
 
 impl Default for DeliveryPolicy {
-    /// 8 attempts (waits of 1, 2, 4 … 64 s), 3 s to connect, 10 s per request.
+    /// 8 attempts (waits of 1, 2, 4 … 64 s), 3 s to connect, 10 s per request, public
+    /// destinations only.
     fn default() -> Self {
         Self {
             max_attempts: 8,
@@ -58,6 +64,7 @@ impl Default for DeliveryPolicy {
             request_timeout: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
             concurrency: 8,
+            allow_private_destinations: false,
         }
     }
 }
@@ -108,7 +115,13 @@ impl Worker {
         policy: DeliveryPolicy,
         wake: Arc<Notify>,
     ) -> Result<Self, WorkerError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !policy.allow_private_destinations {
+            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+        }
+        // No redirects: a 3xx is a failed attempt, so a public host cannot bounce the
+        // POST to an address the resolver would have refused.
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.request_timeout)
@@ -238,6 +251,7 @@ impl Inner {
     /// One POST; `Ok(status)` for a 2xx answer.
     async fn send(&self, event: &ClaimedEvent) -> Result<u16, Refusal> {
         self.check_destination(event).await?;
+        self.check_address(event)?;
         let secret = self
             .store
             .webhook_secret(&event.tenant_id)
@@ -296,6 +310,20 @@ impl Inner {
         } else {
             Err(not_allowed())
         }
+    }
+
+    /// An IP-literal callback host must be a global address (unless private
+    /// destinations are allowed); host names are checked by the client's resolver.
+    fn check_address(&self, event: &ClaimedEvent) -> Result<(), Refusal> {
+        if self.policy.allow_private_destinations {
+            return Ok(());
+        }
+        let url = reqwest::Url::parse(&event.url)
+            .map_err(|_| Refusal::NotSent("the callback URL is malformed".to_owned()))?;
+        check_literal_host(&url).map_err(|err| {
+            tracing::warn!(event_id = %event.id, reason = %err, "callback destination refused");
+            Refusal::NotSent(err.to_string())
+        })
     }
 }
 

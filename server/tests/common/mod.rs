@@ -52,7 +52,8 @@ pub struct Fixture {
 }
 
 /// Callback policy for in-process tests: 3 attempts, 1 s then 2 s (on the manual
-/// clock), and a 20 ms look at the outbox so advancing the clock takes effect at once.
+/// clock), a 20 ms look at the outbox so advancing the clock takes effect at once, and
+/// loopback destinations allowed.
 pub fn test_policy() -> DeliveryPolicy {
     DeliveryPolicy {
         max_attempts: 3,
@@ -62,6 +63,8 @@ pub fn test_policy() -> DeliveryPolicy {
         request_timeout: Duration::from_secs(5),
         poll_interval: Duration::from_millis(20),
         concurrency: 4,
+        // The receivers listen on 127.0.0.1.
+        allow_private_destinations: true,
     }
 }
 
