@@ -6,26 +6,27 @@
 //! request, and the end of a roll's grace period is checked against the clock each time.
 
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, Ready};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, LazyLock};
+use std::task::{ready, Context, Poll};
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use securesign_core::ErrorCode;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::api_key::{self, KeyMode};
+use crate::api_key::{self, KeyMode, PresentedKey};
 use crate::key_cache::{rpm_of, CachedKey};
 use crate::origin::Whitelist;
-use crate::rate_limit::{Decision, LimitHeaders};
+use crate::rate_limit::{Decision, KeyLimit, LimitHeaders};
 
 /// The `X-SecureSign-Api-Key` header.
 pub const API_KEY_HEADER: &str = "x-securesign-api-key";
@@ -136,51 +137,139 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = RequireApiKeyFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
+    /// Authenticates and counts the request before the inner service is called: a key
+    /// in the cache (the normal case) needs no `await`, so the returned future is the
+    /// inner one plus the rate headers, and only a cache miss boxes a database lookup.
     fn call(&mut self, req: Request) -> Self::Future {
-        // The clone that was polled ready serves this request; a fresh one stays.
-        let fresh = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, fresh);
-        let state = self.state.clone();
-        Box::pin(async move { Ok(require_api_key(&state, req, ready).await) })
+        match authenticate_cached(&self.state, req.headers()) {
+            // The inner service polled ready serves the request right here.
+            Ok(Cached::Hit(key)) => admit(&self.state, key, req, &mut self.inner),
+            Ok(Cached::Miss(presented)) => {
+                // The lookup future owns the clone that was polled ready; a fresh one stays.
+                let fresh = self.inner.clone();
+                let mut ready = std::mem::replace(&mut self.inner, fresh);
+                let state = self.state.clone();
+                RequireApiKeyFuture::boxed(async move {
+                    match authenticate_uncached(&state, presented).await {
+                        Ok(key) => admit(&state, key, req, &mut ready).await,
+                        Err(err) => Ok(err.into_response()),
+                    }
+                })
+            }
+            Err(err) => RequireApiKeyFuture::answered(err.into_response()),
+        }
     }
 }
 
-async fn require_api_key<S>(state: &AppState, mut req: Request, mut inner: S) -> Response
+pin_project! {
+    /// The future of [`RequireApiKey`]: an answer decided before the inner service was
+    /// called (refused key, rate limited), the inner service's answer plus the
+    /// `RateLimit-*` headers, or a boxed key lookup on a cache miss.
+    pub struct RequireApiKeyFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Answered { answer: Ready<Response> },
+        Admitted {
+            #[pin]
+            inner: F,
+            limit: Arc<KeyLimit>,
+            remaining: u32,
+            reset_secs: u64,
+        },
+        LookingUp { future: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> },
+    }
+}
+
+impl<F> RequireApiKeyFuture<F> {
+    fn answered(response: Response) -> Self {
+        Self {
+            kind: Kind::Answered {
+                answer: std::future::ready(response),
+            },
+        }
+    }
+
+    fn boxed(future: impl Future<Output = Result<Response, Infallible>> + Send + 'static) -> Self {
+        Self {
+            kind: Kind::LookingUp {
+                future: Box::pin(future),
+            },
+        }
+    }
+}
+
+impl<F> Future for RequireApiKeyFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Answered { answer } => Pin::new(answer).poll(cx).map(Ok),
+            KindProj::Admitted {
+                inner,
+                limit,
+                remaining,
+                reset_secs,
+            } => {
+                let Ok(mut response) = ready!(inner.poll(cx));
+                add_rate_headers(
+                    response.headers_mut(),
+                    limit.headers(),
+                    *remaining,
+                    *reset_secs,
+                );
+                Poll::Ready(Ok(response))
+            }
+            KindProj::LookingUp { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// Counts an authenticated request against its key's limit: a 429 answer, or the
+/// key handed to the inner service in the request's extensions.
+fn admit<S>(
+    state: &AppState,
+    key: AuthedKey,
+    mut req: Request,
+    inner: &mut S,
+) -> RequireApiKeyFuture<S::Future>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
-    let key = match authenticate(state, req.headers()).await {
-        Ok(key) => key,
-        Err(err) => return err.into_response(),
-    };
-    let key_limit = Arc::clone(
+    let limit = Arc::clone(
         key.entry
             .limit
             .get_or_init(|| state.limits.limit(key.key_id(), key.rpm)),
     );
-    let limit_headers = key_limit.headers();
-    let decision = key_limit.check();
-    match decision {
+    match limit.check() {
         Decision::Limited {
-            limit,
+            limit: rpm,
             retry_after_secs,
         } => {
             tracing::info!(key_id = %key.key_id(), "rate limited");
             let mut response = ApiError::new(
                 ErrorCode::RateLimited,
-                format!("more than {limit} requests per minute for this API key"),
+                format!("more than {rpm} requests per minute for this API key"),
             )
             .into_response();
             let headers = response.headers_mut();
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            add_rate_headers(headers, limit_headers, 0, retry_after_secs);
-            response
+            headers.insert(header::RETRY_AFTER, number_value(retry_after_secs));
+            add_rate_headers(headers, limit.headers(), 0, retry_after_secs);
+            RequireApiKeyFuture::answered(response)
         }
         Decision::Allowed {
             remaining,
@@ -188,9 +277,14 @@ where
             ..
         } => {
             req.extensions_mut().insert(key);
-            let Ok(mut response) = inner.call(req).await;
-            add_rate_headers(response.headers_mut(), limit_headers, remaining, reset_secs);
-            response
+            RequireApiKeyFuture {
+                kind: Kind::Admitted {
+                    inner: inner.call(req),
+                    limit,
+                    remaining,
+                    reset_secs,
+                },
+            }
         }
     }
 }
@@ -207,16 +301,27 @@ fn add_rate_headers(
     );
     headers.insert(
         HeaderName::from_static("ratelimit-remaining"),
-        HeaderValue::from(remaining),
+        number_value(remaining.into()),
     );
     headers.insert(
         HeaderName::from_static("ratelimit-reset"),
-        HeaderValue::from(reset_secs),
+        number_value(reset_secs),
     );
     headers.insert(
         HeaderName::from_static("ratelimit-policy"),
         fixed.policy_value().clone(),
     );
+}
+
+/// `n` as a header value: shared from a table up to 60 (a reset in seconds, a small
+/// remainder), else one copy of its digits (`HeaderValue::from(n)` allocates twice).
+fn number_value(n: u64) -> HeaderValue {
+    static SMALL: LazyLock<[HeaderValue; 61]> =
+        LazyLock::new(|| std::array::from_fn(HeaderValue::from));
+    if let Some(value) = usize::try_from(n).ok().and_then(|i| SMALL.get(i)) {
+        return value.clone();
+    }
+    HeaderValue::from_str(itoa::Buffer::new().format(n)).unwrap_or_else(|_| HeaderValue::from(n))
 }
 
 /// Finds the key in `Authorization: Bearer …` or `X-SecureSign-Api-Key`.
@@ -260,38 +365,86 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
     }
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthedKey, ApiError> {
+/// What the in-memory cache knew about a well-formed key.
+enum Cached {
+    /// A stored key, checked usable now.
+    Hit(AuthedKey),
+    /// Not in memory (or the cache cannot tell): its checksum is right, so the database
+    /// is asked.
+    Miss(PresentedKey),
+}
+
+/// Authenticates from the headers and the cache alone, never reading the database.
+fn authenticate_cached(state: &AppState, headers: &HeaderMap) -> Result<Cached, ApiError> {
     let presented = presented_key(headers)?;
-    let format_refused = |err: api_key::KeyFormatError| {
-        tracing::debug!(reason = %err, "API key refused before lookup");
-        ApiError::key_invalid(format!("invalid API key ({err})"))
-    };
     let shaped = api_key::parse_shape(presented).map_err(format_refused)?;
-    let parsed = shaped.key;
-    let refused = || ApiError::key_invalid("invalid or revoked API key");
     // A cached entry is a stored key with this very hash, so the presented key is that
     // key and its checksum is right; only a key read from the database is checked first
     // (the checksum spares the lookup of a mistyped key).
-    let entry = match state.keys.cached(&parsed.hash) {
-        Some(entry) => entry,
+    match state.keys.cached(&shaped.key.hash) {
+        Some(entry) => usable_key(state, entry, shaped.key).map(Cached::Hit),
         None => {
             shaped.verify_checksum().map_err(format_refused)?;
-            state.keys.lookup(&parsed.hash).await?.ok_or_else(refused)?
+            Ok(Cached::Miss(shaped.key))
         }
-    };
+    }
+}
+
+/// Authenticates a well-formed key the cache did not hold, from the database.
+async fn authenticate_uncached(
+    state: &AppState,
+    presented: PresentedKey,
+) -> Result<AuthedKey, ApiError> {
+    let entry = state
+        .keys
+        .lookup(&presented.hash)
+        .await?
+        .ok_or_else(refused)?;
+    usable_key(state, entry, presented)
+}
+
+/// `entry` as the key of this request, unless it is revoked, expired, of the other
+/// mode, or not the presented key after all.
+fn usable_key(
+    state: &AppState,
+    entry: Arc<CachedKey>,
+    presented: PresentedKey,
+) -> Result<AuthedKey, ApiError> {
     let record = &entry.record;
     let now = state.clock.now_unix();
     let hash_matches = entry
         .stored_hash
-        .is_some_and(|stored| parsed.hash.matches(&stored));
-    if !hash_matches || record.mode != parsed.mode.as_str() || !record.usable_at(now) {
+        .is_some_and(|stored| presented.hash.matches(&stored));
+    if !hash_matches || record.mode != presented.mode.as_str() || !record.usable_at(now) {
         tracing::info!(key_id = %record.id, "revoked or expired API key refused");
         return Err(refused());
     }
     let rpm = rpm_of(record);
     Ok(AuthedKey {
         entry,
-        mode: parsed.mode,
+        mode: presented.mode,
         rpm,
     })
+}
+
+fn format_refused(err: api_key::KeyFormatError) -> ApiError {
+    tracing::debug!(reason = %err, "API key refused before lookup");
+    ApiError::key_invalid(format!("invalid API key ({err})"))
+}
+
+fn refused() -> ApiError {
+    ApiError::key_invalid("invalid or revoked API key")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_values_spell_the_number_in_and_beyond_the_table() {
+        for n in [0, 1, 9, 59, 60, 61, 999_999, 1_000_000, u64::MAX] {
+            assert_eq!(number_value(n), HeaderValue::from(n), "{n}");
+            assert_eq!(number_value(n).to_str().unwrap(), n.to_string());
+        }
+    }
 }
