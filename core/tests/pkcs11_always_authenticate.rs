@@ -294,151 +294,159 @@ fn spend_tries(session: &Session, key: ObjectHandle, n: usize) {
     }
 }
 
-#[test]
-fn kryoptic_always_auth_key_signs_with_one_login_and_a_stale_pin_costs_one_try() {
-    const NEW_PIN: &str = "13572468";
-    let tok = common::lab(Module::Kryoptic);
-    let mut backend = common::backend(&tok);
-    let other = other_session(tok.module_path(), tok.label());
-    let key = KeyId(vec![ALWAYS_AUTH_ID]);
-    let digests: Vec<_> = (0..6u8).map(|i| Sha256Digest::of(&[b'k', i])).collect();
+/// A kryoptic token holding an always-authenticate key, the backend logged in with the
+/// PIN kept, and another session of this process standing for another application.
+/// Fields drop in order: the sessions before the token's directory.
+struct AlwaysAuthToken {
+    other: Session,
+    backend: Pkcs11Backend,
+    public: VerifyingKey,
+    tok: securesign_testlab::LabToken,
+}
 
-    let public = provision_always_auth_key(&mut backend, &tok, &other);
+impl AlwaysAuthToken {
+    fn new() -> Self {
+        let tok = common::lab(Module::Kryoptic);
+        let mut backend = common::backend(&tok);
+        let other = other_session(tok.module_path(), tok.label());
+        let public = provision_always_auth_key(&mut backend, &tok, &other);
+        Self {
+            other,
+            backend,
+            public,
+            tok,
+        }
+    }
 
-    // One login, a batch of three: each signature needs (and gets) the context-specific login.
-    for digest in &digests[..3] {
-        let signature = backend
-            .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, digest)
-            .expect("always-authenticate signature");
-        public
+    /// Signs `digest` with the always-authenticate key.
+    fn sign(&mut self, digest: &Sha256Digest) -> Result<Vec<u8>, Error> {
+        self.backend.sign_digest(
+            &KeyId(vec![ALWAYS_AUTH_ID]),
+            SignatureScheme::EcdsaP256Sha256,
+            digest,
+        )
+    }
+
+    /// Signs `digest` and checks the signature against the key's public half.
+    fn sign_and_verify(&mut self, digest: &Sha256Digest) {
+        let signature = self.sign(digest).expect("always-authenticate signature");
+        self.public
             .verify_digest(&digest.0, &signature)
             .expect("signature verifies");
     }
+
+    /// Asserts that signing now asks for the PIN and that the token's tries stand at `tries`.
+    fn assert_pin_required(&mut self, digest: &Sha256Digest, tries: RetryIndicator, why: &str) {
+        let err = self.sign(digest).expect_err(why);
+        assert_eq!(err.code(), ErrorCode::PinRequired, "{why}: {err:?}");
+        let state = self.backend.pin_state().expect("pin state");
+        assert_eq!(state.retries.indicator, tries, "{why}: tries");
+    }
+
+    /// Another application changes the PIN to `new`.
+    fn change_pin_elsewhere(&self, new: &str) {
+        self.other
+            .set_pin(&AuthPin::from(self.tok.user_pin()), &AuthPin::from(new))
+            .expect("PIN changed in another session");
+    }
+
+    /// Another application spends `n` tries with wrong PINs.
+    fn spend_tries_elsewhere(&self, n: usize) {
+        spend_tries(&self.other, find_private_key(&self.other), n);
+    }
+}
+
+#[test]
+fn kryoptic_always_auth_key_signs_with_one_login_and_a_stale_pin_costs_one_try() {
+    const NEW_PIN: &str = "13572468";
+    let mut t = AlwaysAuthToken::new();
+    let digests: Vec<_> = (0..6u8).map(|i| Sha256Digest::of(&[b'k', i])).collect();
+
+    // One login, a batch of three: each signature needs (and gets) the context-specific login.
+    for digest in &digests[..3] {
+        t.sign_and_verify(digest);
+    }
     // An ordinary key keeps the plain path in the same session.
-    let rsa = backend
+    let rsa = t
+        .backend
         .sign_digest(
             &KeyId(vec![0x01]),
             SignatureScheme::RsaPkcs1Sha256,
             &digests[0],
         )
         .expect("ordinary key");
-    verify_digest_signature(tok.rsa_cert_der(), &digests[0].0, &rsa).expect("RSA verifies");
+    verify_digest_signature(t.tok.rsa_cert_der(), &digests[0].0, &rsa).expect("RSA verifies");
 
     // Another application changes the PIN, then wrong PINs bring the token to 8 failures
     // (COUNT_LOW; FINAL_TRY comes with the 9th, LOCKED with the 10th).
-    other
-        .set_pin(&AuthPin::from(tok.user_pin()), &AuthPin::from(NEW_PIN))
-        .expect("PIN changed in another session");
-    let private = find_private_key(&other);
-    spend_tries(&other, private, 8);
-    let state = backend.pin_state().expect("pin state");
+    t.change_pin_elsewhere(NEW_PIN);
+    t.spend_tries_elsewhere(8);
+    let state = t.backend.pin_state().expect("pin state");
     assert_eq!(state.retries.indicator, RetryIndicator::Low);
 
     // The kept PIN is stale: the next signature spends one try (the 9th failure)…
-    let err = backend
-        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digests[3])
-        .expect_err("stale PIN");
+    let err = t.sign(&digests[3]).expect_err("stale PIN");
     let Error::PinInvalid { retries } = err else {
         panic!("expected SS_PIN_INVALID, got {err:?}");
     };
     assert_eq!(retries.indicator, RetryIndicator::FinalTry);
 
     // …and the one after asks for the PIN instead of spending the last try.
-    let err = backend
-        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digests[3])
-        .expect_err("no PIN kept");
-    assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
-    let state = backend.pin_state().expect("pin state");
-    assert_eq!(
-        state.retries.indicator,
+    t.assert_pin_required(
+        &digests[3],
         RetryIndicator::FinalTry,
-        "not locked: no second try was spent"
+        "no PIN kept; not locked: no second try was spent",
     );
 
     // With the new PIN the key signs again.
-    backend
+    t.backend
         .login(&common::pin(NEW_PIN))
         .expect("login with the new PIN");
     for digest in &digests[3..] {
-        let signature = backend
-            .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, digest)
-            .expect("signature with the new PIN");
-        public
-            .verify_digest(&digest.0, &signature)
-            .expect("signature verifies");
+        t.sign_and_verify(digest);
     }
 }
 
 #[test]
 fn kryoptic_always_auth_key_is_refused_after_logout_without_spending_a_try() {
-    let tok = common::lab(Module::Kryoptic);
-    let mut backend = common::backend(&tok);
-    let other = other_session(tok.module_path(), tok.label());
-    let key = KeyId(vec![ALWAYS_AUTH_ID]);
+    let mut t = AlwaysAuthToken::new();
     let digest = Sha256Digest::of(b"after logout");
-
-    let public = provision_always_auth_key(&mut backend, &tok, &other);
-    let signature = backend
-        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
-        .expect("signature");
-    public
-        .verify_digest(&digest.0, &signature)
-        .expect("signature verifies");
+    t.sign_and_verify(&digest);
     // 8 failures (COUNT_LOW): one more would show as FINAL_TRY.
-    let private = find_private_key(&other);
-    spend_tries(&other, private, 8);
+    t.spend_tries_elsewhere(8);
 
-    backend.logout().expect("logout");
-    assert!(!backend.token_logged_in().expect("session info"));
-    let err = backend
-        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
-        .expect_err("no PIN after logout");
-    assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
-    let state = backend.pin_state().expect("pin state");
-    assert_eq!(
-        state.retries.indicator,
+    t.backend.logout().expect("logout");
+    assert!(!t.backend.token_logged_in().expect("session info"));
+    t.assert_pin_required(
+        &digest,
         RetryIndicator::Low,
-        "no try was spent"
+        "no PIN after logout; no try spent",
     );
 }
 
 #[test]
 fn kryoptic_a_pin_change_through_the_backend_drops_the_kept_pin() {
     const NEW_PIN: &str = "13572468";
-    let tok = common::lab(Module::Kryoptic);
-    let mut backend = common::backend(&tok);
-    let other = other_session(tok.module_path(), tok.label());
-    let key = KeyId(vec![ALWAYS_AUTH_ID]);
+    let mut t = AlwaysAuthToken::new();
     let digest = Sha256Digest::of(b"before and after a PIN change");
+    t.sign_and_verify(&digest);
 
-    let public = provision_always_auth_key(&mut backend, &tok, &other);
-    let signature = backend
-        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
-        .expect("signature");
-    public
-        .verify_digest(&digest.0, &signature)
-        .expect("signature verifies");
-
-    backend
-        .change_pin(&common::pin(tok.user_pin()), &common::pin(NEW_PIN))
+    let old_pin = common::pin(t.tok.user_pin());
+    t.backend
+        .change_pin(&old_pin, &common::pin(NEW_PIN))
         .expect("PIN change");
     // 8 failures (COUNT_LOW) after the change (which reset the count): one more would
     // show as FINAL_TRY.
-    spend_tries(&other, find_private_key(&other), 8);
+    t.spend_tries_elsewhere(8);
     // Still logged in, but the kept (old) PIN is gone: no stale context-specific login.
-    assert!(backend.token_logged_in().expect("session info"));
-    let err = backend
-        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
-        .expect_err("kept PIN dropped by the change");
-    assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
-    let state = backend.pin_state().expect("pin state");
-    assert_eq!(
-        state.retries.indicator,
+    assert!(t.backend.token_logged_in().expect("session info"));
+    t.assert_pin_required(
+        &digest,
         RetryIndicator::Low,
-        "no try was spent"
+        "kept PIN dropped by the change; no try spent",
     );
     // An ordinary key still signs in the same login.
-    backend
+    t.backend
         .sign_digest(&KeyId(vec![0x01]), SignatureScheme::RsaPkcs1Sha256, &digest)
         .expect("ordinary key");
 }
@@ -446,44 +454,25 @@ fn kryoptic_a_pin_change_through_the_backend_drops_the_kept_pin() {
 #[test]
 fn kryoptic_a_kept_pin_never_spends_the_final_try() {
     const NEW_PIN: &str = "13572468";
-    let tok = common::lab(Module::Kryoptic);
-    let mut backend = common::backend(&tok);
-    let other = other_session(tok.module_path(), tok.label());
-    let key = KeyId(vec![ALWAYS_AUTH_ID]);
+    let mut t = AlwaysAuthToken::new();
     let digest = Sha256Digest::of(b"final try");
-
-    let public = provision_always_auth_key(&mut backend, &tok, &other);
-    let signature = backend
-        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
-        .expect("signature");
-    public
-        .verify_digest(&digest.0, &signature)
-        .expect("signature verifies");
+    t.sign_and_verify(&digest);
 
     // Elsewhere: the PIN is changed, then 9 wrong PINs leave only the final try.
-    other
-        .set_pin(&AuthPin::from(tok.user_pin()), &AuthPin::from(NEW_PIN))
-        .expect("PIN changed in another session");
-    spend_tries(&other, find_private_key(&other), 9);
+    t.change_pin_elsewhere(NEW_PIN);
+    t.spend_tries_elsewhere(9);
     assert_eq!(
-        backend.pin_state().expect("pin state").retries.indicator,
+        t.backend.pin_state().expect("pin state").retries.indicator,
         RetryIndicator::FinalTry
     );
 
     // The stale kept PIN is not sent: it would lock the token without the user's say.
-    let err = backend
-        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
-        .expect_err("final try left");
-    assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
-    let state = backend.pin_state().expect("pin state");
-    assert_eq!(
-        state.retries.indicator,
+    t.assert_pin_required(
+        &digest,
         RetryIndicator::FinalTry,
-        "not locked"
+        "final try left; not locked",
     );
-    let err = backend
-        .sign_digest(&key, SignatureScheme::EcdsaP256Sha256, &digest)
-        .expect_err("no PIN kept");
+    let err = t.sign(&digest).expect_err("no PIN kept");
     assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
 }
 
