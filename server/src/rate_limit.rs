@@ -132,11 +132,6 @@ impl KeyLimit {
         }
     }
 
-    /// Requests per minute.
-    pub fn rpm(&self) -> u32 {
-        self.rpm.get()
-    }
-
     /// The `RateLimit-Limit` and `RateLimit-Policy` values.
     pub fn headers(&self) -> &LimitHeaders {
         &self.headers
