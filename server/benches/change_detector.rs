@@ -4,8 +4,9 @@
 //!
 //! * `PRAGMA data_version` on a read-only rusqlite connection (the check used before
 //!   issue 3, kept here for comparison);
-//! * `pread` of the wal-index header alone;
-//! * `Store::auth_version()` on an unchanged database (the header compare);
+//! * `pread` of the wal-index header alone (how the check read it before it was mapped);
+//! * `Store::auth_version()` on an unchanged database (a read of the mapped header
+//!   and the compare);
 //! * `Store::auth_version()` after a commit that is not an auth change (the header
 //!   compare plus the read of the `auth_version` row);
 //! * a whole cached `KeyCache::lookup`.
@@ -129,7 +130,7 @@ fn main() {
     };
     line("baseline (mutex + HashMap lookup)", baseline);
     line("PRAGMA data_version (the check before issue 3)", pragma);
-    line("pread of the wal-index header", header);
+    line("pread of the wal-index header (before the map)", header);
     line("Store::auth_version(), nothing committed", unchanged);
     line(
         "Store::auth_version(), after a non-auth commit",

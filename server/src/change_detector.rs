@@ -9,12 +9,13 @@
 //!    commit, by any connection of any process, before the commit returns: its `mxFrame`
 //!    grows with every committed frame, and a restarted WAL gets new salts (the header
 //!    layout is part of SQLite's documented file format, <https://sqlite.org/walformat.html>).
-//!    Reading those 96 bytes with one `pread` is what SQLite itself does, through its
-//!    memory map, to decide whether its page cache is still good; `PRAGMA data_version`
-//!    answers the same question but also takes and drops two shared-memory locks
-//!    (`fcntl`), `fstat`s the database file and runs a statement. The header is written
-//!    twice; two copies that differ mean a writer is in the middle of it, and that look
-//!    counts as "changed".
+//!    Reading those 96 bytes is what SQLite itself does, through its memory map of the
+//!    `-shm` file, to decide whether its page cache is still good, and this module maps
+//!    them the same way ([`mapped_header`]): a look is a few memory loads, no system
+//!    call. `PRAGMA data_version` answers the same question but also takes and drops two
+//!    shared-memory locks (`fcntl`), `fstat`s the database file and runs a statement.
+//!    The header is written twice; two copies that differ mean a writer is in the middle
+//!    of it, and that look counts as "changed".
 //! 2. **Did the commit touch authentication?** Only then is the `auth_version` row read
 //!    (one indexed row, on this module's own read-only connection). Triggers on the key,
 //!    tenant and whitelist tables bump it in the same transaction as the change (migration
@@ -25,7 +26,11 @@
 //! keeps a shared lock on the database file, and every way around the `-shm` file needs
 //! an exclusive one: deleting or reinitialising it, leaving WAL mode, or a writer in
 //! `locking_mode=EXCLUSIVE` (whose wal-index lives in its own heap). So while the
-//! detector lives, every commit goes through the header it reads.
+//! detector lives, every commit goes through the header it reads. The same lock is what
+//! makes the memory map safe: the `-shm` file is only ever shortened (reinitialised) by
+//! a connection holding it exclusively, and touching a mapped page past the end of a
+//! shortened file would kill the process with `SIGBUS`. The map is dropped before the
+//! connection.
 //!
 //! The `-shm` descriptor this module reads through is **never closed**: SQLite's locks
 //! on that file are POSIX (`fcntl`) locks, which belong to the process and inode, and
@@ -40,13 +45,17 @@
 //! POSIX locks stay correct; Cargo refuses to build two copies (`links = "sqlite3"`).
 
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
+
+use mapped_header::MappedHeader;
+
+mod mapped_header;
 
 /// How long the detector waits when SQLite reports the file busy (WAL readers almost
 /// never wait; this only covers a crash recovery by another process).
@@ -103,8 +112,10 @@ type HeaderBytes = [u8; 2 * HEADER_LEN];
 /// What the detector holds under its lock.
 #[derive(Debug)]
 struct State {
+    /// The header of `shm`, mapped. Declared before `connection` so that it is dropped
+    /// (unmapped) first: the connection's lock is what keeps the file long enough.
+    header: MappedHeader,
     connection: Connection,
-    shm: Arc<File>,
     /// The header read just before `version` was read; `None` when the last look was
     /// inconclusive, so the next check reads the counter again.
     seen: Option<(HeaderBytes, AuthVersion)>,
@@ -113,7 +124,7 @@ struct State {
 
 /// The detector: its read-only connection and the `-shm` file.
 ///
-/// A check holds the lock for one `pread` (about 0.2 µs on an unchanged database).
+/// A check holds the lock for a read of 96 mapped bytes on an unchanged database.
 /// `parking_lot`'s mutex spins and yields briefly before it sleeps, so two server
 /// threads meeting here wait that long instead of paying a futex sleep and wake-up.
 /// Checks are serialised on purpose: each one compares with the previous look, in order.
@@ -138,14 +149,16 @@ impl ChangeDetector {
         // The first read maps the wal-index (creating `-shm` if this is its first user).
         read_auth_version(&connection)?;
         let shm_path = shm_path_of(&connection, path);
-        let shm = kept_open(&shm_path).map_err(|source| ChangeDetectorError::SharedMemory {
-            path: shm_path,
+        let shm_error = |source| ChangeDetectorError::SharedMemory {
+            path: shm_path.clone(),
             source,
-        })?;
+        };
+        let shm = kept_open(&shm_path).map_err(shm_error)?;
+        let header = MappedHeader::map(&shm).map_err(shm_error)?;
         Ok(Self {
             state: Mutex::new(State {
+                header,
                 connection,
-                shm,
                 seen: None,
                 stats: DetectorStats::default(),
             }),
@@ -157,7 +170,7 @@ impl ChangeDetector {
     /// when the call began.
     pub fn auth_version(&self) -> Result<AuthVersion, ChangeDetectorError> {
         let mut state = self.state.lock();
-        let header = read_settled_header(&state.shm);
+        let header = settled(state.header.read());
         if let (Some(now), Some((then, version))) = (header, state.seen) {
             if now == then {
                 state.stats.unchanged += 1;
@@ -216,11 +229,9 @@ fn kept_open(path: &Path) -> std::io::Result<Arc<File>> {
     Ok(file)
 }
 
-/// Both header copies, or `None` when they differ (a writer is rewriting them), are
-/// not initialised, or cannot be read.
-fn read_settled_header(shm: &File) -> Option<HeaderBytes> {
-    let mut bytes = [0u8; 2 * HEADER_LEN];
-    shm.read_exact_at(&mut bytes, 0).ok()?;
+/// Both header copies, or `None` when they differ (a writer is rewriting them) or are
+/// not initialised.
+fn settled(bytes: HeaderBytes) -> Option<HeaderBytes> {
     let (first, second) = bytes.split_at(HEADER_LEN);
     (first == second && first[IS_INIT_OFFSET] != 0).then_some(bytes)
 }
@@ -296,47 +307,59 @@ mod tests {
         let (path, _writer) = wal_database(dir.path());
         let detector = ChangeDetector::open(&path).unwrap();
         let state = detector.state.lock();
-        assert!(read_settled_header(&state.shm).is_some());
+        assert!(settled(state.header.read()).is_some(), "a real header");
         drop(state);
 
-        let torn = dir.path().join("torn");
-        let mut bytes = [1u8; 2 * HEADER_LEN];
-        bytes[HEADER_LEN + 20] = 2;
-        std::fs::write(&torn, bytes).unwrap();
-        assert!(read_settled_header(&File::open(&torn).unwrap()).is_none());
-        std::fs::write(&torn, [1u8; HEADER_LEN]).unwrap();
-        assert!(
-            read_settled_header(&File::open(&torn).unwrap()).is_none(),
-            "short"
-        );
+        assert!(settled([1u8; 2 * HEADER_LEN]).is_some());
+        let mut torn = [1u8; 2 * HEADER_LEN];
+        torn[HEADER_LEN + 20] = 2;
+        assert!(settled(torn).is_none(), "copies differ");
         let mut uninitialised = [1u8; 2 * HEADER_LEN];
         uninitialised[IS_INIT_OFFSET] = 0;
         uninitialised[HEADER_LEN + IS_INIT_OFFSET] = 0;
-        std::fs::write(&torn, uninitialised).unwrap();
-        assert!(read_settled_header(&File::open(&torn).unwrap()).is_none());
+        assert!(settled(uninitialised).is_none(), "not initialised");
     }
 
     #[test]
     fn shm_descriptors_are_shared_per_file_and_outlive_their_detectors() {
+        /// Descriptors of this process open on `path`, by `/proc/self/fd`.
+        fn open_descriptors(path: &Path) -> usize {
+            let target = std::fs::canonicalize(path).unwrap();
+            std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter(|link| *link == target)
+                .count()
+        }
+        fn kept_entries(path: &Path) -> usize {
+            let meta = std::fs::metadata(path).unwrap();
+            let kept = KEPT_OPEN.lock().unwrap();
+            kept.iter()
+                .filter(|k| k.device == meta.dev() && k.inode == meta.ino())
+                .count()
+        }
+
         let dir = tempfile::tempdir().unwrap();
         let (path, _writer) = wal_database(dir.path());
+        let shm = dir.path().join("t.db-shm");
         let first = ChangeDetector::open(&path).unwrap();
         let second = ChangeDetector::open(&path).unwrap();
-        let shm = Arc::clone(&first.state.lock().shm);
-        assert!(
-            Arc::ptr_eq(&shm, &second.state.lock().shm),
-            "one descriptor per -shm file"
-        );
+        assert_eq!(kept_entries(&shm), 1, "one descriptor per -shm file");
+        let with_detectors = open_descriptors(&shm);
         drop(first);
         drop(second);
-        assert!(
-            Arc::strong_count(&shm) >= 2,
-            "the process-wide list must still hold the descriptor"
+        assert_eq!(
+            open_descriptors(&shm),
+            with_detectors,
+            "dropping a detector closes no -shm descriptor"
         );
+        assert_eq!(kept_entries(&shm), 1);
+
         std::fs::create_dir(dir.path().join("other")).unwrap();
         let (other, _other_writer) = wal_database(&dir.path().join("other"));
-        let third = ChangeDetector::open(&other).unwrap();
-        assert!(!Arc::ptr_eq(&shm, &third.state.lock().shm));
+        let _third = ChangeDetector::open(&other).unwrap();
+        assert_eq!(kept_entries(&dir.path().join("other/t.db-shm")), 1);
+        assert_eq!(kept_entries(&shm), 1);
     }
 
     /// The module's safety argument: while a detector is open, no other connection can
