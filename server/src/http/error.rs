@@ -51,6 +51,11 @@ impl ApiError {
         self.code
     }
 
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The HTTP status for the code.
     pub fn status(&self) -> StatusCode {
         status_of(self.code)
