@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use nohash_hasher::BuildNoHashHasher;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::api_key::KeyHash;
@@ -79,7 +80,8 @@ pub struct CacheStats {
 struct Generation {
     /// The version the entries are current for; `None` before the first check.
     version: Option<AuthVersion>,
-    keys: HashMap<KeyHash, Arc<CachedKey>>,
+    /// By SHA-256, which needs no hashing again (see `KeyHash`'s `Hash`).
+    keys: HashMap<KeyHash, Arc<CachedKey>, BuildNoHashHasher<KeyHash>>,
 }
 
 /// What a probe of the cache found.
