@@ -50,6 +50,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
@@ -97,11 +98,11 @@ pub enum ChangeDetectorError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AuthVersion(i64);
 
-/// Counters of the detector's two paths, for tests and diagnostics.
+/// Counters of the detector's slow path, for tests and diagnostics. (Checks answered
+/// by an unchanged header are not counted: a counter shared by every server thread
+/// would cost more than the check.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DetectorStats {
-    /// Checks answered by the unchanged wal-index header alone.
-    pub unchanged: u64,
     /// Checks that read `auth_version` (something committed, or a first look).
     pub reads: u64,
 }
@@ -109,28 +110,38 @@ pub struct DetectorStats {
 /// Both copies of the wal-index header, as last seen.
 type HeaderBytes = [u8; 2 * HEADER_LEN];
 
-/// What the detector holds under its lock.
+/// A header and the auth version read after it was seen.
 #[derive(Debug)]
-struct State {
-    /// The header of `shm`, mapped. Declared before `connection` so that it is dropped
-    /// (unmapped) first: the connection's lock is what keeps the file long enough.
-    header: MappedHeader,
+struct Seen {
+    header: HeaderBytes,
+    version: AuthVersion,
+}
+
+/// What the slow path (reading the counter) holds under its lock.
+#[derive(Debug)]
+struct Slow {
     connection: Connection,
-    /// The header read just before `version` was read; `None` when the last look was
-    /// inconclusive, so the next check reads the counter again.
-    seen: Option<(HeaderBytes, AuthVersion)>,
     stats: DetectorStats,
 }
 
 /// The detector: its read-only connection and the `-shm` file.
 ///
-/// A check holds the lock for a read of 96 mapped bytes on an unchanged database.
-/// `parking_lot`'s mutex spins and yields briefly before it sleeps, so two server
-/// threads meeting here wait that long instead of paying a futex sleep and wake-up.
-/// Checks are serialised on purpose: each one compares with the previous look, in order.
+/// A check on an unchanged database takes no lock: it reads the 96 mapped bytes and
+/// compares them with the last [`Seen`] pair, which any thread may replace
+/// ([`ArcSwapOption`]: loading it writes nothing other threads read, so server threads
+/// checking at once do not pass a cache line between them). Every pair in `seen` has
+/// its version read after its header was observed, whichever thread stored it last,
+/// so a current header equal to the pair's proves no commit since, and the version
+/// still current. Reading the counter is serialised by the connection's lock.
 #[derive(Debug)]
 pub struct ChangeDetector {
-    state: Mutex<State>,
+    /// The header of the `-shm` file, mapped. Declared before `slow` so that it is
+    /// dropped (unmapped) first: the connection's lock keeps the file long enough.
+    header: MappedHeader,
+    /// The last conclusive look; `None` after an inconclusive one, so the next check
+    /// reads the counter again.
+    seen: ArcSwapOption<Seen>,
+    slow: Mutex<Slow>,
 }
 
 impl ChangeDetector {
@@ -156,10 +167,10 @@ impl ChangeDetector {
         let shm = kept_open(&shm_path).map_err(shm_error)?;
         let header = MappedHeader::map(&shm).map_err(shm_error)?;
         Ok(Self {
-            state: Mutex::new(State {
-                header,
+            header,
+            seen: ArcSwapOption::empty(),
+            slow: Mutex::new(Slow {
                 connection,
-                seen: None,
                 stats: DetectorStats::default(),
             }),
         })
@@ -169,28 +180,31 @@ impl ChangeDetector {
     /// as new as this moment: the value is read after every commit that had returned
     /// when the call began.
     pub fn auth_version(&self) -> Result<AuthVersion, ChangeDetectorError> {
-        let mut state = self.state.lock();
-        let header = settled(state.header.read());
-        if let (Some(now), Some((then, version))) = (header, state.seen) {
-            if now == then {
-                state.stats.unchanged += 1;
-                return Ok(version);
+        let header = settled(self.header.read());
+        if let (Some(now), Some(seen)) = (header, &*self.seen.load()) {
+            if now == seen.header {
+                return Ok(seen.version);
             }
         }
-        state.stats.reads += 1;
+        let mut slow = self.slow.lock();
+        slow.stats.reads += 1;
         // Read after the header: the value is at least as new as the header it is
         // remembered with, so an unchanged header later proves it still current.
-        let result = read_auth_version(&state.connection);
-        state.seen = match (&result, header) {
-            (Ok(version), Some(header)) => Some((header, *version)),
+        let result = read_auth_version(&slow.connection);
+        let seen = match (&result, header) {
+            (Ok(version), Some(header)) => Some(Arc::new(Seen {
+                header,
+                version: *version,
+            })),
             _ => None,
         };
+        self.seen.store(seen);
         result
     }
 
     /// Counters so far.
     pub fn stats(&self) -> DetectorStats {
-        self.state.lock().stats
+        self.slow.lock().stats
     }
 }
 
@@ -280,13 +294,7 @@ mod tests {
         let detector = ChangeDetector::open(&path).unwrap();
         let v1 = detector.auth_version().unwrap();
         assert_eq!(detector.auth_version().unwrap(), v1);
-        assert_eq!(
-            detector.stats(),
-            DetectorStats {
-                unchanged: 1,
-                reads: 1
-            }
-        );
+        assert_eq!(detector.stats(), DetectorStats { reads: 1 });
 
         writer.execute("INSERT INTO other VALUES (1)", []).unwrap();
         assert_eq!(detector.auth_version().unwrap(), v1, "not an auth change");
@@ -301,14 +309,51 @@ mod tests {
         assert!(v2 > v1, "{v2:?} after {v1:?}");
     }
 
+    /// Threads checking at once, while another connection commits auth changes: a
+    /// check that starts after a commit returned never answers an older version.
+    #[test]
+    fn concurrent_checks_never_answer_a_version_older_than_a_returned_commit() {
+        use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = wal_database(dir.path());
+        let detector = ChangeDetector::open(&path).unwrap();
+        let committed = AtomicI64::new(0);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    let mut checks = 0u64;
+                    while !done.load(Ordering::Acquire) {
+                        let floor = committed.load(Ordering::Acquire);
+                        let AuthVersion(seen) = detector.auth_version().unwrap();
+                        assert!(seen >= floor, "answered {seen} after {floor} was committed");
+                        checks += 1;
+                    }
+                    assert!(checks > 0);
+                });
+            }
+            for version in 1..=200 {
+                writer
+                    .execute("UPDATE auth_version SET version = ?1", [version])
+                    .unwrap();
+                committed.store(version, Ordering::Release);
+                if version % 50 == 0 {
+                    // Commits that are not auth changes, in between.
+                    writer.execute("INSERT INTO other VALUES (1)", []).unwrap();
+                }
+            }
+            done.store(true, Ordering::Release);
+        });
+        assert_eq!(detector.auth_version().unwrap(), AuthVersion(200));
+    }
+
     #[test]
     fn a_header_whose_copies_differ_is_not_trusted() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _writer) = wal_database(dir.path());
         let detector = ChangeDetector::open(&path).unwrap();
-        let state = detector.state.lock();
-        assert!(settled(state.header.read()).is_some(), "a real header");
-        drop(state);
+        assert!(settled(detector.header.read()).is_some(), "a real header");
 
         assert!(settled([1u8; 2 * HEADER_LEN]).is_some());
         let mut torn = [1u8; 2 * HEADER_LEN];
