@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::future::{Future, Ready};
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use axum::extract::{FromRequestParts, Request};
@@ -30,6 +30,14 @@ use crate::rate_limit::{Decision, KeyLimit, LimitHeaders};
 
 /// The `X-SecureSign-Api-Key` header.
 pub const API_KEY_HEADER: &str = "x-securesign-api-key";
+
+// Header names as constants: `HeaderName::from_static` validates its argument when it
+// runs, and here it runs once, at compile time.
+const API_KEY: HeaderName = HeaderName::from_static(API_KEY_HEADER);
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// The key a request authenticated with, put in the request's extensions.
 #[derive(Debug, Clone)]
@@ -295,33 +303,34 @@ fn add_rate_headers(
     remaining: u32,
     reset_secs: u64,
 ) {
-    headers.insert(
-        HeaderName::from_static("ratelimit-limit"),
-        fixed.limit_value().clone(),
-    );
-    headers.insert(
-        HeaderName::from_static("ratelimit-remaining"),
-        number_value(remaining.into()),
-    );
-    headers.insert(
-        HeaderName::from_static("ratelimit-reset"),
-        number_value(reset_secs),
-    );
-    headers.insert(
-        HeaderName::from_static("ratelimit-policy"),
-        fixed.policy_value().clone(),
-    );
+    headers.insert(RATELIMIT_LIMIT, fixed.limit_value().clone());
+    headers.insert(RATELIMIT_REMAINING, number_value(remaining.into()));
+    headers.insert(RATELIMIT_RESET, number_value(reset_secs));
+    headers.insert(RATELIMIT_POLICY, fixed.policy_value().clone());
 }
 
-/// `n` as a header value: shared from a table up to 60 (a reset in seconds, a small
-/// remainder), else one copy of its digits (`HeaderValue::from(n)` allocates twice).
+/// Every number from 0 to 60 written out, one after the other: the text of each is a
+/// slice of it (one digit up to 9, then two).
+const SMALL_NUMBERS: &str = "0123456789101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960";
+
+/// `n` as a header value. Up to 60 (a reset in seconds, a small remainder) it is a
+/// static slice of [`SMALL_NUMBERS`]: no allocation, and no shared reference count for
+/// the server's threads to pass between them. Larger, one copy of its digits
+/// (`HeaderValue::from(n)` allocates twice).
 fn number_value(n: u64) -> HeaderValue {
-    static SMALL: LazyLock<[HeaderValue; 61]> =
-        LazyLock::new(|| std::array::from_fn(HeaderValue::from));
-    if let Some(value) = usize::try_from(n).ok().and_then(|i| SMALL.get(i)) {
-        return value.clone();
+    let small = match usize::try_from(n) {
+        Ok(n @ 0..=9) => SMALL_NUMBERS.get(n..=n),
+        Ok(n @ 10..=60) => {
+            let at = 10 + 2 * (n - 10);
+            SMALL_NUMBERS.get(at..at + 2)
+        }
+        _ => None,
+    };
+    match small {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from_str(itoa::Buffer::new().format(n))
+            .unwrap_or_else(|_| HeaderValue::from(n)),
     }
-    HeaderValue::from_str(itoa::Buffer::new().format(n)).unwrap_or_else(|_| HeaderValue::from(n))
 }
 
 /// Finds the key in `Authorization: Bearer …` or `X-SecureSign-Api-Key`.
@@ -338,7 +347,8 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
         }
         first
             .to_str()
-            .map(|v| Some(v.trim()))
+            // `to_str` admits visible ASCII and tabs only, so ASCII trimming is all of it.
+            .map(|v| Some(v.trim_ascii()))
             .map_err(|_| ApiError::key_invalid("malformed API key"))
     };
     let bearer = match single(&header::AUTHORIZATION)? {
@@ -349,11 +359,11 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
                     "the Authorization header must use the Bearer scheme",
                 ));
             }
-            Some(token.trim())
+            Some(token.trim_ascii())
         }
         None => None,
     };
-    let custom = single(&HeaderName::from_static(API_KEY_HEADER))?;
+    let custom = single(&API_KEY)?;
     match (bearer, custom) {
         (Some(a), Some(b)) if a != b => Err(ApiError::key_invalid(
             "Authorization and X-SecureSign-Api-Key carry different keys",
@@ -442,7 +452,7 @@ mod tests {
 
     #[test]
     fn number_values_spell_the_number_in_and_beyond_the_table() {
-        for n in [0, 1, 9, 59, 60, 61, 999_999, 1_000_000, u64::MAX] {
+        for n in (0..=70).chain([999_999, 1_000_000, u64::MAX]) {
             assert_eq!(number_value(n), HeaderValue::from(n), "{n}");
             assert_eq!(number_value(n).to_str().unwrap(), n.to_string());
         }
