@@ -26,6 +26,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 section "Workspace tests (cargo nextest)"
 cargo nextest run --workspace --locked
 
+section "Vendored hyper: the body channel's tests (our patch, third_party/README.md)"
+(cd third_party/hyper && CARGO_TARGET_DIR="$root/target/third-party" cargo test --features full --lib body::chan)
+
 section "Virtual PIV card: unit tests and lab self-test"
 (cd tests/lab/virtual-piv && CARGO_TARGET_DIR="$root/target/virtual-piv" cargo nextest run --locked)
 tests/lab/piv/selftest.sh
