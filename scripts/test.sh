@@ -25,6 +25,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 section "Workspace tests (cargo nextest)"
 cargo nextest run --workspace --locked
+# nextest does not run doc tests; the server's include a compile-fail check (a handler
+# taking the API key cannot be routed without authentication).
+cargo test -p securesign-server --doc --locked
 
 section "Vendored hyper: the body channel's tests (our patch, third_party/README.md)"
 (cd third_party/hyper && CARGO_TARGET_DIR="$root/target/third-party" cargo test --features full --lib body::chan)

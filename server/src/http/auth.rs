@@ -1,4 +1,10 @@
-//! API key authentication and per-key rate limiting, as a layer on portal routes.
+//! API key authentication and per-key rate limiting for portal routes.
+//!
+//! A portal route is an [`Authenticated`] handler: the service authenticates the
+//! request, counts it against the key's limit, and calls the handler with a
+//! [`PortalState`], which carries the key. Handlers take the key as an [`AuthedKey`]
+//! argument, an extractor that exists only for that state, so a handler asking for the
+//! key cannot be routed without authentication: it would not compile.
 //!
 //! Every request looks the key up through the [`KeyCache`](crate::key_cache::KeyCache),
 //! which first checks whether anything committed to the database since it read the
@@ -7,17 +13,19 @@
 
 use std::convert::Infallible;
 use std::future::{Future, Ready};
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequestParts, Request};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Service;
 
 use securesign_core::ErrorCode;
 
@@ -39,7 +47,7 @@ const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remai
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-/// The key a request authenticated with, put in the request's extensions.
+/// The key a request authenticated with.
 #[derive(Debug, Clone)]
 pub struct AuthedKey {
     entry: Arc<CachedKey>,
@@ -47,16 +55,55 @@ pub struct AuthedKey {
     rpm: u32,
 }
 
-/// Handlers behind [`RequireApiKeyLayer`] take the key as an argument; it is moved out
-/// of the request's extensions (no copy). A route without the layer answers 500.
-impl<S: Send + Sync> FromRequestParts<S> for AuthedKey {
-    type Rejection = ApiError;
+/// The state an [`Authenticated`] handler is called with: the server's state and the
+/// request's key. Only [`Authenticated`] builds one.
+#[derive(Clone)]
+pub struct PortalState {
+    app: AppState,
+    key: AuthedKey,
+}
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        parts.extensions.remove::<Self>().ok_or_else(|| {
-            tracing::error!("a portal handler is not behind RequireApiKeyLayer");
-            ApiError::new(ErrorCode::Internal, "internal error")
-        })
+/// Portal handlers take the server's state as `State<AppState>`, as elsewhere.
+impl FromRef<PortalState> for AppState {
+    fn from_ref(state: &PortalState) -> Self {
+        state.app.clone()
+    }
+}
+
+/// The key, for handlers called by [`Authenticated`] (the only ones it exists for).
+///
+/// A handler that asks for the key on a route without [`Authenticated`] does not
+/// compile:
+///
+/// ```compile_fail
+/// use axum::{routing::post, Router};
+/// use securesign_server::http::auth::AuthedKey;
+/// use securesign_server::AppState;
+///
+/// async fn unguarded(_key: AuthedKey) {}
+/// let _routes: Router<AppState> = Router::new().route("/v1/unguarded", post(unguarded));
+/// ```
+///
+/// while the same handler behind it does:
+///
+/// ```
+/// use axum::{routing::post_service, Router};
+/// use securesign_server::http::auth::{AuthedKey, Authenticated};
+/// use securesign_server::AppState;
+///
+/// async fn guarded(_key: AuthedKey) {}
+/// fn routes(state: AppState) -> Router<AppState> {
+///     Router::new().route("/v1/guarded", post_service(Authenticated::new(state, guarded)))
+/// }
+/// ```
+impl FromRequestParts<PortalState> for AuthedKey {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &PortalState,
+    ) -> Result<Self, Infallible> {
+        Ok(state.key.clone())
     }
 }
 
@@ -102,84 +149,84 @@ impl AuthedKey {
     }
 }
 
-/// Layer for portal routes: authenticate, count against the key's limit, and add the
-/// `RateLimit-*` headers to every answer of an authenticated request.
+/// A portal route: authenticates the request, counts it against the key's limit, calls
+/// `handler` with a [`PortalState`] holding the key, and adds the `RateLimit-*` headers
+/// to every answer of an authenticated request.
 ///
-/// A plain [`tower::Layer`] rather than `axum::middleware::from_fn`: `from_fn` boxes
-/// the rest of the stack into a fresh `Next` service for each request, an allocation
-/// and an indirection this hot path does not need.
-#[derive(Clone)]
-pub struct RequireApiKeyLayer {
+/// A [`tower::Service`] for `post_service` / `get_service`, so a route is this one
+/// boxed service: no layer and `Oneshot` built around the handler per request, and the
+/// key reaches the handler in its state rather than in the request's extensions (an
+/// allocation, and a table that grows on the fourth entry).
+pub struct Authenticated<H, T> {
     state: AppState,
+    handler: H,
+    handler_args: PhantomData<fn() -> T>,
 }
 
-impl RequireApiKeyLayer {
-    /// The layer over `state`'s key cache, clock and limits.
-    pub fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
-
-impl<S> Layer<S> for RequireApiKeyLayer {
-    type Service = RequireApiKey<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireApiKey {
+impl<H: Clone, T> Clone for Authenticated<H, T> {
+    fn clone(&self) -> Self {
+        Self {
             state: self.state.clone(),
-            inner,
+            handler: self.handler.clone(),
+            handler_args: PhantomData,
         }
     }
 }
 
-/// The service [`RequireApiKeyLayer`] puts in front of each portal route.
-#[derive(Clone)]
-pub struct RequireApiKey<S> {
-    state: AppState,
-    inner: S,
+impl<H, T> Authenticated<H, T>
+where
+    H: Handler<T, PortalState>,
+    T: 'static,
+{
+    /// `handler` behind authentication with `state`'s keys, clock and limits.
+    pub fn new(state: AppState, handler: H) -> Self {
+        Self {
+            state,
+            handler,
+            handler_args: PhantomData,
+        }
+    }
 }
 
-impl<S> Service<Request> for RequireApiKey<S>
+impl<H, T> Service<Request> for Authenticated<H, T>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    H: Handler<T, PortalState>,
+    T: 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = RequireApiKeyFuture<S::Future>;
+    type Future = AuthenticatedFuture<H::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
     }
 
-    /// Authenticates and counts the request before the inner service is called: a key
-    /// in the cache (the normal case) needs no `await`, so the returned future is the
-    /// inner one plus the rate headers, and only a cache miss boxes a database lookup.
+    /// Authenticates and counts the request before the handler is called: a key in the
+    /// cache (the normal case) needs no `await`, so the returned future is the
+    /// handler's plus the rate headers, and only a cache miss boxes a database lookup.
     fn call(&mut self, req: Request) -> Self::Future {
         match authenticate_cached(&self.state, req.headers()) {
-            // The inner service polled ready serves the request right here.
-            Ok(Cached::Hit(key)) => admit(&self.state, key, req, &mut self.inner),
+            Ok(Cached::Hit(key)) => admit(&self.state, key, req, self.handler.clone()),
             Ok(Cached::Miss(presented)) => {
-                // The lookup future owns the clone that was polled ready; a fresh one stays.
-                let fresh = self.inner.clone();
-                let mut ready = std::mem::replace(&mut self.inner, fresh);
                 let state = self.state.clone();
-                RequireApiKeyFuture::boxed(async move {
+                let handler = self.handler.clone();
+                AuthenticatedFuture::boxed(async move {
                     match authenticate_uncached(&state, presented).await {
-                        Ok(key) => admit(&state, key, req, &mut ready).await,
+                        Ok(key) => admit(&state, key, req, handler).await,
                         Err(err) => Ok(err.into_response()),
                     }
                 })
             }
-            Err(err) => RequireApiKeyFuture::answered(err.into_response()),
+            Err(err) => AuthenticatedFuture::answered(err.into_response()),
         }
     }
 }
 
 pin_project! {
-    /// The future of [`RequireApiKey`]: an answer decided before the inner service was
-    /// called (refused key, rate limited), the inner service's answer plus the
-    /// `RateLimit-*` headers, or a boxed key lookup on a cache miss.
-    pub struct RequireApiKeyFuture<F> {
+    /// The future of [`Authenticated`]: an answer decided before the handler was called
+    /// (refused key, rate limited), the handler's answer plus the `RateLimit-*` headers,
+    /// or a boxed key lookup on a cache miss.
+    pub struct AuthenticatedFuture<F> {
         #[pin]
         kind: Kind<F>,
     }
@@ -200,7 +247,7 @@ pin_project! {
     }
 }
 
-impl<F> RequireApiKeyFuture<F> {
+impl<F> AuthenticatedFuture<F> {
     fn answered(response: Response) -> Self {
         Self {
             kind: Kind::Answered {
@@ -218,9 +265,9 @@ impl<F> RequireApiKeyFuture<F> {
     }
 }
 
-impl<F> Future for RequireApiKeyFuture<F>
+impl<F> Future for AuthenticatedFuture<F>
 where
-    F: Future<Output = Result<Response, Infallible>>,
+    F: Future<Output = Response>,
 {
     type Output = Result<Response, Infallible>;
 
@@ -233,7 +280,7 @@ where
                 remaining,
                 reset_secs,
             } => {
-                let Ok(mut response) = ready!(inner.poll(cx));
+                let mut response = ready!(inner.poll(cx));
                 add_rate_headers(
                     response.headers_mut(),
                     limit.headers(),
@@ -248,15 +295,15 @@ where
 }
 
 /// Counts an authenticated request against its key's limit: a 429 answer, or the
-/// key handed to the inner service in the request's extensions.
-fn admit<S>(
+/// handler called with the key in its state.
+fn admit<H, T>(
     state: &AppState,
     key: AuthedKey,
-    mut req: Request,
-    inner: &mut S,
-) -> RequireApiKeyFuture<S::Future>
+    req: Request,
+    handler: H,
+) -> AuthenticatedFuture<H::Future>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    H: Handler<T, PortalState>,
 {
     let limit = Arc::clone(
         key.entry
@@ -277,17 +324,20 @@ where
             let headers = response.headers_mut();
             headers.insert(header::RETRY_AFTER, number_value(retry_after_secs));
             add_rate_headers(headers, limit.headers(), 0, retry_after_secs);
-            RequireApiKeyFuture::answered(response)
+            AuthenticatedFuture::answered(response)
         }
         Decision::Allowed {
             remaining,
             reset_secs,
             ..
         } => {
-            req.extensions_mut().insert(key);
-            RequireApiKeyFuture {
+            let portal = PortalState {
+                app: state.clone(),
+                key,
+            };
+            AuthenticatedFuture {
                 kind: Kind::Admitted {
-                    inner: inner.call(req),
+                    inner: handler.call(req, portal),
                     limit,
                     remaining,
                     reset_secs,

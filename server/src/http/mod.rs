@@ -13,12 +13,12 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::handler::Handler;
+
 use axum::routing::{get, get_service, post, post_service};
 use axum::{Json, Router};
 use securesign_core::ErrorCode;
 use serde::Serialize;
-use tower::Layer;
+
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -203,23 +203,26 @@ impl Modify for SecuritySchemes {
 
 /// The whole API.
 pub fn router(state: AppState, options: RouterOptions) -> Router {
-    // Each portal route is the key service around the handler's service, as the route's
-    // one boxed service: `route_layer` would box a layer around a boxed route (two
-    // clones and allocations per request), and `Handler::layer` builds the layer and a
-    // `Oneshot` around the handler anew for every request.
-    let require_key = auth::RequireApiKeyLayer::new(state.clone());
+    // Each portal route is one service: authentication around the handler (see
+    // `auth::Authenticated`).
     let portal = Router::new()
         .route(
             "/v1/auth/validate",
-            post_service(require_key.layer(portal::validate.with_state(state.clone()))),
+            post_service(auth::Authenticated::new(state.clone(), portal::validate)),
         )
         .route(
             "/v1/auth/session",
-            post_service(require_key.layer(portal::create_session.with_state(state.clone()))),
+            post_service(auth::Authenticated::new(
+                state.clone(),
+                portal::create_session,
+            )),
         )
         .route(
             "/v1/auth/session/{session_id}",
-            get_service(require_key.layer(portal::session_status.with_state(state.clone()))),
+            get_service(auth::Authenticated::new(
+                state.clone(),
+                portal::session_status,
+            )),
         );
     let app = Router::new()
         .route(
