@@ -13,14 +13,14 @@
 #   pinned: the server on CPU 0, wrk on CPU 1 (taskset, util-linux), so the two never
 #           take cycles from each other; needs at least 2 CPUs.
 #   both: one after the other, each with its own server process.
-# Trivial and validate alternate for BENCH_ROUNDS rounds (default 3), so a burst of
+# Trivial and validate alternate for BENCH_ROUNDS rounds (default 5), so a burst of
 # load from another process hits both; each round's ratio is printed, then the median.
 # BENCH_BIN=path/to/securesign-server skips the build and uses that binary (default: the
 # `bench` profile — full speed, unlike the size-tuned release profile of the app).
 set -euo pipefail
 DURATION="${1:-8}"
 SETUP="${2:-unpinned}"
-ROUNDS="${BENCH_ROUNDS:-3}"
+ROUNDS="${BENCH_ROUNDS:-5}"
 CONNS=32
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
