@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::{b64, documents_json, sha256, Fixture, Signer, PORTAL};
+use common::{b64, documents_json, sha256, Fixture, Signer, PORTAL, T0};
+use securesign_server::http::verification::SIGNING_TIME_SKEW_SECS;
+use securesign_server::Clock;
 use serde_json::{json, Value};
 
 /// Creates a session with `signatureFormat` (omitted when `None`); returns the reply.
@@ -119,7 +121,8 @@ async fn a_raw_session_completes_with_raw_signatures_and_refuses_cms_ones() {
 }
 
 async fn cms_session_end_to_end(kind: &str) {
-    let f = Fixture::start().await;
+    // openssl stamps its signatures with the real time: the server's clock starts there.
+    let f = Fixture::start_now().await;
     let signer = Signer::new(kind);
     let docs: [&[u8]; 3] = [b"%PDF-1.7 first", b"%PDF-1.7 second", b"%PDF-1.7 third"];
     let digests = docs.map(sha256);
@@ -129,7 +132,7 @@ async fn cms_session_end_to_end(kind: &str) {
     // Documents 0 and 2 signed by `openssl cms -sign`, document 1 the app's way.
     let cms = vec![
         signer.cms_sign_with_openssl(docs[0]),
-        signer.cms_sign_with_core(&digests[1]),
+        signer.cms_sign_with_core(&digests[1], f.clock.now_unix()),
         signer.cms_sign_with_openssl(docs[2]),
     ];
 
@@ -252,7 +255,7 @@ async fn a_cms_session_with_ecdsa_p256_completes_only_with_valid_cms_by_the_post
 
 #[tokio::test]
 async fn a_500_document_cms_result_fits_the_result_body_limit() {
-    let f = Fixture::start().await;
+    let f = Fixture::start_now().await;
     // RSA-4096: a certificate and signature the size of real DSC ones.
     let signer = Signer::new("rsa4096");
     // The same document 500 times (ids differ), so one openssl run signs them all.
@@ -272,5 +275,48 @@ async fn a_500_document_cms_result_fits_the_result_body_limit() {
         .get_bearer(&format!("/v1/auth/session/{session_id}"), &f.live_key)
         .await;
     assert_eq!(done.body["documents"].as_array().unwrap().len(), 500);
+    f.stop().await;
+}
+
+/// A CMS whose signing time lies outside its session (before it was created, or after
+/// the result arrived, beyond the allowed clock skew) is refused; inside the skew it
+/// passes.
+#[tokio::test]
+async fn a_cms_signing_time_outside_the_session_is_refused() {
+    let f = Fixture::start().await;
+    let signer = Signer::new("ec");
+    let digest = sha256(b"%PDF-1.7 dated");
+    let (session_id, request_id) = ids(&create(&f, &[digest], Some(json!("cms"))).await);
+    let path = format!("/v1/sign-requests/{request_id}/result");
+    // The result arrives five minutes after the session was created at T0 (it lives 10).
+    f.clock.advance(std::time::Duration::from_secs(300));
+    let now = f.clock.now_unix();
+
+    for (signed_at, why) in [
+        (
+            T0 - SIGNING_TIME_SKEW_SECS - 1,
+            "before the session, beyond the skew",
+        ),
+        (T0 - 86_400, "a day before the session"),
+        (
+            now + SIGNING_TIME_SKEW_SECS + 1,
+            "after the result, beyond the skew",
+        ),
+    ] {
+        let cms = signer.cms_sign_with_core(&digest, signed_at);
+        let reply = f.post(&path, &result_body(&signer.cert_der, &[cms])).await;
+        reply.assert_error(422, "SS_SIGNATURE_INVALID");
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("outside its session"), "{why}: {message}");
+    }
+    let status = f
+        .get_bearer(&format!("/v1/auth/session/{session_id}"), &f.live_key)
+        .await;
+    assert_eq!(status.body["status"], "pending", "nothing was accepted");
+
+    // A phone clock four minutes slow is within the skew.
+    let cms = signer.cms_sign_with_core(&digest, T0 - 240);
+    let ok = f.post(&path, &result_body(&signer.cert_der, &[cms])).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
     f.stop().await;
 }

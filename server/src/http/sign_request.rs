@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorDetail, ErrorEnvelope};
 use super::json::ApiJson;
-use super::verification::{verify_all, SignatureCheck};
+use super::verification::{verify_all, SignatureCheck, SigningWindow};
 use super::{AppState, SessionState};
 use crate::clock::format_rfc3339;
 use crate::signature_format::SignatureFormat;
@@ -315,9 +315,10 @@ pub async fn submit_result(
             signature,
         });
     }
+    let window = SigningWindow::for_session(session.created_at, state.clock.now_unix());
     let (algorithm, certificate, checks) =
         tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-            let algorithm = verify_all(format, &certificate, &checks)?;
+            let algorithm = verify_all(format, &certificate, &checks, window)?;
             Ok((algorithm, certificate, checks))
         })
         .await

@@ -9,6 +9,7 @@ use securesign_core::verify::VerifyingKey;
 use securesign_core::ErrorCode;
 
 use super::error::ApiError;
+use crate::clock::format_rfc3339;
 use crate::signature_format::SignatureFormat;
 
 /// One document's posted signature and its digest.
@@ -22,11 +23,43 @@ pub struct SignatureCheck {
     pub signature: Vec<u8>,
 }
 
+/// How far a CMS signing time may lie outside its session (phone clocks drift).
+pub const SIGNING_TIME_SKEW_SECS: i64 = 5 * 60;
+
+/// When a session's signatures may say they were made (Unix seconds, inclusive): from
+/// the session's creation to the moment the result arrives, each widened by
+/// [`SIGNING_TIME_SKEW_SECS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SigningWindow {
+    /// Earliest accepted signing time.
+    pub earliest: i64,
+    /// Latest accepted signing time.
+    pub latest: i64,
+}
+
+impl SigningWindow {
+    /// The window of a session created at `created_at` whose result arrives at `now`.
+    pub fn for_session(created_at: i64, now: i64) -> Self {
+        Self {
+            earliest: created_at.saturating_sub(SIGNING_TIME_SKEW_SECS),
+            latest: now.saturating_add(SIGNING_TIME_SKEW_SECS),
+        }
+    }
+
+    /// Whether a signature made at `unix` seconds fits.
+    pub fn contains(&self, unix: i64) -> bool {
+        (self.earliest..=self.latest).contains(&unix)
+    }
+}
+
 /// Verifies every check against the posted signer certificate; returns the scheme.
 ///
 /// * `raw`: each signature verifies over its digest with the certificate's key;
 /// * `cms`: each is a detached CMS `SignedData` that [`cms::verify_detached`] accepts for
-///   its digest, and whose signer certificate is byte for byte the posted certificate.
+///   its digest, whose signer certificate is byte for byte the posted certificate, and
+///   whose signing time, when it has one (the attribute is optional in CMS; the app
+///   always sets it), lies in `window`: a signature claiming to predate its session, or
+///   to come from the future, is not passed on to the portal.
 ///
 /// An unreadable certificate is `SS_CERT_INVALID`; anything else that does not verify is
 /// `SS_SIGNATURE_INVALID`, naming the document.
@@ -34,6 +67,7 @@ pub fn verify_all(
     format: SignatureFormat,
     certificate: &[u8],
     checks: &[SignatureCheck],
+    window: SigningWindow,
 ) -> Result<SignatureScheme, ApiError> {
     let key = VerifyingKey::from_certificate_der(certificate)?;
     for check in checks {
@@ -61,6 +95,19 @@ pub fn verify_all(
                         check.document_id
                     )));
                 }
+                if let Some(signed_at) = verified.signing_time {
+                    let signed_at = i64::try_from(signed_at).unwrap_or(i64::MAX);
+                    if !window.contains(signed_at) {
+                        return Err(invalid(format!(
+                            "the CMS signature of document {:?} says it was made at {}, outside its session ({} to {}, {} minutes of clock skew allowed)",
+                            check.document_id,
+                            format_rfc3339(signed_at),
+                            format_rfc3339(window.earliest.saturating_add(SIGNING_TIME_SKEW_SECS)),
+                            format_rfc3339(window.latest.saturating_sub(SIGNING_TIME_SKEW_SECS)),
+                            SIGNING_TIME_SKEW_SECS / 60,
+                        )));
+                    }
+                }
             }
         }
     }
@@ -69,4 +116,29 @@ pub fn verify_all(
 
 fn invalid(message: String) -> ApiError {
     ApiError::new(ErrorCode::SignatureInvalid, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_runs_from_creation_to_now_widened_by_the_skew() {
+        let window = SigningWindow::for_session(1_000_000, 1_000_600);
+        assert_eq!(
+            window,
+            SigningWindow {
+                earliest: 1_000_000 - SIGNING_TIME_SKEW_SECS,
+                latest: 1_000_600 + SIGNING_TIME_SKEW_SECS,
+            }
+        );
+        for inside in [window.earliest, 1_000_000, 1_000_300, window.latest] {
+            assert!(window.contains(inside), "{inside}");
+        }
+        for outside in [window.earliest - 1, window.latest + 1, 0, i64::MAX] {
+            assert!(!window.contains(outside), "{outside}");
+        }
+        let extreme = SigningWindow::for_session(i64::MIN, i64::MAX);
+        assert!(extreme.contains(0));
+    }
 }

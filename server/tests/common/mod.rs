@@ -77,10 +77,20 @@ impl Fixture {
 
     /// [`Fixture::start`] with this callback delivery policy.
     pub async fn start_with(policy: DeliveryPolicy) -> Self {
+        Self::start_with_at(policy, T0).await
+    }
+
+    /// [`Fixture::start`] with the server's clock at the real time: for signatures made
+    /// by `openssl cms`, which stamps them with the real time.
+    pub async fn start_now() -> Self {
+        Self::start_with_at(test_policy(), now_unix()).await
+    }
+
+    async fn start_with_at(policy: DeliveryPolicy, start_unix: i64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("securesign.db");
         let store = Store::open(&db_path).await.unwrap();
-        let clock = Arc::new(ManualClock::starting_at(T0));
+        let clock = Arc::new(ManualClock::starting_at(start_unix));
         let admin = Admin::new(&store, clock.as_ref());
         let created = admin
             .create_tenant_with_secret("Example Portal")
@@ -274,6 +284,11 @@ impl Reply {
     }
 }
 
+/// The real time, in Unix seconds.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
@@ -406,15 +421,16 @@ impl Signer {
     }
 
     /// A detached CMS over a document digest, built the way the app builds it: the
-    /// core prepares the signed attributes, the key (openssl, standing in for the
-    /// token) signs their digest, the core assembles the `SignedData`.
-    pub fn cms_sign_with_core(&self, document_digest: &[u8; 32]) -> Vec<u8> {
+    /// core prepares the signed attributes (signing time `signed_at`, Unix seconds),
+    /// the key (openssl, standing in for the token) signs their digest, the core
+    /// assembles the `SignedData`.
+    pub fn cms_sign_with_core(&self, document_digest: &[u8; 32], signed_at: i64) -> Vec<u8> {
         use securesign_core::backend::SignatureScheme;
         use securesign_core::digest::Sha256Digest;
         use securesign_core::verify::VerifyingKey;
         let prepared = securesign_core::cms::prepare(
             &Sha256Digest(*document_digest),
-            time::OffsetDateTime::now_utc(),
+            time::OffsetDateTime::from_unix_timestamp(signed_at).unwrap(),
         )
         .unwrap();
         let signature = self.sign(&prepared.to_sign.0);
