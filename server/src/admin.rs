@@ -108,13 +108,22 @@ impl<'a> Admin<'a> {
         Ok(self.create_tenant_with_secret(display_name).await?.tenant)
     }
 
-    /// Gives a tenant a new webhook secret; the old one stops signing at once (events
-    /// still queued are signed with the new one when they are sent).
-    pub async fn roll_webhook_secret(&self, tenant_id: &str) -> Result<WebhookSecret, AdminError> {
+    /// Gives a tenant a new webhook secret. The old one keeps signing beside it for
+    /// `grace` (a second `v1=` entry), so a portal can switch without refusing
+    /// callbacks; with no grace it stops at once. Events still queued are signed with
+    /// whatever signs when they are sent.
+    pub async fn roll_webhook_secret(
+        &self,
+        tenant_id: &str,
+        grace: Duration,
+    ) -> Result<WebhookSecret, AdminError> {
         self.require_tenant(tenant_id).await?;
         let secret = WebhookSecret::generate();
+        let now = self.clock.now_unix();
+        let keep_previous_until = (!grace.is_zero())
+            .then(|| now.saturating_add(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)));
         self.store
-            .set_webhook_secret(tenant_id, &secret, self.clock.now_unix())
+            .set_webhook_secret(tenant_id, &secret, now, keep_previous_until)
             .await?;
         Ok(secret)
     }

@@ -96,11 +96,15 @@ enum TenantCommand {
 
 #[derive(Debug, Subcommand)]
 enum WebhookSecretCommand {
-    /// Replace the secret; prints the new one once. The old one stops signing at once.
+    /// Replace the secret; prints the new one once. The old one stops signing at once,
+    /// or after `--grace` (until then callbacks carry a signature with each).
     Roll {
         /// Tenant id (`org_…`).
         #[arg(long)]
         tenant: String,
+        /// How long the old secret keeps signing beside the new one (e.g. `24h`).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+        grace: Duration,
     },
 }
 
@@ -306,14 +310,20 @@ async fn tenant(admin: &Admin<'_>, cmd: TenantCommand) -> Result<(), String> {
             );
             println!("{}", created.tenant.id);
         }
-        TenantCommand::WebhookSecret(WebhookSecretCommand::Roll { tenant }) => {
+        TenantCommand::WebhookSecret(WebhookSecretCommand::Roll { tenant, grace }) => {
             let secret = admin
-                .roll_webhook_secret(&tenant)
+                .roll_webhook_secret(&tenant, grace)
                 .await
                 .map_err(|e| e.to_string())?;
-            eprintln!(
-                "new webhook secret for {tenant}; the old one no longer signs; shown only this once:"
-            );
+            let old = if grace.is_zero() {
+                "the old one no longer signs".to_owned()
+            } else {
+                format!(
+                    "the old one signs beside it for {}",
+                    humantime::format_duration(grace)
+                )
+            };
+            eprintln!("new webhook secret for {tenant}; {old}; shown only this once:");
             println!("{}", secret.expose());
         }
         TenantCommand::List => {

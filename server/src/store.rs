@@ -14,7 +14,7 @@ use sqlx::{FromRow, SqlitePool};
 use crate::change_detector::{AuthVersion, ChangeDetector, ChangeDetectorError, DetectorStats};
 use crate::secrets_key::{default_key_path, SecretsKey, SecretsKeyError};
 use crate::webhook::outbox::{self, NewEvent};
-use crate::webhook::secret::{MalformedSecret, WebhookSecret};
+use crate::webhook::secret::{MalformedSecret, SigningSecrets, WebhookSecret};
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -277,21 +277,29 @@ impl Store {
         )?)
     }
 
-    /// Replaces (or sets) a tenant's webhook secret; the old one stops signing at once.
+    /// Replaces a tenant's webhook secret. With `keep_previous_until` (Unix seconds), the
+    /// secret it replaces keeps signing beside it until then; a roll during a grace
+    /// period keeps only the secret it replaces (the one before that stops at once).
     pub async fn set_webhook_secret(
         &self,
         tenant_id: &str,
         secret: &WebhookSecret,
         now: i64,
+        keep_previous_until: Option<i64>,
     ) -> Result<(), StoreError> {
         let sealed = self.seal_webhook_secret(tenant_id, secret)?;
+        // The new row's `previous_*` come from the old row (on conflict), or are NULL.
         sqlx::query(
             "INSERT INTO webhook_secrets (tenant_id, sealed, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at",
+             ON CONFLICT (tenant_id) DO UPDATE SET \
+               previous_sealed = CASE WHEN $4 IS NULL THEN NULL ELSE webhook_secrets.sealed END, \
+               previous_until = $4, \
+               sealed = excluded.sealed, created_at = excluded.created_at",
         )
         .bind(tenant_id)
         .bind(&sealed)
         .bind(now)
+        .bind(keep_previous_until)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -302,18 +310,42 @@ impl Store {
         &self,
         tenant_id: &str,
     ) -> Result<Option<WebhookSecret>, StoreError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT sealed FROM webhook_secrets WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some((sealed,)) = row else {
+        Ok(self
+            .webhook_secrets(tenant_id, i64::MAX)
+            .await?
+            .map(|secrets| secrets.current))
+    }
+
+    /// The secrets that sign a tenant's callbacks at `now` (Unix seconds): the current
+    /// one, and the rolled one while its grace period lasts. `None` when it has none.
+    pub async fn webhook_secrets(
+        &self,
+        tenant_id: &str,
+        now: i64,
+    ) -> Result<Option<SigningSecrets>, StoreError> {
+        let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT sealed, previous_sealed, previous_until FROM webhook_secrets WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((sealed, previous_sealed, previous_until)) = row else {
             return Ok(None);
         };
-        let plain = self
-            .secrets
-            .open(&sealed, &webhook_secret_context(tenant_id))?;
-        Ok(Some(WebhookSecret::from_bytes(&plain)?))
+        let open = |sealed: &str| -> Result<WebhookSecret, StoreError> {
+            let plain = self
+                .secrets
+                .open(sealed, &webhook_secret_context(tenant_id))?;
+            Ok(WebhookSecret::from_bytes(&plain)?)
+        };
+        let previous = match (previous_sealed, previous_until) {
+            (Some(sealed), Some(until)) if now < until => Some(open(&sealed)?),
+            _ => None,
+        };
+        Ok(Some(SigningSecrets {
+            current: open(&sealed)?,
+            previous,
+        }))
     }
 
     /// A tenant by id.

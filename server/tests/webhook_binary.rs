@@ -262,3 +262,45 @@ async fn serve_refuses_a_callback_host_resolving_to_loopback_unless_allowed() {
         "the flag's warning is not logged"
     );
 }
+
+/// `tenant webhook-secret roll --grace` from the command line: a new secret on stdout,
+/// the grace on stderr, and the replaced secret kept (sealed) until it ends.
+#[tokio::test]
+async fn webhook_secret_roll_takes_a_grace_period_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("securesign.db");
+    let (tenant, stderr) = cli_full(&db, &["tenant", "create", "--name", "Example Portal"]);
+    let tenant = tenant.trim().to_owned();
+    let first = stderr.lines().last().unwrap().trim().to_owned();
+    let (rolled, stderr) = cli_full(
+        &db,
+        &[
+            "tenant",
+            "webhook-secret",
+            "roll",
+            "--tenant",
+            &tenant,
+            "--grace",
+            "2h",
+        ],
+    );
+    let rolled = rolled.trim().to_owned();
+    assert!(rolled.starts_with("whsec_") && rolled != first);
+    assert!(
+        stderr.contains("the old one signs beside it for 2h"),
+        "{stderr}"
+    );
+
+    let store = securesign_server::Store::open(&db).await.unwrap();
+    let now = common::now_unix();
+    let during = store.webhook_secrets(&tenant, now).await.unwrap().unwrap();
+    assert_eq!(during.current.expose(), rolled);
+    assert_eq!(during.previous.unwrap().expose(), first);
+    let after = store
+        .webhook_secrets(&tenant, now + 2 * 3600 + 60)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.previous.is_none(), "kept after its grace");
+    store.close().await;
+}

@@ -320,13 +320,22 @@ async fn the_callback_origin_is_checked_again_at_delivery() {
 async fn a_rolled_webhook_secret_signs_from_then_on_and_sessions_without_callback_send_nothing() {
     let f = Fixture::start().await;
     let receiver = Receiver::start(|_| 200).await;
-    let new_secret = f.admin().roll_webhook_secret(&f.tenant_id).await.unwrap();
+    let new_secret = f
+        .admin()
+        .roll_webhook_secret(&f.tenant_id, Duration::ZERO)
+        .await
+        .unwrap();
     assert_ne!(new_secret.expose(), f.webhook_secret);
     let (session_id, request_id) = session_with_callback(&f, &receiver, "raw").await;
     complete(&f, &request_id, &Signer::new("ec")).await;
     let hits = receiver.wait_for_hits(1).await;
     hits[0].assert_signed_with(new_secret.expose());
     assert!(!hits[0].is_signed_with(&f.webhook_secret));
+    assert_eq!(
+        hits[0].signature_entries().len(),
+        1,
+        "no grace: one signature"
+    );
     wait_for_event(&f, &session_id, |e| e.status == "delivered").await;
 
     // No callbackUrl: no event at all.
@@ -337,6 +346,61 @@ async fn a_rolled_webhook_secret_signs_from_then_on_and_sessions_without_callbac
     assert!(deliveries(&f, &plain_session).await.is_empty());
     give_the_worker_a_chance().await;
     assert_eq!(receiver.hits().len(), 1);
+    f.stop().await;
+}
+
+/// `roll --grace`: until the grace ends, callbacks carry a signature with the new secret
+/// and one with the replaced secret; after it, only the new one. A second roll during
+/// the grace keeps only the secret it replaces.
+#[tokio::test]
+async fn a_rolled_webhook_secret_with_grace_signs_with_both_until_the_grace_ends() {
+    let f = Fixture::start().await;
+    let receiver = Receiver::start(|_| 200).await;
+    let original = f.webhook_secret.clone();
+    let rolled = f
+        .admin()
+        .roll_webhook_secret(&f.tenant_id, Duration::from_secs(3600))
+        .await
+        .unwrap();
+
+    let (_, request_id) = session_with_callback(&f, &receiver, "raw").await;
+    complete(&f, &request_id, &Signer::new("ec")).await;
+    let hits = receiver.wait_for_hits(1).await;
+    hits[0].assert_signed_with(rolled.expose());
+    hits[0].assert_signed_with(&original);
+    assert_eq!(hits[0].signature_entries().len(), 2);
+    assert!(
+        hits[0].signature_entries()[0] != hits[0].signature_entries()[1],
+        "two different secrets"
+    );
+
+    // The grace ends: only the new secret signs.
+    f.clock.advance(Duration::from_secs(3600));
+    let (_, request_id) = session_with_callback(&f, &receiver, "raw").await;
+    complete(&f, &request_id, &Signer::new("ec")).await;
+    let hits = receiver.wait_for_hits(2).await;
+    hits[1].assert_signed_with(rolled.expose());
+    assert!(!hits[1].is_signed_with(&original), "signed after its grace");
+    assert_eq!(hits[1].signature_entries().len(), 1);
+
+    // Two rolls within a grace: the secret before the last one stops at once.
+    let second = f
+        .admin()
+        .roll_webhook_secret(&f.tenant_id, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let third = f
+        .admin()
+        .roll_webhook_secret(&f.tenant_id, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let (_, request_id) = session_with_callback(&f, &receiver, "raw").await;
+    complete(&f, &request_id, &Signer::new("ec")).await;
+    let hits = receiver.wait_for_hits(3).await;
+    hits[2].assert_signed_with(third.expose());
+    hits[2].assert_signed_with(second.expose());
+    assert!(!hits[2].is_signed_with(rolled.expose()));
+    assert_eq!(hits[2].signature_entries().len(), 2);
     f.stop().await;
 }
 
@@ -384,7 +448,11 @@ async fn a_tenant_without_a_webhook_secret_gets_no_callback_until_one_is_rolled(
         "{event:?}"
     );
     assert!(receiver.hits().is_empty(), "sent unsigned");
-    let secret = f.admin().roll_webhook_secret(&f.tenant_id).await.unwrap();
+    let secret = f
+        .admin()
+        .roll_webhook_secret(&f.tenant_id, Duration::ZERO)
+        .await
+        .unwrap();
     f.clock.advance(Duration::from_secs(1));
     let hits = receiver.wait_for_hits(1).await;
     hits[0].assert_signed_with(secret.expose());

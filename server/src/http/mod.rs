@@ -167,8 +167,9 @@ async fn not_found() -> ApiError {
         title = "SecureSign REST API",
         description = "API keys, domain whitelist, signing sessions (raw or detached CMS signatures). \
             Sessions with a `callbackUrl` receive `WebhookEvent` POSTs signed with the tenant's webhook \
-            secret: `X-SecureSign-Signature: v1=<hex HMAC-SHA256 of \"<X-SecureSign-Timestamp>.<body>\">`, \
-            deduplicate by `X-SecureSign-Event-Id`."
+            secret: `X-SecureSign-Signature: v1=<hex HMAC-SHA256 of \"<X-SecureSign-Timestamp>.<body>\">` \
+            (during the grace period of a secret roll, a second `, v1=<hex>` made with the replaced secret \
+            follows: accept the event when any entry matches), deduplicate by `X-SecureSign-Event-Id`."
     ),
     paths(
         portal::validate,

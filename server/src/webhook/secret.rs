@@ -3,7 +3,9 @@
 //! A secret is `whsec_` followed by 43 random base62 characters (about 256 bits). The
 //! HMAC key is the whole secret text as UTF-8, so a portal can paste it as it was shown.
 //! The signature header is `X-SecureSign-Signature: v1=<hex HMAC-SHA256>` over
-//! `"<X-SecureSign-Timestamp>.<raw body>"`.
+//! `"<X-SecureSign-Timestamp>.<raw body>"`. During the grace period of a roll
+//! (`tenant webhook-secret roll --grace`), a second entry made with the replaced secret
+//! follows: `v1=<new>, v1=<old>`; a portal accepts the callback when any entry matches.
 
 use std::fmt;
 
@@ -73,6 +75,29 @@ impl WebhookSecret {
     }
 }
 
+/// The secrets that sign a tenant's callbacks now: the current one, and while a roll's
+/// grace period lasts, the one it replaced.
+#[derive(Debug, Clone)]
+pub struct SigningSecrets {
+    /// The tenant's secret.
+    pub current: WebhookSecret,
+    /// The replaced secret, until its grace period ends.
+    pub previous: Option<WebhookSecret>,
+}
+
+impl SigningSecrets {
+    /// The `X-SecureSign-Signature` value: the current secret's `v1=<hex>`, then
+    /// `, v1=<hex>` with the previous secret while it still signs.
+    pub fn signature_header(&self, timestamp: i64, body: &[u8]) -> String {
+        let mut header = self.current.signature_header(timestamp, body);
+        if let Some(previous) = &self.previous {
+            header.push_str(", ");
+            header.push_str(&previous.signature_header(timestamp, body));
+        }
+        header
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +129,31 @@ mod tests {
         );
         assert_ne!(header, secret.signature_header(1_700_000_001, b"{}"));
         assert_ne!(header, secret.signature_header(1_700_000_000, b"{ }"));
+    }
+
+    #[test]
+    fn a_grace_period_adds_the_previous_secrets_entry_after_the_current_one() {
+        let current = WebhookSecret::generate();
+        let previous = WebhookSecret::generate();
+        let alone = SigningSecrets {
+            current: current.clone(),
+            previous: None,
+        };
+        assert_eq!(
+            alone.signature_header(7, b"{}"),
+            current.signature_header(7, b"{}")
+        );
+        let both = SigningSecrets {
+            current: current.clone(),
+            previous: Some(previous.clone()),
+        };
+        assert_eq!(
+            both.signature_header(7, b"{}"),
+            format!(
+                "{}, {}",
+                current.signature_header(7, b"{}"),
+                previous.signature_header(7, b"{}")
+            )
+        );
     }
 }

@@ -252,9 +252,10 @@ impl Inner {
     async fn send(&self, event: &ClaimedEvent) -> Result<u16, Refusal> {
         self.check_destination(event).await?;
         self.check_address(event)?;
-        let secret = self
+        let timestamp = self.clock.now_unix();
+        let secrets = self
             .store
-            .webhook_secret(&event.tenant_id)
+            .webhook_secrets(&event.tenant_id, timestamp)
             .await
             .map_err(|err| {
                 tracing::error!(event_id = %event.id, error = %err, "cannot read the webhook secret");
@@ -265,8 +266,7 @@ impl Inner {
                     "the tenant has no webhook secret (run `tenant webhook-secret roll`)".to_owned(),
                 )
             })?;
-        let timestamp = self.clock.now_unix();
-        let signature = secret.signature_header(timestamp, event.payload.as_bytes());
+        let signature = secrets.signature_header(timestamp, event.payload.as_bytes());
         let response = self
             .client
             .post(&event.url)
