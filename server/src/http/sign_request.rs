@@ -252,7 +252,8 @@ fn decode_b64(value: &str, max: usize, what: &str) -> Result<Vec<u8>, ApiError> 
         .map_err(|_| ApiError::bad_request(format!("{what} is not valid base64")))
 }
 
-/// Post the signer certificate and signatures; every signature is verified.
+/// Post the signer certificate and signatures; every signature is verified (a CMS one
+/// also for its signing time, when it has one: within the session, ±5 minutes).
 #[utoipa::path(
     post, path = "/v1/sign-requests/{requestId}/result", tag = "app",
     params(("requestId" = String, Path, description = "From the deep link")),
