@@ -18,35 +18,12 @@ for tool in valgrind callgrind_control wrk; do
     break
   fi
 done
-if [ -n "${BENCH_BIN:-}" ]; then
-  BIN="$BENCH_BIN"
-else
-  cargo build --profile bench -p securesign-server --manifest-path "$ROOT/Cargo.toml" >&2
-  BIN="$ROOT/target/release/securesign-server"
-fi
-
-WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-DB="$WORK/bench.db"
-TENANT="$("$BIN" --db "$DB" tenant create --name "Bench Portal" 2>/dev/null)"
-"$BIN" --db "$DB" domain add --tenant "$TENANT" https://portal.example.gov.in >/dev/null
-BENCH_KEY="$("$BIN" --db "$DB" key create --tenant "$TENANT" --mode live --rpm 1000000 2>/dev/null)"
+# shellcheck source=server/bench-common.sh
+. "$ROOT/server/bench-common.sh"
+bench_binary
+bench_setup
+BENCH_KEY="$(new_key)"
 export BENCH_KEY
-cat >"$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"origin":"https://portal.example.gov.in","platform":"web"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")
-LUA
 
 RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
   "$BIN" --db "$DB" serve --listen 127.0.0.1:0 --bench-routes >"$WORK/out" 2>"$WORK/err" &

@@ -37,48 +37,16 @@ fi
 if ! command -v wrk >/dev/null; then
   apt-get install -y wrk >/dev/null
 fi
-if [ -n "${BENCH_BIN:-}" ]; then
-  BIN="$BENCH_BIN"
-else
-  cargo build --profile bench -p securesign-server --manifest-path "$ROOT/Cargo.toml" >&2
-  BIN="$ROOT/target/release/securesign-server"
-fi
-
-WORK="$(mktemp -d)"
-SERVER_PID=""
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-}
-cleanup() {
-  stop_server
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-DB="$WORK/bench.db"
-TENANT="$("$BIN" --db "$DB" tenant create --name "Bench Portal" 2>/dev/null)"
-"$BIN" --db "$DB" domain add --tenant "$TENANT" https://portal.example.gov.in >/dev/null
-# A fresh key (a full burst of 1,000,000) for each validate run: one run at ~120k req/s
-# for 8 s stays within it, and the warning below says when a run got 429s.
-new_key() { "$BIN" --db "$DB" key create --tenant "$TENANT" --mode live --rpm 1000000 2>/dev/null; }
+# shellcheck source=server/bench-common.sh
+. "$ROOT/server/bench-common.sh"
+bench_binary
+bench_setup
+# A fresh key for each validate run; the warning below says when a run got 429s.
 declare -A KEYS
 for setup in "${SETUPS[@]}"; do
   for round in $(seq "$ROUNDS"); do KEYS[$setup-peak-$round]="$(new_key)"; done
   KEYS[$setup-half]="$(new_key)"
 done
-
-cat >"$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"origin":"https://portal.example.gov.in","platform":"web"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")
-local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
-if delay_ms > 0 then function delay() return delay_ms end end
-LUA
 
 # start_server PREFIX... -> sets SERVER_PID and BASE
 start_server() {
