@@ -305,17 +305,6 @@ impl Store {
         Ok(())
     }
 
-    /// A tenant's webhook secret, unsealed; `None` when it has none.
-    pub async fn webhook_secret(
-        &self,
-        tenant_id: &str,
-    ) -> Result<Option<WebhookSecret>, StoreError> {
-        Ok(self
-            .webhook_secrets(tenant_id, i64::MAX)
-            .await?
-            .map(|secrets| secrets.current))
-    }
-
     /// The secrets that sign a tenant's callbacks at `now` (Unix seconds): the current
     /// one, and the rolled one while its grace period lasts. `None` when it has none.
     pub async fn webhook_secrets(
