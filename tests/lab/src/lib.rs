@@ -12,7 +12,10 @@
 //! Every token is labelled [`TOKEN_LABEL`] (unless overridden), has user PIN
 //! [`USER_PIN`] and SO PIN [`SO_PIN`], and holds two signing identities that
 //! look like an Indian DSC, each as a private key, public key and X.509
-//! certificate sharing one `CKA_ID` and `CKA_LABEL` (see [`LabKey`]).
+//! certificate sharing one `CKA_ID` and `CKA_LABEL` (see [`LabKey`]), issued by the
+//! licensed CA of the token's own two-level [`LabPki`] (a lab stand-in for India's CCA
+//! hierarchy: root → licensed CA → DSC), which also serves revocation tests (CRLs, an
+//! `openssl ocsp` responder) and the server's trust tests.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), securesign_testlab::LabError> {
@@ -32,6 +35,7 @@ mod error;
 mod keys;
 mod module;
 mod piv;
+mod pki;
 mod token;
 mod tool;
 
@@ -40,6 +44,10 @@ pub use error::LabError;
 pub use keys::LabKey;
 pub use module::Module;
 pub use piv::{PivLab, PivSlot, OPENSC_PKCS11, PIV_PIN, PIV_PUK, PIV_READER};
+pub use pki::{
+    CrlFreshness, DscKeyUsage, DscSpec, IssuedDsc, LabPki, OcspResponder, PkiUrls, POLICY_CLASS2,
+    POLICY_CLASS3, POLICY_DOCUMENT_SIGNER,
+};
 pub use token::{LabToken, LabTokenBuilder};
 
 /// Result type of this crate.

@@ -4,12 +4,15 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
-use crate::certs::{DemoCa, IssuedKey};
+use crate::pki::generate_key;
 use crate::tool::Tool;
 use crate::{
-    CertValidity, LabError, LabKey, Module, Result, KRYOPTIC_USER_PIN, SO_PIN, TOKEN_LABEL,
-    USER_PIN,
+    CertValidity, DscSpec, IssuedDsc, LabError, LabKey, LabPki, Module, PkiUrls, Result,
+    KRYOPTIC_USER_PIN, SO_PIN, TOKEN_LABEL, USER_PIN,
 };
+
+/// Subject common name of both lab token certificates.
+const SIGNER_NAME: &str = "Demo Signer";
 
 /// Longest token label PKCS#11 can hold (`CK_TOKEN_INFO.label` is 32 bytes).
 const MAX_LABEL_LEN: usize = 32;
@@ -21,9 +24,27 @@ pub struct LabTokenBuilder {
     label: String,
     rsa_validity: CertValidity,
     ec_validity: CertValidity,
+    pki_urls: PkiUrls,
+    shared_pki: Option<PathBuf>,
 }
 
 impl LabTokenBuilder {
+    /// Sets the CRL / OCSP URLs the token's new PKI puts in its certificates (default: none).
+    /// Ignored with [`LabTokenBuilder::shared_pki`] when that PKI already exists.
+    pub fn pki_urls(mut self, urls: PkiUrls) -> Self {
+        self.pki_urls = urls;
+        self
+    }
+
+    /// Issues the certificates from the [`LabPki`] in `dir` ([`LabPki::open`]), creating it
+    /// there first (with [`LabTokenBuilder::pki_urls`]) when `dir` holds none — so several
+    /// tokens (e.g. the demo's) chain to one root. The caller removes `dir` when done; by
+    /// default every token has its own PKI inside its directory.
+    pub fn shared_pki(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.shared_pki = Some(dir.into());
+        self
+    }
+
     /// Sets the token label (default [`TOKEN_LABEL`]; 1..=32 bytes).
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = label.into();
@@ -43,8 +64,10 @@ impl LabTokenBuilder {
     }
 
     /// Provisions the token: a new temporary directory holding the module
-    /// configuration, token storage and demo PKI; `C_InitToken` with the SO
-    /// PIN; `C_InitPIN` with the user PIN; then both keys and certificates.
+    /// configuration, token storage and lab PKI; `C_InitToken` with the SO
+    /// PIN; `C_InitPIN` with the user PIN; then both keys and their certificates,
+    /// issued by the PKI's licensed CA with [`LabKey::policy_oid`] and subject
+    /// `CN=Demo Signer, serialNumber=<hex>, O=Personal, ST=Karnataka, C=IN`.
     pub fn build(self) -> Result<LabToken> {
         if self.label.is_empty() || self.label.len() > MAX_LABEL_LEN {
             return Err(LabError::InvalidLabel(self.label));
@@ -56,9 +79,36 @@ impl LabTokenBuilder {
             .map_err(LabError::io("create the token's temporary directory"))?;
         let config_path = self.module.write_config(dir.path())?;
 
-        let ca = DemoCa::create(&dir.path().join("pki"))?;
-        let rsa = ca.issue(LabKey::Rsa, self.rsa_validity)?;
-        let ec = ca.issue(LabKey::Ec, self.ec_validity)?;
+        // The RSA keys (two CAs, one signer) are the slow part: the signer's keys are
+        // generated while the PKI is being created.
+        let key_path = |key: LabKey| dir.path().join(format!("{}.key.pem", key.file_stem()));
+        let (rsa_key, ec_key) = (key_path(LabKey::Rsa), key_path(LabKey::Ec));
+        let pki = std::thread::scope(|scope| {
+            let keys = scope.spawn(|| {
+                generate_key(LabKey::Rsa, &rsa_key)?;
+                generate_key(LabKey::Ec, &ec_key)
+            });
+            let pki = match &self.shared_pki {
+                Some(shared) if shared.join("urls.txt").exists() => LabPki::open(shared),
+                Some(shared) => LabPki::create(shared, self.pki_urls.clone()),
+                None => LabPki::create(&dir.path().join("pki"), self.pki_urls.clone()),
+            };
+            let keys = keys.join().unwrap_or_else(|_| {
+                Err(LabError::Io {
+                    context: "generate the token's keys".to_owned(),
+                    source: std::io::Error::other("key generation thread panicked"),
+                })
+            });
+            keys.and(pki)
+        })?;
+        let spec = |key: LabKey, validity: CertValidity| DscSpec {
+            key,
+            policy: key.policy_oid(),
+            validity,
+            ..DscSpec::class3(SIGNER_NAME)
+        };
+        let rsa = pki.issue_with_key(&spec(LabKey::Rsa, self.rsa_validity), Some(&rsa_key))?;
+        let ec = pki.issue_with_key(&spec(LabKey::Ec, self.ec_validity), Some(&ec_key))?;
 
         let token = LabToken {
             module: self.module,
@@ -67,7 +117,7 @@ impl LabTokenBuilder {
             label: self.label,
             rsa_cert_der: rsa.cert_der.clone(),
             ec_cert_der: ec.cert_der.clone(),
-            ca_cert_der: ca.cert_der,
+            pki,
             dir,
         };
         token.initialise()?;
@@ -89,7 +139,7 @@ pub struct LabToken {
     label: String,
     rsa_cert_der: Vec<u8>,
     ec_cert_der: Vec<u8>,
-    ca_cert_der: Vec<u8>,
+    pki: LabPki,
     dir: TempDir,
 }
 
@@ -114,6 +164,8 @@ impl LabToken {
             label: TOKEN_LABEL.to_owned(),
             rsa_validity: CertValidity::Valid,
             ec_validity: CertValidity::Valid,
+            pki_urls: PkiUrls::default(),
+            shared_pki: None,
         }
     }
 
@@ -199,9 +251,16 @@ impl LabToken {
         &self.ec_cert_der
     }
 
-    /// The DER certificate of the demo CA that issued both (not on the token).
+    /// The DER certificate of the licensed CA that issued both (not on the token);
+    /// the same as `pki().ca_der()`.
     pub fn ca_cert_der(&self) -> &[u8] {
-        &self.ca_cert_der
+        self.pki.ca_der()
+    }
+
+    /// The lab PKI that issued the token's certificates: its root ([`LabPki::root_pem`]) is
+    /// the trust anchor, its licensed CA ([`LabPki::ca_pem`]) the intermediate.
+    pub fn pki(&self) -> &LabPki {
+        &self.pki
     }
 
     /// A `pkcs11-tool` invocation against this token's module and config.
@@ -242,7 +301,7 @@ impl LabToken {
     }
 
     /// Imports the private key, public key and certificate of `key`.
-    fn import(&self, key: LabKey, issued: &IssuedKey) -> Result<()> {
+    fn import(&self, key: LabKey, issued: &IssuedDsc) -> Result<()> {
         let objects = [
             ("privkey", &issued.private_key_der),
             ("pubkey", &issued.public_key_der),
