@@ -1,12 +1,14 @@
 //! Reading the signer's X.509 certificate: who it names, until when, for what, at which
 //! India PKI assurance class.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use x509_parser::extensions::ParsedExtension;
-use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_X509_SERIALNUMBER,
+};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::backend::SignatureScheme;
@@ -26,7 +28,7 @@ const INDIA_PKI_POLICIES: [(&str, IndiaPkiClass); 6] = [
 ];
 
 /// Assurance class or purpose asserted by an India PKI policy OID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IndiaPkiClass {
     /// `2.16.356.100.2.1`.
@@ -44,6 +46,14 @@ pub enum IndiaPkiClass {
 }
 
 impl IndiaPkiClass {
+    /// Its certificate policy OID, e.g. `2.16.356.100.2.3`.
+    pub fn oid(&self) -> &'static str {
+        INDIA_PKI_POLICIES
+            .iter()
+            .find(|(_, class)| class == self)
+            .map_or("", |(oid, _)| oid)
+    }
+
     /// How people name it, e.g. `Class 3`.
     pub fn label(&self) -> &'static str {
         match self {
@@ -86,6 +96,9 @@ pub struct CertificateInfo {
     pub subject: String,
     /// Subject common name, when present.
     pub common_name: Option<String>,
+    /// The subject's `serialNumber` attribute (2.5.4.5), when present: on Indian DSCs a
+    /// value derived from the holder's PAN.
+    pub subject_serial_number: Option<String>,
     /// Issuer distinguished name.
     pub issuer: String,
     /// Serial number, hex.
@@ -130,6 +143,12 @@ impl CertificateInfo {
             .next()
             .and_then(|cn| cn.as_str().ok())
             .map(str::to_owned);
+        let subject_serial_number = cert
+            .subject()
+            .iter_by_oid(&OID_X509_SERIALNUMBER)
+            .next()
+            .and_then(|sn| sn.as_str().ok())
+            .map(str::to_owned);
         let india_pki = policies
             .iter()
             .filter_map(|oid| {
@@ -142,6 +161,7 @@ impl CertificateInfo {
         Ok(Self {
             subject: cert.subject().to_string(),
             common_name,
+            subject_serial_number,
             issuer: cert.issuer().to_string(),
             serial: hex::encode(cert.raw_serial()),
             not_before: rfc3339(not_before_unix),
@@ -186,6 +206,24 @@ impl CertificateInfo {
         }
     }
 
+    /// Refuses a certificate whose key usage extension allows neither `digitalSignature`
+    /// nor `nonRepudiation` (an encryption-only certificate): `SS_CERT_KEY_USAGE`. A
+    /// certificate without the extension may sign (RFC 5280: no restriction).
+    pub fn ensure_may_sign(&self) -> Result<()> {
+        if self.key_usage.is_empty()
+            || self
+                .key_usage
+                .iter()
+                .any(|bit| bit == "digitalSignature" || bit == "nonRepudiation")
+        {
+            return Ok(());
+        }
+        Err(Error::CertKeyUsage(format!(
+            "its key usage allows only {}, not digitalSignature or nonRepudiation",
+            self.key_usage.join(", ")
+        )))
+    }
+
     /// The signature scheme, or `SS_NOT_SUPPORTED` for other key types.
     pub fn require_scheme(&self) -> Result<SignatureScheme> {
         self.scheme.ok_or_else(|| {
@@ -196,6 +234,35 @@ impl CertificateInfo {
     /// The highest India PKI class asserted, if any.
     pub fn highest_india_class(&self) -> Option<IndiaPkiClass> {
         self.india_pki.iter().copied().max()
+    }
+}
+
+#[cfg(test)]
+impl CertificateInfo {
+    /// A certificate description with these names, classes and thumbprint (for tests of
+    /// code that only reads the description).
+    pub(crate) fn for_tests(
+        common_name: &str,
+        subject_serial_number: Option<&str>,
+        india_pki: &[IndiaPkiClass],
+        sha256_thumbprint: &str,
+    ) -> Self {
+        Self {
+            subject: format!("CN={common_name}"),
+            common_name: Some(common_name.to_owned()),
+            subject_serial_number: subject_serial_number.map(str::to_owned),
+            issuer: "CN=Test CA".to_owned(),
+            serial: "01".to_owned(),
+            not_before: rfc3339(0),
+            not_after: rfc3339(i64::from(i32::MAX)),
+            not_before_unix: 0,
+            not_after_unix: i64::from(i32::MAX),
+            key_usage: vec!["digitalSignature".to_owned()],
+            sha256_thumbprint: sha256_thumbprint.to_owned(),
+            policies: Vec::new(),
+            india_pki: india_pki.to_vec(),
+            scheme: None,
+        }
     }
 }
 
@@ -274,6 +341,29 @@ mod tests {
             v,
             serde_json::json!({"state": "expiring_soon", "daysLeft": 9})
         );
+    }
+
+    #[test]
+    fn key_usage_must_allow_signatures_when_present() {
+        let mut cert = CertificateInfo::for_tests("A", None, &[], "00");
+        cert.ensure_may_sign().unwrap();
+        cert.key_usage = vec!["nonRepudiation".into()];
+        cert.ensure_may_sign().unwrap();
+        cert.key_usage = Vec::new();
+        cert.ensure_may_sign().unwrap();
+        cert.key_usage = vec!["keyEncipherment".into(), "dataEncipherment".into()];
+        let err = cert.ensure_may_sign().unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::CertKeyUsage);
+        assert!(err
+            .to_string()
+            .contains("keyEncipherment, dataEncipherment"));
+    }
+
+    #[test]
+    fn every_class_has_its_oid() {
+        for (oid, class) in INDIA_PKI_POLICIES {
+            assert_eq!(class.oid(), oid);
+        }
     }
 
     #[test]

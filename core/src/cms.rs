@@ -154,6 +154,9 @@ pub struct VerifiedCms {
     pub scheme: SignatureScheme,
     /// The signing time attribute, Unix seconds.
     pub signing_time: Option<u64>,
+    /// The other certificates the CMS carries (DER), e.g. the issuing CA: candidates for
+    /// the signer's chain, trusted for nothing by themselves.
+    pub other_certs_der: Vec<Vec<u8>>,
 }
 
 fn invalid(msg: &str) -> Error {
@@ -232,6 +235,16 @@ pub fn verify_detached(cms_der: &[u8], document_digest: &Sha256Digest) -> Result
         })
         .ok_or_else(|| invalid("signer certificate not included"))?;
     let cert_der = cert.to_der().map_err(der_error)?;
+    let other_certs_der = signed
+        .certificates
+        .iter()
+        .flat_map(|set| set.0.iter())
+        .filter_map(|choice| match choice {
+            CertificateChoices::Certificate(c) if !std::ptr::eq(c, cert) => Some(c.to_der()),
+            _ => None,
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(der_error)?;
     let key = VerifyingKey::from_certificate_der(&cert_der)?;
     let scheme = key.algorithm();
     let expected_alg = signature_algorithm(scheme)?.oid;
@@ -249,6 +262,7 @@ pub fn verify_detached(cms_der: &[u8], document_digest: &Sha256Digest) -> Result
         signer_cert_der: cert_der,
         scheme,
         signing_time,
+        other_certs_der,
     })
 }
 

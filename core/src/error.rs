@@ -71,6 +71,16 @@ pub enum ErrorCode {
     /// A signature does not verify.
     #[serde(rename = "SS_SIGNATURE_INVALID")]
     SignatureInvalid,
+    /// The certificate's key usage forbids signatures (e.g. an encryption certificate).
+    #[serde(rename = "SS_CERT_KEY_USAGE")]
+    CertKeyUsage,
+    /// The signer certificate does not chain to a trusted CA, or its chain is not valid
+    /// (validity, key usage, policy, revocation): the message says which.
+    #[serde(rename = "SS_SIGNER_UNTRUSTED")]
+    SignerUntrusted,
+    /// The signer certificate is not the one the portal asked for.
+    #[serde(rename = "SS_SIGNER_MISMATCH")]
+    SignerMismatch,
     /// A `securesign://` link is malformed.
     #[serde(rename = "SS_DEEP_LINK_INVALID")]
     DeepLinkInvalid,
@@ -99,7 +109,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 30] = [
         Self::PinInvalid,
         Self::PinBlocked,
         Self::ApiKeyInvalid,
@@ -119,6 +129,9 @@ impl ErrorCode {
         Self::CertNotYetValid,
         Self::CertInvalid,
         Self::SignatureInvalid,
+        Self::CertKeyUsage,
+        Self::SignerUntrusted,
+        Self::SignerMismatch,
         Self::DeepLinkInvalid,
         Self::BadRequest,
         Self::RateLimited,
@@ -151,6 +164,9 @@ impl ErrorCode {
             Self::CertNotYetValid => "SS_CERT_NOT_YET_VALID",
             Self::CertInvalid => "SS_CERT_INVALID",
             Self::SignatureInvalid => "SS_SIGNATURE_INVALID",
+            Self::CertKeyUsage => "SS_CERT_KEY_USAGE",
+            Self::SignerUntrusted => "SS_SIGNER_UNTRUSTED",
+            Self::SignerMismatch => "SS_SIGNER_MISMATCH",
             Self::DeepLinkInvalid => "SS_DEEP_LINK_INVALID",
             Self::BadRequest => "SS_BAD_REQUEST",
             Self::RateLimited => "SS_RATE_LIMITED",
@@ -188,6 +204,15 @@ impl ErrorCode {
             }
             Self::CertInvalid => "The certificate on the token is unreadable; contact your CA",
             Self::SignatureInvalid => "Sign again with the certificate's own key",
+            Self::CertKeyUsage => {
+                "Choose the token's signing certificate; this one may only encrypt"
+            }
+            Self::SignerUntrusted => {
+                "Sign with a valid, unrevoked DSC issued by a licensed CA; renew it with your CA if it expired or was revoked"
+            }
+            Self::SignerMismatch => {
+                "Insert the token holding the certificate the portal asked for, or ask the portal to update the expected signer"
+            }
             Self::DeepLinkInvalid => "Open the signing link from the portal again",
             Self::BadRequest => "Fix the request and send it again",
             Self::RateLimited => "Wait and retry after the Retry-After interval",
@@ -293,6 +318,15 @@ pub enum Error {
     /// A signature does not verify.
     #[error("signature does not verify: {0}")]
     SignatureInvalid(String),
+    /// The certificate's key usage forbids signatures.
+    #[error("the certificate may not sign: {0}")]
+    CertKeyUsage(String),
+    /// The signer's certificate chain is not trusted.
+    #[error("untrusted signer: {0}")]
+    SignerUntrusted(String),
+    /// The signer is not the one asked for.
+    #[error("not the expected signer: {0}")]
+    SignerMismatch(String),
     /// Malformed deep link.
     #[error("invalid signing link: {0}")]
     DeepLinkInvalid(String),
@@ -332,6 +366,9 @@ impl Error {
             Self::CertNotYetValid { .. } => ErrorCode::CertNotYetValid,
             Self::CertInvalid(_) => ErrorCode::CertInvalid,
             Self::SignatureInvalid(_) => ErrorCode::SignatureInvalid,
+            Self::CertKeyUsage(_) => ErrorCode::CertKeyUsage,
+            Self::SignerUntrusted(_) => ErrorCode::SignerUntrusted,
+            Self::SignerMismatch(_) => ErrorCode::SignerMismatch,
             Self::DeepLinkInvalid(_) => ErrorCode::DeepLinkInvalid,
             Self::BadRequest(_) => ErrorCode::BadRequest,
             Self::Config(_) => ErrorCode::Config,

@@ -15,6 +15,7 @@ pub mod digest;
 pub mod error;
 pub mod pin;
 pub mod session;
+pub mod signer;
 pub mod status;
 pub mod token;
 pub mod verify;

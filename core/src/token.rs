@@ -185,12 +185,14 @@ impl<B: TokenBackend> Token<B> {
     }
 
     /// Picks the signing key and checks its certificate at wall-clock `now`: an expired
-    /// or not-yet-valid certificate is refused.
+    /// or not-yet-valid certificate is refused, and so is one whose key usage forbids
+    /// signatures (`SS_CERT_KEY_USAGE`), all before any PIN is asked.
     pub fn signer(&mut self, selector: &KeySelector, now: OffsetDateTime) -> Result<SignerKey> {
         let certs = self.backend.certificates()?;
         let cert = select_certificate(certs, selector)?;
         let info = CertificateInfo::from_der(&cert.der)?;
         info.ensure_usable_at(now)?;
+        info.ensure_may_sign()?;
         Ok(SignerKey {
             id: cert.id,
             scheme: info.require_scheme()?,
@@ -219,7 +221,11 @@ impl<B: TokenBackend> Token<B> {
             signed: Vec::with_capacity(digests.len()),
             error: None,
         };
-        if let Err(e) = key.certificate.ensure_usable_at(clock.wall()) {
+        if let Err(e) = key
+            .certificate
+            .ensure_usable_at(clock.wall())
+            .and_then(|()| key.certificate.ensure_may_sign())
+        {
             outcome.error = Some(e);
             return outcome;
         }
