@@ -31,6 +31,7 @@ pub mod rate_limit;
 pub mod secrets_key;
 pub mod signature_format;
 pub mod store;
+pub mod trust;
 pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};

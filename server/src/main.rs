@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use securesign_server::admin::{Admin, DEFAULT_RPM};
 use securesign_server::api_key::KeyMode;
 use securesign_server::clock::format_rfc3339;
+use securesign_server::trust::{RevocationPolicy, SignerTrust, TrustSettings};
 use securesign_server::webhook::DeliveryPolicy;
 use securesign_server::{
     router, serve, spawn_webhook_worker, AppState, Clock, RouterOptions, Store, SystemClock,
@@ -73,10 +74,34 @@ struct ServeArgs {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     webhook_timeout: Duration,
     /// Also deliver callbacks to loopback, private, link-local and other non-public
-    /// addresses. For local development and tests only: without it, a whitelisted host
-    /// whose DNS points into our own network is refused (SSRF).
+    /// addresses, and fetch CRLs from them. For local development and tests only:
+    /// without it, a whitelisted host whose DNS points into our own network is refused
+    /// (SSRF), and so is a certificate's CRL distribution point there.
     #[arg(long)]
     allow_private_callbacks: bool,
+    /// PEM bundle of trust anchors (root CA certificates; in production, India's CCA
+    /// roots). Without one, live keys' results are refused (SS_SIGNER_UNTRUSTED).
+    #[arg(long, env = "SECURESIGN_TRUST_ANCHORS")]
+    trust_anchors: Option<PathBuf>,
+    /// PEM bundle of CA certificates used to build signers' paths (e.g. the licensed
+    /// CAs under the CCA root); trusted only through an anchor.
+    #[arg(long, env = "SECURESIGN_INTERMEDIATES")]
+    intermediates: Option<PathBuf>,
+    /// Directory of CRLs (DER or PEM, *.crl|*.der|*.pem) loaded at start, beside those
+    /// fetched from the certificates' distribution points.
+    #[arg(long, env = "SECURESIGN_CRL_DIR")]
+    crl_dir: Option<PathBuf>,
+    /// `required`: a signer whose revocation status cannot be learnt is refused;
+    /// `best-effort`: accepted with revocation status `unknown`. Revoked is always refused.
+    #[arg(long, value_enum, default_value = "required")]
+    revocation: RevocationArg,
+}
+
+/// `--revocation`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RevocationArg {
+    Required,
+    BestEffort,
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,7 +264,21 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let state = AppState::new(store, clock);
+    let trust = SignerTrust::load(&TrustSettings {
+        anchors: args.trust_anchors.clone(),
+        intermediates: args.intermediates.clone(),
+        crl_dir: args.crl_dir.clone(),
+        revocation: match args.revocation {
+            RevocationArg::Required => RevocationPolicy::Required,
+            RevocationArg::BestEffort => RevocationPolicy::BestEffort,
+        },
+        allow_private_fetches: args.allow_private_callbacks,
+    })
+    .map_err(|e| format!("trust configuration: {e}"))?;
+    if trust.anchor_count() == 0 {
+        tracing::warn!("no trust anchors (--trust-anchors): results of live keys will be refused as SS_SIGNER_UNTRUSTED");
+    }
+    let state = AppState::with_trust(store, clock, Arc::new(trust));
     let policy = DeliveryPolicy {
         max_attempts: args.webhook_max_attempts,
         base_backoff: args.webhook_backoff,

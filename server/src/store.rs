@@ -119,6 +119,12 @@ pub struct SessionRecord {
     pub signature_algorithm: Option<String>,
     /// `raw` or `cms` (see [`crate::signature_format::SignatureFormat`]).
     pub signature_format: String,
+    /// `live` or `test`: the mode of the key that created it.
+    pub key_mode: String,
+    /// The signer the portal expects (JSON `SignerRequirement`), if it named one.
+    pub signer_requirement: Option<String>,
+    /// How the signer was validated (JSON `SignerEvidence`), once completed.
+    pub signer_evidence: Option<String>,
 }
 
 /// One document of a session.
@@ -528,7 +534,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, \
-             created_at, expires_at, signature_format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             created_at, expires_at, signature_format, key_mode, signer_requirement) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&session.id)
         .bind(&session.request_id)
@@ -540,6 +547,8 @@ impl Store {
         .bind(session.created_at)
         .bind(session.expires_at)
         .bind(&session.signature_format)
+        .bind(&session.key_mode)
+        .bind(&session.signer_requirement)
         .execute(&mut *tx)
         .await?;
         for doc in documents {
@@ -561,7 +570,8 @@ impl Store {
 
     const SESSION_COLUMNS: &'static str =
         "id, request_id, tenant_id, key_id, origin, callback_url, status, \
-         created_at, expires_at, finished_at, signer_certificate, signature_algorithm, signature_format";
+         created_at, expires_at, finished_at, signer_certificate, signature_algorithm, signature_format, \
+         key_mode, signer_requirement, signer_evidence";
 
     /// A tenant's session by id (another tenant's session is `None`).
     pub async fn session_of_tenant(
@@ -607,25 +617,30 @@ impl Store {
     }
 
     /// Completes a pending, unexpired session with its verified signatures (one per
-    /// document id) and queues its callback `event`, atomically. Completes at most once.
+    /// document id) and the signer's validation `evidence` (JSON), and queues its
+    /// callback `event`, atomically. Completes at most once.
+    #[allow(clippy::too_many_arguments)]
     pub async fn complete_session(
         &self,
         session_id: &str,
         now: i64,
         certificate_b64: &str,
         algorithm: &str,
+        evidence: &str,
         signatures: &[(String, String)],
         event: Option<&NewEvent>,
     ) -> Result<FinishOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE sessions SET status = 'completed', finished_at = $2, signer_certificate = $3, \
-             signature_algorithm = $4 WHERE id = $1 AND status = 'pending' AND expires_at > $2",
+             signature_algorithm = $4, signer_evidence = $5 \
+             WHERE id = $1 AND status = 'pending' AND expires_at > $2",
         )
         .bind(session_id)
         .bind(now)
         .bind(certificate_b64)
         .bind(algorithm)
+        .bind(evidence)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {

@@ -74,7 +74,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::CertInvalid
         | ErrorCode::CertExpired
         | ErrorCode::CertNotYetValid
-        | ErrorCode::SignatureInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+        | ErrorCode::SignatureInvalid
+        | ErrorCode::CertKeyUsage
+        | ErrorCode::SignerUntrusted
+        | ErrorCode::SignerMismatch => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Internal | ErrorCode::Config => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }

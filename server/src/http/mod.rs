@@ -28,6 +28,7 @@ use crate::clock::Clock;
 use crate::key_cache::KeyCache;
 use crate::rate_limit::RateLimits;
 use crate::store::{SessionRecord, Store};
+use crate::trust::SignerTrust;
 use crate::webhook::worker::{DeliveryPolicy, Worker, WorkerError};
 use crate::webhook::WebhookEvent;
 use error::ApiError;
@@ -52,15 +53,24 @@ pub struct Shared {
     pub keys: Arc<KeyCache>,
     /// Wakes the callback worker when a handler commits an event.
     pub webhook_wake: Arc<Notify>,
+    /// Trust anchors and revocation sources that signers are validated against.
+    pub trust: Arc<SignerTrust>,
 }
 
 impl AppState {
-    /// State over `store` with `clock`.
+    /// State over `store` with `clock` and no trust anchors: results of live keys are
+    /// refused (`SS_SIGNER_UNTRUSTED`), those of test keys complete marked untrusted.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self::with_trust(store, clock, Arc::new(SignerTrust::none()))
+    }
+
+    /// State over `store` with `clock`, validating signers against `trust`.
+    pub fn with_trust(store: Store, clock: Arc<dyn Clock>, trust: Arc<SignerTrust>) -> Self {
         Self(Arc::new(Shared {
             limits: Arc::new(RateLimits::new(clock.clone())),
             keys: Arc::new(KeyCache::new(store.clone())),
             webhook_wake: Arc::new(Notify::new()),
+            trust,
             store,
             clock,
         }))

@@ -25,8 +25,10 @@ use crate::ids;
 use crate::origin::Origin;
 use crate::signature_format::SignatureFormat;
 use crate::store::{DocumentRecord, SessionRecord};
+use crate::trust::evidence::SignerEvidence;
+use securesign_core::signer::SignerRequirement;
 
-use super::sign_request::stored_format;
+use super::sign_request::{stored_evidence, stored_format};
 
 /// Most documents in one session.
 pub const MAX_DOCUMENTS: usize = 500;
@@ -119,6 +121,14 @@ pub struct CreateSessionRequest {
     pub callback_url: Option<String>,
     /// `raw` (default) or `cms` (detached CMS `SignedData` per document).
     pub signature_format: Option<SignatureFormat>,
+    /// The signer you expect; every criterion given must hold, any entry of a list may
+    /// match: `{"certificateSha256": ["<64 hex>", …], "subject": {"serialNumber": "…",
+    /// "commonName": "…"}, "policyClasses": ["class3", …]}`. The app refuses another
+    /// token before any PIN is asked; the server refuses another signer's result with
+    /// `SS_SIGNER_MISMATCH` (a policy class the path does not allow:
+    /// `SS_SIGNER_UNTRUSTED`).
+    #[schema(value_type = Option<Object>)]
+    pub signer: Option<SignerRequirement>,
 }
 
 /// `POST /v1/auth/session` answer.
@@ -182,6 +192,11 @@ pub struct SessionStatusResponse {
     /// `RSA-PKCS1-SHA256` or `ECDSA-P256-SHA256`, when completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature_algorithm: Option<String>,
+    /// How the signer was validated, when completed: `trusted` (always `true` for live
+    /// keys), subject, issuer, serial, SHA-256 thumbprint, policy classes, the path's
+    /// thumbprints, the validation time and the revocation status with its source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<SignerEvidence>,
     /// Documents (with signatures when completed).
     pub documents: Vec<SessionDocument>,
     /// Why it ended without signatures (`SS_SIGN_CANCELLED`, `SS_SESSION_EXPIRED`).
@@ -377,6 +392,13 @@ pub async fn create_session(
             )));
         }
     }
+    let signer_requirement = match body.signer.clone() {
+        Some(requirement) => Some(
+            serde_json::to_string(&requirement.normalized()?)
+                .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?,
+        ),
+        None => None,
+    };
     let now = state.clock.now_unix();
     let session = SessionRecord {
         id: ids::session_id(),
@@ -396,6 +418,9 @@ pub async fn create_session(
             .unwrap_or_default()
             .as_str()
             .to_owned(),
+        key_mode: key.mode().as_str().to_owned(),
+        signer_requirement,
+        signer_evidence: None,
     };
     state.store.insert_session(&session, &documents).await?;
     tracing::info!(session_id = %session.id, documents = documents.len(), "signing session created");
@@ -434,6 +459,7 @@ pub async fn session_status(
     let documents = state.store.documents(&session.id).await?;
     let status = SessionState::of(&session, state.clock.now_unix());
     let signature_format = stored_format(&session)?;
+    let signer = stored_evidence(&session)?;
     let error = match status {
         SessionState::Cancelled => Some(ErrorDetail::of(
             ErrorCode::SignCancelled,
@@ -457,6 +483,7 @@ pub async fn session_status(
         callback_url: session.callback_url,
         signer_certificate: session.signer_certificate,
         signature_algorithm: session.signature_algorithm,
+        signer,
         documents: documents
             .into_iter()
             .map(|d| SessionDocument {

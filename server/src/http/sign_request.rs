@@ -16,13 +16,18 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorDetail, ErrorEnvelope};
 use super::json::ApiJson;
-use super::verification::{verify_all, SignatureCheck, SigningWindow};
+use super::verification::{verify_all, SignatureCheck, SigningWindow, VerifiedSignatures};
 use super::{AppState, SessionState};
+use crate::api_key::KeyMode;
 use crate::clock::format_rfc3339;
 use crate::signature_format::SignatureFormat;
 use crate::store::{FinishOutcome, SessionRecord};
+use crate::trust::evidence::SignerEvidence;
+use crate::trust::{Candidate, SignerTrust};
 use crate::webhook::event::{outbox_entry, WebhookDocument, WebhookEventData};
 use crate::webhook::outbox::{EventType, NewEvent};
+use securesign_core::cert::CertificateInfo;
+use securesign_core::signer::SignerRequirement;
 
 /// Largest accepted signer certificate (DER bytes).
 pub const MAX_CERTIFICATE_BYTES: usize = 16 * 1024;
@@ -31,6 +36,8 @@ pub const MAX_SIGNATURE_BYTES: usize = 1024;
 /// Largest accepted CMS signature (DER bytes): the certificate, the signature and
 /// some room for attributes and structure.
 pub const MAX_CMS_BYTES: usize = MAX_CERTIFICATE_BYTES + 4 * 1024;
+/// Most CA certificates a result may post in `chain`.
+pub const MAX_CHAIN_CERTIFICATES: usize = 8;
 /// Largest result body: 500 base64 CMS signatures of the largest size, and the rest.
 pub const MAX_RESULT_BODY_BYTES: usize = 500 * (MAX_CMS_BYTES.div_ceil(3) * 4 + 128) + 64 * 1024;
 
@@ -76,6 +83,11 @@ pub struct SignRequestView {
     pub expires_at: String,
     /// What to post back for each document: `raw` or `cms`.
     pub signature_format: SignatureFormat,
+    /// The signer the portal expects, when it named one (the `signer` of the session):
+    /// the app refuses another token's certificate before asking for the PIN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub expected_signer: Option<SignerRequirement>,
     /// Documents to sign.
     pub documents: Vec<RequestDocument>,
 }
@@ -99,6 +111,11 @@ pub struct SignatureInput {
 pub struct SubmitResultRequest {
     /// Base64 DER X.509 signer certificate (for `cms`, the one inside every CMS).
     pub certificate: String,
+    /// Base64 DER certificates of the signer's issuing CAs, to build its path to a
+    /// trust anchor (optional: the server also knows some intermediates, and takes the
+    /// other certificates of CMS signatures). At most 8.
+    #[serde(default)]
+    pub chain: Vec<String>,
     /// Exactly one signature per document.
     pub signatures: Vec<SignatureInput>,
 }
@@ -117,6 +134,9 @@ pub struct FinishResponse {
     /// The verification algorithm, for a result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature_algorithm: Option<String>,
+    /// How the signer was validated, for a result (as the portal sees it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<SignerEvidence>,
 }
 
 /// The error for a request that is not pending any more.
@@ -168,6 +188,35 @@ pub fn stored_format(session: &SessionRecord) -> Result<SignatureFormat, ApiErro
     })
 }
 
+/// The signer the session's portal expects, if it named one.
+pub fn stored_requirement(session: &SessionRecord) -> Result<Option<SignerRequirement>, ApiError> {
+    stored_json(
+        session,
+        session.signer_requirement.as_deref(),
+        "signer requirement",
+    )
+}
+
+/// How a completed session's signer was validated.
+pub fn stored_evidence(session: &SessionRecord) -> Result<Option<SignerEvidence>, ApiError> {
+    stored_json(
+        session,
+        session.signer_evidence.as_deref(),
+        "signer evidence",
+    )
+}
+
+fn stored_json<T: serde::de::DeserializeOwned>(
+    session: &SessionRecord,
+    json: Option<&str>,
+    what: &str,
+) -> Result<Option<T>, ApiError> {
+    json.map(serde_json::from_str).transpose().map_err(|err| {
+        tracing::error!(session_id = %session.id, error = %err, "unreadable stored {what}");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    })
+}
+
 /// The outbox row for a finished session's callback (none without a callback URL).
 fn callback_event(
     session: &SessionRecord,
@@ -214,6 +263,7 @@ pub async fn get_sign_request(
 ) -> Result<Json<SignRequestView>, ApiError> {
     let session = pending_request(&state, &request_id).await?;
     let signature_format = stored_format(&session)?;
+    let expected_signer = stored_requirement(&session)?;
     let tenant = state
         .store
         .tenant(&session.tenant_id)
@@ -231,6 +281,7 @@ pub async fn get_sign_request(
         origin: session.origin,
         expires_at: format_rfc3339(session.expires_at),
         signature_format,
+        expected_signer,
         documents: documents
             .into_iter()
             .map(|d| RequestDocument {
@@ -253,7 +304,10 @@ fn decode_b64(value: &str, max: usize, what: &str) -> Result<Vec<u8>, ApiError> 
 }
 
 /// Post the signer certificate and signatures; every signature is verified (a CMS one
-/// also for its signing time, when it has one: within the session, ±5 minutes).
+/// also for its signing time, when it has one: within the session, ±5 minutes), and so
+/// is the signer: its path to a trusted CA (validity now and at the signing time, key
+/// usage, policies, revocation) and, when the portal named one, that it is the expected
+/// signer.
 #[utoipa::path(
     post, path = "/v1/sign-requests/{requestId}/result", tag = "app",
     params(("requestId" = String, Path, description = "From the deep link")),
@@ -264,7 +318,7 @@ fn decode_b64(value: &str, max: usize, what: &str) -> Result<Vec<u8>, ApiError> 
         (status = 404, description = "SS_NOT_FOUND", body = ErrorEnvelope),
         (status = 409, description = "SS_CONFLICT (completed) or SS_SIGN_CANCELLED", body = ErrorEnvelope),
         (status = 410, description = "SS_SESSION_EXPIRED", body = ErrorEnvelope),
-        (status = 422, description = "SS_CERT_INVALID or SS_SIGNATURE_INVALID", body = ErrorEnvelope),
+        (status = 422, description = "SS_CERT_INVALID, SS_SIGNATURE_INVALID, SS_SIGNER_UNTRUSTED (the message says which check failed: chain, validity, key usage, policy, revocation) or SS_SIGNER_MISMATCH (not the signer the portal named); the session stays pending", body = ErrorEnvelope),
     )
 )]
 pub async fn submit_result(
@@ -316,15 +370,26 @@ pub async fn submit_result(
             signature,
         });
     }
+    if body.chain.len() > MAX_CHAIN_CERTIFICATES {
+        return Err(ApiError::bad_request(format!(
+            "chain holds at most {MAX_CHAIN_CERTIFICATES} certificates"
+        )));
+    }
+    let chain = body
+        .chain
+        .iter()
+        .map(|cert| decode_b64(cert, MAX_CERTIFICATE_BYTES, "chain certificate"))
+        .collect::<Result<Vec<_>, _>>()?;
     let window = SigningWindow::for_session(session.created_at, state.clock.now_unix());
-    let (algorithm, certificate, checks) =
+    let (verified, certificate, checks) =
         tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-            let algorithm = verify_all(format, &certificate, &checks, window)?;
-            Ok((algorithm, certificate, checks))
+            let verified = verify_all(format, &certificate, &checks, window)?;
+            Ok((verified, certificate, checks))
         })
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))??;
-    let algorithm_name = serde_json::to_value(algorithm)
+    let evidence = judge_signer(&state, &session, &certificate, chain, &verified).await?;
+    let algorithm_name = serde_json::to_value(verified.scheme)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
@@ -341,6 +406,8 @@ pub async fn submit_result(
         .iter()
         .map(|doc| (doc.id.clone(), doc.signature.clone()))
         .collect();
+    let evidence_json = serde_json::to_string(&evidence)
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?;
     let now_ms = state.clock.now_unix_millis();
     let event = callback_event(
         &session,
@@ -351,6 +418,7 @@ pub async fn submit_result(
             signature_format: format,
             signer_certificate: Some(certificate_b64.clone()),
             signature_algorithm: Some(algorithm_name.clone()),
+            signer: Some(evidence.clone()),
             documents: signed,
             error: None,
         },
@@ -362,6 +430,7 @@ pub async fn submit_result(
             now_ms.div_euclid(1000),
             &certificate_b64,
             &algorithm_name,
+            &evidence_json,
             &signatures,
             event.as_ref(),
         )
@@ -373,13 +442,73 @@ pub async fn submit_result(
         state.webhook_wake.notify_one();
         tracing::info!(session_id = %session.id, event_id = %event.id, "callback event queued");
     }
-    tracing::info!(session_id = %session.id, format = format.as_str(), "signing session completed");
+    tracing::info!(
+        session_id = %session.id,
+        format = format.as_str(),
+        trusted = evidence.trusted,
+        "signing session completed"
+    );
     Ok(Json(FinishResponse {
         success: true,
         status: SessionState::Completed,
         code: None,
         signature_algorithm: Some(algorithm_name),
+        signer: Some(evidence),
     }))
+}
+
+/// Judges the signer of verified signatures: the path to a trust anchor (with
+/// revocation), then the signer the portal asked for. Live keys' sessions complete only
+/// with a trusted signer (`SS_SIGNER_UNTRUSTED` otherwise); test keys' sessions may
+/// complete with an untrusted one, marked `trusted: false`. Another signer than the
+/// expected one is `SS_SIGNER_MISMATCH` for both. Nothing is stored on a refusal: the
+/// session stays pending.
+async fn judge_signer(
+    state: &AppState,
+    session: &SessionRecord,
+    certificate: &[u8],
+    mut chain: Vec<Vec<u8>>,
+    verified: &VerifiedSignatures,
+) -> Result<SignerEvidence, ApiError> {
+    let requirement = stored_requirement(session)?;
+    let info = CertificateInfo::from_der(certificate)?;
+    for cert in &verified.cms_certs {
+        if !chain.contains(cert) {
+            chain.push(cert.clone());
+        }
+    }
+    let policy_classes = requirement
+        .as_ref()
+        .map(|r| r.policy_classes.clone())
+        .unwrap_or_default();
+    let now = state.clock.now_unix();
+    let judged = state
+        .trust
+        .evaluate(
+            Candidate {
+                signer: certificate,
+                chain: &chain,
+                signing_times: &verified.signing_times,
+                policy_classes: &policy_classes,
+            },
+            now,
+        )
+        .await;
+    let evidence = match judged {
+        Ok(evidence) => evidence,
+        Err(untrusted) if session.key_mode == KeyMode::Test.as_str() => {
+            tracing::info!(session_id = %session.id, reason = %untrusted, "test session: untrusted signer accepted");
+            SignerTrust::untrusted_evidence(certificate, &untrusted, now)
+        }
+        Err(untrusted) => {
+            tracing::info!(session_id = %session.id, reason = %untrusted, "signer refused");
+            return Err(ApiError::new(ErrorCode::SignerUntrusted, untrusted.0));
+        }
+    };
+    if let Some(requirement) = &requirement {
+        requirement.check(&info)?;
+    }
+    Ok(evidence)
 }
 
 /// The signer declines: the session ends as `cancelled` (`SS_SIGN_CANCELLED`).
@@ -408,6 +537,7 @@ pub async fn cancel(
             signature_format: stored_format(&session)?,
             signer_certificate: None,
             signature_algorithm: None,
+            signer: None,
             documents: Vec::new(),
             error: Some(ErrorDetail::of(
                 ErrorCode::SignCancelled,
@@ -433,5 +563,6 @@ pub async fn cancel(
         status: SessionState::Cancelled,
         code: Some(ErrorCode::SignCancelled.as_str().to_owned()),
         signature_algorithm: None,
+        signer: None,
     }))
 }

@@ -52,7 +52,18 @@ impl SigningWindow {
     }
 }
 
-/// Verifies every check against the posted signer certificate; returns the scheme.
+/// What verifying a result's signatures learnt beyond "they verify".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSignatures {
+    /// The scheme they verified with.
+    pub scheme: SignatureScheme,
+    /// Other certificates the CMS signatures carried (candidates for the signer's path).
+    pub cms_certs: Vec<Vec<u8>>,
+    /// The distinct signing times the CMS signatures claim (Unix seconds).
+    pub signing_times: Vec<i64>,
+}
+
+/// Verifies every check against the posted signer certificate.
 ///
 /// * `raw`: each signature verifies over its digest with the certificate's key;
 /// * `cms`: each is a detached CMS `SignedData` that [`cms::verify_detached`] accepts for
@@ -68,8 +79,10 @@ pub fn verify_all(
     certificate: &[u8],
     checks: &[SignatureCheck],
     window: SigningWindow,
-) -> Result<SignatureScheme, ApiError> {
+) -> Result<VerifiedSignatures, ApiError> {
     let key = VerifyingKey::from_certificate_der(certificate)?;
+    let mut cms_certs: Vec<Vec<u8>> = Vec::new();
+    let mut signing_times: Vec<i64> = Vec::new();
     for check in checks {
         match format {
             SignatureFormat::Raw => {
@@ -95,8 +108,16 @@ pub fn verify_all(
                         check.document_id
                     )));
                 }
+                for cert in verified.other_certs_der {
+                    if !cms_certs.contains(&cert) {
+                        cms_certs.push(cert);
+                    }
+                }
                 if let Some(signed_at) = verified.signing_time {
                     let signed_at = i64::try_from(signed_at).unwrap_or(i64::MAX);
+                    if !signing_times.contains(&signed_at) {
+                        signing_times.push(signed_at);
+                    }
                     if !window.contains(signed_at) {
                         return Err(invalid(format!(
                             "the CMS signature of document {:?} says it was made at {}, outside its session ({} to {}, {} minutes of clock skew allowed)",
@@ -111,7 +132,11 @@ pub fn verify_all(
             }
         }
     }
-    Ok(key.algorithm())
+    Ok(VerifiedSignatures {
+        scheme: key.algorithm(),
+        cms_certs,
+        signing_times,
+    })
 }
 
 fn invalid(message: String) -> ApiError {

@@ -10,6 +10,7 @@ use crate::http::SessionState;
 use crate::ids;
 use crate::signature_format::SignatureFormat;
 use crate::store::SessionRecord;
+use crate::trust::evidence::SignerEvidence;
 
 /// A callback event, as POSTed to the session's `callbackUrl`.
 ///
@@ -48,6 +49,9 @@ pub struct WebhookEventData {
     /// The verification algorithm (completed only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature_algorithm: Option<String>,
+    /// How the signer was validated (completed only): as `signer` of the session status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<SignerEvidence>,
     /// The signatures as posted by the app (completed only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub documents: Vec<WebhookDocument>,
