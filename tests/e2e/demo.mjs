@@ -1,14 +1,16 @@
 // The demo's portal and user (run by scripts/demo.sh, which starts the server, the demo token,
 // Xvfb and D-Bus): the portal validates its key, creates a 3-document CMS session and opens
 // the deep link; the app shows the request; the PIN is typed (through WebDriver); the portal
-// sees `completed` and verifies every signature with openssl. A screenshot of each screen.
+// sees `completed` and verifies every signature with openssl, trusting only the lab PKI's root
+// (the demo token's certificate is issued by its licensed CA). A screenshot of each screen.
 import { join } from "node:path";
 import { AppSession, check, env, gioOpen } from "./lib.mjs";
-import { Portal, demoDocuments, verifyWithOpenssl } from "./portal.mjs";
+import { Portal, demoDocuments, labTrust, verifyWithOpenssl } from "./portal.mjs";
 
 const OUT = env("SS_DEMO_OUT");
 const SHOTS = join(OUT, "screenshots");
 const token = Object.fromEntries(["SOFTHSM2_CONF", "SECURESIGN_PKCS11_MODULE", "SECURESIGN_LAB_USER_PIN"].map((k) => [k, env(k)]));
+const trust = labTrust();
 const portal = new Portal({ api: env("SS_E2E_API"), key: env("SS_E2E_API_KEY"), origin: env("SS_E2E_PORTAL") });
 const say = (s) => console.log(`\n\x1b[1m== ${s}\x1b[0m`);
 
@@ -60,9 +62,14 @@ try {
   console.log(`status ${done.body.status}, ${done.body.signatureAlgorithm || ""}`);
   check(done.body.status === "completed", `the portal sees ${done.body.status}`);
 
-  say(`Portal: every signature checked with openssl (${format === "cms" ? "openssl cms -verify -binary -inform DER -content DOC -noverify" : "openssl dgst -sha256 -verify"})`);
-  const files = verifyWithOpenssl(done.body, docs, format, join(OUT, "signed"));
-  for (const doc of docs) console.log(`  ${doc.name}: verified; a changed copy is refused`);
+  say(`Portal: every signature checked with openssl against the lab root ${trust.root} (licensed CA ${trust.ca})`);
+  console.log(format === "cms"
+    ? "  openssl cms -verify -binary -inform DER -content DOC -CAfile <root + licensed CA> -certfile <licensed CA> -purpose any\n"
+      + "  (the signature and the signer's certificate path to the lab root; no -noverify)"
+    : "  openssl dgst -sha256 -verify <signer key> -signature SIG DOC, and the signer's certificate:\n"
+      + "  openssl verify -CAfile <lab root> -untrusted <licensed CA> signer.pem");
+  const files = verifyWithOpenssl(done.body, docs, format, join(OUT, "signed"), trust);
+  for (const doc of docs) console.log(`  ${doc.name}: verified, signer chains to the lab root; a changed copy is refused`);
 
   say("Other screens");
   await app.click("#nav-pin"); await app.waitVisible("#screen-pinmgmt"); await app.shot("pin-management");

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { AppSession, Runner, check, env, gioOpen, readEnvFile, sleep } from "./lib.mjs";
-import { Portal, demoDocuments, verifyWithOpenssl } from "./portal.mjs";
+import { Portal, demoDocuments, labTrust, verifyWithOpenssl } from "./portal.mjs";
 
 const WORK = env("SS_E2E_WORK"), SHOTS = env("SS_E2E_SCREENSHOTS"), ROOT = env("SS_E2E_ROOT");
 const portal = new Portal({ api: env("SS_E2E_API"), key: env("SS_E2E_API_KEY"), origin: env("SS_E2E_PORTAL") });
@@ -17,6 +17,9 @@ const piv = readEnvFile(join(pivRun, "env"));
 const only = (process.env.SS_E2E_ONLY || "").split(",").filter(Boolean);
 const wanted = (group) => only.length === 0 || only.includes(group);
 const run = new Runner();
+// The run's lab PKI (tests/e2e/env.sh, e2e_pki): the server trusts its root, and so does the
+// portal when it checks signatures with openssl. Both tokens' certificates are issued by it.
+const trust = labTrust();
 
 const settingsFor = (tokenSource, signingKey, idle = 15) => ({
   apiBaseUrl: portal.api, idleTimeoutMinutes: idle, tokenSource, signingKey,
@@ -52,7 +55,7 @@ async function expectError(app, code, resolution, ms = 30000) {
 async function completedAndVerified(sessionId, docs, format, label) {
   const s = await portal.waitFinished(sessionId);
   check(s.body.status === "completed", `portal sees ${s.body.status}: ${JSON.stringify(s.body)}`);
-  verifyWithOpenssl(s.body, docs, format, join(WORK, "signed", label));
+  verifyWithOpenssl(s.body, docs, format, join(WORK, "signed", label), trust);
 }
 
 // ---------- 7: no deep link without a valid key and a whitelisted origin ----------

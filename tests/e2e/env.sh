@@ -23,10 +23,25 @@ e2e_build() {
   export SS_E2E_APP="${SS_E2E_APP:-$E2E_BIN/securesign-app}"
 }
 
-# e2e_token KIND FILE: provisions a SoftHSM2 or kryoptic token that outlives the command
-# and writes its environment (module, config, PIN) to FILE.
+# e2e_pki: the run's lab PKI (root "CCA India Lab Root" -> "SecureSign Lab Licensed CA"), made
+# once under E2E_WORK, with current CRLs. Every token of the run is issued by it and the server
+# trusts its root, so the order of e2e_server and e2e_token does not matter. Exports
+# SECURESIGN_LAB_TRUST_ANCHORS (root PEM), SECURESIGN_LAB_INTERMEDIATES (licensed CA PEM),
+# SECURESIGN_LAB_CRL_DIR (ca.crl, root.crl) and SECURESIGN_LAB_PKI_DIR.
+e2e_pki() {
+  [[ -n "${SECURESIGN_LAB_PKI_DIR:-}" && -f "$SECURESIGN_LAB_PKI_DIR/urls.txt" ]] && return 0
+  "$E2E_BIN/securesign-lab" pki "$E2E_WORK/pki" > "$E2E_WORK/pki.env" || return 1
+  # shellcheck disable=SC1091
+  . "$E2E_WORK/pki.env"
+  export SECURESIGN_LAB_PKI_DIR SECURESIGN_LAB_TRUST_ANCHORS SECURESIGN_LAB_INTERMEDIATES SECURESIGN_LAB_CRL_DIR
+}
+
+# e2e_token KIND FILE: provisions a SoftHSM2 or kryoptic token that outlives the command, its
+# certificates issued by the run's lab PKI (e2e_pki), and writes its environment (module,
+# config, PIN, the PKI's files) to FILE.
 e2e_token() {
-  "$E2E_BIN/securesign-lab" "$1" > "$2"
+  e2e_pki || return 1
+  "$E2E_BIN/securesign-lab" "$1" --pki "$SECURESIGN_LAB_PKI_DIR" > "$2" || return 1
   E2E_LABS+=("$(sed -n "s/^export SECURESIGN_LAB_DIR='\(.*\)'$/\1/p" "$2")")
 }
 
@@ -42,9 +57,13 @@ e2e_piv_card() {
 }
 
 # The REST API on a free loopback port with a tenant, its whitelisted portal origin and a
-# live key. Exports SS_E2E_API, SS_E2E_API_KEY, SS_E2E_PORTAL.
+# live key, trusting the run's lab PKI (e2e_pki: --trust-anchors root, --intermediates the
+# licensed CA, --crl-dir its current CRLs). Exports SS_E2E_API, SS_E2E_API_KEY, SS_E2E_PORTAL.
+# The virtual PIV card's certificates are self-signed, so the server refuses results signed
+# with it (SS_SIGNER_UNTRUSTED) until tests/lab/piv provisions them from a lab PKI.
 e2e_server() {
   local db="$E2E_WORK/securesign.db" tenant
+  e2e_pki || return 1
   srv() { "$E2E_BIN/securesign-server" --db "$db" "$@"; }
   export SS_E2E_PORTAL="https://portal.example.gov.in"
   tenant="$(srv tenant create --name "Example Portal")"
@@ -52,6 +71,9 @@ e2e_server() {
   SS_E2E_API_KEY="$(srv key create --tenant "$tenant" --mode live)"
   export SS_E2E_API_KEY
   "$E2E_BIN/securesign-server" --db "$db" serve --listen 127.0.0.1:0 \
+    --trust-anchors "$SECURESIGN_LAB_TRUST_ANCHORS" \
+    --intermediates "$SECURESIGN_LAB_INTERMEDIATES" \
+    --crl-dir "$SECURESIGN_LAB_CRL_DIR" \
     >"$E2E_WORK/server.out" 2>"$E2E_WORK/server.log" &
   E2E_PIDS+=($!)
   local _

@@ -3,7 +3,7 @@
 // signatures it gets back with openssl — a tool that knows nothing about SecureSign.
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export class Portal {
@@ -68,18 +68,46 @@ export function demoDocuments(n, tag = "") {
 }
 
 /**
- * Writes every document, its signature and the certificate under `dir`, and verifies each
- * signature with openssl: `openssl cms -verify -binary -inform DER -content DOC -noverify`
- * for CMS, `openssl dgst -sha256 -verify PUBKEY -signature SIG DOC` for raw. Also checks that a
- * changed document is refused. Returns the files written; throws on any failure.
+ * The lab PKI a portal trusts: the root (trust anchor) and the licensed CA (intermediate) PEM
+ * files, from SECURESIGN_LAB_TRUST_ANCHORS / SECURESIGN_LAB_INTERMEDIATES (securesign-lab's
+ * output, exported by tests/e2e/env.sh).
  */
-export function verifyWithOpenssl(session, docs, format, dir) {
+export function labTrust(env = process.env) {
+  const root = env.SECURESIGN_LAB_TRUST_ANCHORS, ca = env.SECURESIGN_LAB_INTERMEDIATES;
+  if (!root || !ca) throw new Error("SECURESIGN_LAB_TRUST_ANCHORS / SECURESIGN_LAB_INTERMEDIATES are not set (securesign-lab output)");
+  return { root, ca };
+}
+
+/**
+ * Writes every document, its signature and the certificate under `dir`, and verifies each
+ * signature with openssl, trusting only the lab root (`trust.root`, with the licensed CA
+ * `trust.ca` as the intermediate):
+ * CMS: `openssl cms -verify -binary -inform DER -content DOC -CAfile ROOT+CA -certfile CA -purpose any`
+ * (signature and signer's certificate path; never -noverify). OpenSSL 3.0's `cms -verify` has
+ * no `-untrusted` and builds the path only from the certificates inside the CMS (`-certfile`
+ * only finds signers), so the licensed CA also goes into the -CAfile bundle; without
+ * -partial_chain the path must still end at the self-signed lab root (a bundle of the CA
+ * alone is refused);
+ * raw: `openssl dgst -sha256 -verify PUBKEY -signature SIG DOC`, and the signer certificate
+ * with `openssl verify -CAfile ROOT -untrusted CA CERT`.
+ * Also checks that a changed document is refused. Returns the files written; throws on any failure.
+ */
+export function verifyWithOpenssl(session, docs, format, dir, trust = labTrust()) {
   mkdirSync(dir, { recursive: true });
   const files = [];
   const cert = join(dir, "signer.der");
   writeFileSync(cert, Buffer.from(session.signerCertificate || "", "base64"));
   const pub = join(dir, "signer.pub.pem");
+  const chain = join(dir, "trust-root-and-ca.pem");
+  writeFileSync(chain, Buffer.concat([readFileSync(trust.root), readFileSync(trust.ca)]));
   if (format !== "cms") {
+    const certPem = join(dir, "signer.pem");
+    execFileSync("openssl", ["x509", "-inform", "DER", "-in", cert, "-out", certPem], { stdio: "pipe" });
+    try {
+      execFileSync("openssl", ["verify", "-CAfile", trust.root, "-untrusted", trust.ca, certPem], { stdio: "pipe" });
+    } catch (err) {
+      throw new Error(`openssl verify refused the signer certificate: ${String(err.stderr || err.stdout || err.message).trim()}`);
+    }
     writeFileSync(pub, execFileSync("openssl", ["x509", "-inform", "DER", "-in", cert, "-pubkey", "-noout"]));
   }
   for (const doc of docs) {
@@ -91,7 +119,8 @@ export function verifyWithOpenssl(session, docs, format, dir) {
     writeFileSync(sigFile, Buffer.from(signed.signature, "base64"));
     const verify = (content) => {
       const args = format === "cms"
-        ? ["cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile, "-content", content, "-noverify", "-out", "/dev/null"]
+        ? ["cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile, "-content", content,
+          "-CAfile", chain, "-certfile", trust.ca, "-purpose", "any", "-out", "/dev/null"]
         : ["dgst", "-sha256", "-verify", pub, "-signature", sigFile, content];
       try { execFileSync("openssl", args, { stdio: "pipe" }); return true; } catch { return false; }
     };

@@ -473,7 +473,7 @@ impl LabPki {
         create_dir(&crl_dir)?;
         let _db = self.lock();
         for (name, ca) in [("ca", &self.ca), ("root", &self.root)] {
-            let pem = crl_dir.join(format!(".{name}.crl.pem"));
+            let pem = crl_dir.join(format!(".{name}.pem.tmp"));
             Tool::new("openssl")
                 .args(["ca", "-batch", "-gencrl", "-config"])
                 .arg(&ca.config)
@@ -490,8 +490,9 @@ impl LabPki {
                 .arg("-out")
                 .arg(&pem)
                 .run()?;
-            // Written next to the target, then renamed: a reader never sees half a CRL.
-            let tmp = crl_dir.join(format!(".{name}.crl.tmp"));
+            // Written next to the target, then renamed: a reader never sees half a CRL (and
+            // the temporary names do not end in .crl/.der/.pem, which a CRL loader may read).
+            let tmp = crl_dir.join(format!(".{name}.der.tmp"));
             Tool::new("openssl")
                 .args(["crl", "-outform", "DER", "-in"])
                 .arg(&pem)
