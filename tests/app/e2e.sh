@@ -30,19 +30,26 @@ if [[ "$mode" == bench ]]; then
   [[ -x "$app" ]] || { echo "build the release first: (cd src-tauri && ../tests/app/node_modules/.bin/tauri build --bundles deb)"; exit 1; }
 fi
 
-# A token that outlives the provisioning command; its env goes to the app.
+# A token that outlives the provisioning command; its env goes to the app. Its certificates
+# are issued by its own lab PKI (in the token dir), whose root, licensed CA and current CRLs
+# (SECURESIGN_LAB_TRUST_ANCHORS / _INTERMEDIATES / _CRL_DIR) the server is started with.
 eval "$("$target/securesign-lab" softhsm)"
 lab_dir="$SECURESIGN_LAB_DIR"
 pids_extra_cleanup() { rm -rf "$lab_dir"; }
 trap 'cleanup; pids_extra_cleanup' EXIT
 
-# The API server on a free loopback port, with a tenant, its origin and a key.
+# The API server on a free loopback port, with a tenant, its origin and a key, trusting only
+# the token's lab PKI (live-key results from other signers are refused).
 db="$work/securesign.db"
 srv() { "$target/securesign-server" --db "$db" "$@"; }
 tenant="$(srv tenant create --name "Example Portal")"
 srv domain add --tenant "$tenant" https://portal.example.gov.in >/dev/null
 export SS_E2E_API_KEY="$(srv key create --tenant "$tenant" --mode live)"
-"$target/securesign-server" --db "$db" serve --listen 127.0.0.1:0 >"$work/server.out" 2>"$work/server.log" &
+"$target/securesign-server" --db "$db" serve --listen 127.0.0.1:0 \
+  --trust-anchors "$SECURESIGN_LAB_TRUST_ANCHORS" \
+  --intermediates "$SECURESIGN_LAB_INTERMEDIATES" \
+  --crl-dir "$SECURESIGN_LAB_CRL_DIR" \
+  >"$work/server.out" 2>"$work/server.log" &
 pids+=($!)
 for _ in $(seq 100); do grep -q "listening on" "$work/server.out" 2>/dev/null && break; sleep 0.1; done
 addr="$(sed -n 's/^listening on //p' "$work/server.out" | head -1)"
