@@ -421,13 +421,9 @@ impl LabPki {
         self.issue_with_key(spec, None)
     }
 
-    /// [`LabPki::issue`], with a key already generated (by [`generate_key`]) when `key_pem`
-    /// is given.
-    pub(crate) fn issue_with_key(
-        &self,
-        spec: &DscSpec,
-        key_pem: Option<&Path>,
-    ) -> Result<IssuedDsc> {
+    /// [`LabPki::issue`], with a key already generated (e.g. by `openssl genpkey`; any
+    /// size the lab's [`LabKey`]s do not offer, such as RSA-4096) when `key_pem` is given.
+    pub fn issue_with_key(&self, spec: &DscSpec, key_pem: Option<&Path>) -> Result<IssuedDsc> {
         let ext = self.ee_ext(spec);
         let ca = (&self.ca.config, &self.ca.cert_pem, &self.ca.key);
         self.issue_from(
