@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use securesign_core::deeplink::RequestId;
 use securesign_core::digest::Sha256Digest;
+use securesign_core::signer::SignerRequirement;
 use securesign_core::{ErrorBody, ErrorCode};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -51,6 +52,10 @@ struct WireRequest {
     /// Absent from servers that only know raw signatures.
     #[serde(default)]
     signature_format: SignatureFormat,
+    /// The signer the portal expects; absent when it named none. Read as a value first so
+    /// that a requirement this app cannot understand is a clear refusal, not a parse error.
+    #[serde(default)]
+    expected_signer: Option<serde_json::Value>,
 }
 
 /// What the portal asked to receive for each document.
@@ -93,6 +98,9 @@ pub struct SignRequest {
     pub documents: Vec<Document>,
     /// Raw signatures or detached CMS.
     pub signature_format: SignatureFormat,
+    /// The signer the portal expects (checked before any PIN is asked), if it named one.
+    #[serde(skip)]
+    pub expected_signer: Option<SignerRequirement>,
 }
 
 impl SignRequest {
@@ -306,6 +314,20 @@ fn check_request(asked: &RequestId, wire: WireRequest) -> Result<SignRequest, Co
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let expected_signer = match wire.expected_signer {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => Some(
+            serde_json::from_value::<SignerRequirement>(value)
+                .ok()
+                .and_then(|requirement| requirement.normalized().ok())
+                .ok_or_else(|| {
+                    CommandError::new(
+                        ErrorCode::SignerMismatch,
+                        "the portal names its expected signer in a way this app does not understand; update SecureSign",
+                    )
+                })?,
+        ),
+    };
     Ok(SignRequest {
         request_id: asked.clone(),
         tenant: wire.tenant,
@@ -313,6 +335,7 @@ fn check_request(asked: &RequestId, wire: WireRequest) -> Result<SignRequest, Co
         expires_at: wire.expires_at,
         documents,
         signature_format: wire.signature_format,
+        expected_signer,
     })
 }
 
@@ -365,6 +388,49 @@ mod tests {
         assert_eq!(cms.signature_format, SignatureFormat::Cms);
         value["signatureFormat"] = "pades".into();
         assert!(serde_json::from_value::<WireRequest>(value).is_err());
+    }
+
+    #[test]
+    fn the_expected_signer_is_parsed_normalised_and_never_ignored() {
+        let digest = BASE64.encode([7u8; 32]);
+        assert_eq!(
+            check_request(&id(), wire(&digest)).unwrap().expected_signer,
+            None
+        );
+        let with = |signer: serde_json::Value| {
+            let mut value = serde_json::json!({
+                "requestId": id().as_str(),
+                "tenant": {"id": "org_1", "displayName": "Example Portal"},
+                "origin": "https://portal.example.gov.in",
+                "expiresAt": "2026-06-22T11:00:00Z",
+                "documents": [{"id": "d1", "name": "a.pdf", "digestAlgorithm": "SHA-256", "digest": digest}],
+            });
+            value["expectedSigner"] = signer;
+            check_request(&id(), serde_json::from_value(value).unwrap())
+        };
+        let req = with(serde_json::json!({
+            "certificateSha256": ["AB".repeat(32)],
+            "subject": {"serialNumber": " 9a1b "},
+            "policyClasses": ["class3"],
+        }))
+        .unwrap();
+        let expected = req.expected_signer.unwrap();
+        assert_eq!(expected.certificate_sha256, vec!["ab".repeat(32)]);
+        assert_eq!(
+            expected.subject.unwrap().serial_number.as_deref(),
+            Some("9a1b")
+        );
+        assert_eq!(with(serde_json::Value::Null).unwrap().expected_signer, None);
+        // A criterion this app does not know, or a malformed one, refuses the request.
+        for bad in [
+            serde_json::json!({"issuerSha256": ["ab"]}),
+            serde_json::json!({"certificateSha256": ["abc"]}),
+            serde_json::json!({}),
+            serde_json::json!("anyone"),
+        ] {
+            let err = with(bad.clone()).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::SignerMismatch, "{bad}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use crate::api::{ApiClient, Document, FinishResponse, SignatureFormat, Tenant};
 use crate::error::{CommandError, CommandResult};
 use crate::settings::Settings;
+use crate::signer_gate::{self, SignerDecision, SignerRefusal};
 use crate::signing::{sign_pending, PassResult, Pending};
 use crate::state::{AppState, Current};
 
@@ -62,6 +63,12 @@ pub struct RequestView {
     pub token: Option<TokenView>,
     /// Why signing is impossible (no token, expired certificate, …).
     pub blocker: Option<ErrorBody>,
+    /// The signer the portal expects, in words, when it named one.
+    pub expected_signer: Option<String>,
+    /// The token's certificate may not sign this request (someone else's certificate,
+    /// or one whose key usage forbids signing): the UI shows this instead of a PIN field.
+    /// `blocker` then carries the same error.
+    pub refusal: Option<SignerRefusal>,
     /// A verified PIN session is active: signing needs no PIN.
     pub session_active: bool,
     /// The biometric gate's first step.
@@ -139,11 +146,20 @@ pub fn startup_link(state: State<'_, AppState>) -> Option<String> {
 }
 
 /// Opens a `securesign://sign` link: loads the request, reads the token and the signer
-/// certificate, and starts the biometric gate.
+/// certificate (no PIN, no login), refuses a certificate that is not the portal's expected
+/// signer or may not sign, and starts the biometric gate. `change_token`: the user changed
+/// the token; close the open one (ending its PIN session) and open the token afresh.
 #[tauri::command]
-pub async fn open_request(state: State<'_, AppState>, link: String) -> CommandResult<RequestView> {
+pub async fn open_request(
+    state: State<'_, AppState>,
+    link: String,
+    change_token: Option<bool>,
+) -> CommandResult<RequestView> {
     let link = SignLink::parse(&link)?;
     let request = api(&state)?.sign_request(&link.request_id).await?;
+    if change_token == Some(true) {
+        state.forget_token();
+    }
     let selector = state.key_selector();
     let token = state
         .with_token(move |worker| {
@@ -153,7 +169,11 @@ pub async fn open_request(state: State<'_, AppState>, link: String) -> CommandRe
             let shown = match &signer {
                 Ok(key) => Some(key.certificate.clone()),
                 // Show the refused certificate too, so the user sees why.
-                Err(Error::CertExpired { .. } | Error::CertNotYetValid { .. }) => {
+                Err(
+                    Error::CertExpired { .. }
+                    | Error::CertNotYetValid { .. }
+                    | Error::CertKeyUsage(_),
+                ) => {
                     let cert = select_certificate(worker.certificates()?, &selector)?;
                     Some(CertificateInfo::from_der(&cert.der)?)
                 }
@@ -163,23 +183,38 @@ pub async fn open_request(state: State<'_, AppState>, link: String) -> CommandRe
         })
         .await;
     let now = OffsetDateTime::now_utc();
-    let (token, certificate, signer, blocker) = match token {
+    let (token, certificate, signer, blocker, refusal) = match token {
         Ok((info, pin, signer, shown)) => {
             let view = TokenView {
                 label: info.label,
                 pin,
                 pin_policy: info.pin_policy,
             };
+            let decision = signer_gate::decide(
+                &request.tenant.display_name,
+                request.expected_signer.as_ref(),
+                signer,
+                shown.as_ref(),
+            );
             let certificate = shown.map(|info| CertificateView {
                 validity: info.validity_at(now),
                 info,
             });
-            match signer {
-                Ok(key) => (Some(view), certificate, Some(key), None),
-                Err(err) => (Some(view), certificate, None, Some(err.body())),
+            match decision {
+                SignerDecision::Proceed(key) => (Some(view), certificate, Some(key), None, None),
+                SignerDecision::Refuse(refusal) => (
+                    Some(view),
+                    certificate,
+                    None,
+                    Some(refusal.error.clone()),
+                    Some(*refusal),
+                ),
+                SignerDecision::Block(err) => {
+                    (Some(view), certificate, None, Some(err.body()), None)
+                }
             }
         }
-        Err(err) => (None, None, None, Some(err.0)),
+        Err(err) => (None, None, None, Some(err.0), None),
     };
     let session_active = token
         .as_ref()
@@ -198,11 +233,18 @@ pub async fn open_request(state: State<'_, AppState>, link: String) -> CommandRe
         certificate,
         token,
         blocker,
+        expected_signer: request
+            .expected_signer
+            .as_ref()
+            .map(|expected| expected.describe()),
+        refusal,
         session_active,
         gate: step.clone(),
         signature_format: request.signature_format,
     };
-    *state.current() = Some(Current::new(request, signer, gate, step));
+    let mut current = Current::new(request, signer, gate, step);
+    current.refused = view.refusal.as_ref().map(|r| r.error.clone());
+    *state.current() = Some(current);
     Ok(view)
 }
 
@@ -265,6 +307,10 @@ fn current_for<'a>(current: &'a Option<Current>, request_id: &str) -> CommandRes
 }
 
 /// Verifies the PIN once (the token counts a wrong PIN) and starts the PIN session.
+///
+/// While a request is open whose signer was refused, no PIN goes to the token; when the
+/// portal named a signer, the token's certificate is read again (no PIN) and must still be
+/// that signer (the token may have been changed since the request screen).
 #[tauri::command]
 pub async fn verify_pin(
     state: State<'_, AppState>,
@@ -272,8 +318,23 @@ pub async fn verify_pin(
     confirm_final_try: bool,
 ) -> CommandResult<PinState> {
     let pin = Pin::new(pin);
+    let expected = match state.current().as_ref() {
+        Some(current) => {
+            if let Some(refused) = &current.refused {
+                return Err(CommandError(refused.clone()));
+            }
+            current.request.expected_signer.clone()
+        }
+        None => None,
+    };
+    let selector = state.key_selector();
     state
-        .with_token(move |w| w.verify_pin(pin, confirm(confirm_final_try)))
+        .with_token(move |w| {
+            if expected.is_some() {
+                signer_gate::admit(expected.as_ref(), &w.signer(selector)?)?;
+            }
+            w.verify_pin(pin, confirm(confirm_final_try))
+        })
         .await
 }
 
@@ -288,6 +349,9 @@ pub async fn sign_request(
     let pending = {
         let current = state.current();
         let current = current_for(&current, &request_id)?;
+        if let Some(refused) = &current.refused {
+            return Err(CommandError(refused.clone()));
+        }
         if !current.gate_passed() {
             return Err(CommandError::new(
                 ErrorCode::PinRequired,

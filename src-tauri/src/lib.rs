@@ -9,6 +9,7 @@ pub mod commands;
 pub mod error;
 pub mod links;
 pub mod settings;
+pub mod signer_gate;
 pub mod signing;
 pub mod state;
 

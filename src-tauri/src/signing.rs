@@ -52,7 +52,8 @@ pub struct PassResult {
     pub error: Option<Error>,
 }
 
-/// Signs `pending` on the token behind `worker` with the key `selector` picks. When the
+/// Signs `pending` on the token behind `worker` with the key `selector` picks, refusing a
+/// key that is not the portal's expected signer (`SS_SIGNER_MISMATCH`). When the
 /// token's certificate is not the one of the kept signatures, every document is signed
 /// again (signatures of two certificates never go into one result).
 pub fn sign_pending(
@@ -62,6 +63,8 @@ pub fn sign_pending(
     cancel: CancelFlag,
 ) -> Result<PassResult> {
     let signer = worker.signer(selector)?;
+    // The token may have been changed since the request screen: never sign as another signer.
+    crate::signer_gate::admit(pending.request.expected_signer.as_ref(), &signer)?;
     let documents = &pending.request.documents;
     let indices = match &pending.kept_certificate {
         Some(kept) if *kept != signer.certificate_der => (0..documents.len()).collect(),

@@ -15,7 +15,7 @@ use securesign_core::biometric::{BiometricAuthenticator, BiometricGate, GateStep
 use securesign_core::clock::SystemClock;
 use securesign_core::token::{KeySelector, SignerKey};
 use securesign_core::worker::{TokenEvent, TokenWorker};
-use securesign_core::{Error, ErrorCode};
+use securesign_core::{Error, ErrorBody, ErrorCode};
 
 use crate::api::SignRequest;
 use crate::error::{CommandError, CommandResult};
@@ -39,6 +39,9 @@ pub struct Current {
     pub done: Vec<Option<Vec<u8>>>,
     /// The certificate (DER) the kept signatures belong to.
     pub done_with: Option<Vec<u8>>,
+    /// Why the token's signer may not sign this request (`SS_SIGNER_MISMATCH`,
+    /// `SS_CERT_KEY_USAGE`): no PIN is sent and nothing is signed while it is set.
+    pub refused: Option<ErrorBody>,
 }
 
 impl Current {
@@ -57,6 +60,7 @@ impl Current {
             step,
             done,
             done_with: None,
+            refused: None,
         }
     }
 

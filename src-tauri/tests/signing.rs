@@ -48,6 +48,7 @@ fn request(format: SignatureFormat) -> SignRequest {
             })
             .collect(),
         signature_format: format,
+        expected_signer: None,
     }
 }
 
