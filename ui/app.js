@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 
 let lang = localStorage.getItem("ss-lang") === "hi" ? "hi" : "en";
 let view = null;          // the RequestView on screen
+let viewLink = null;      // the link it was opened from ("Retry after changing the token")
 let retryAction = null;   // what "Try again" on the error screen does
 let bannerTimer = null;
 
@@ -64,11 +65,12 @@ const isFinalTry = (r) => !!r && (r.indicator === "final_try" || r.remaining ===
 
 // ---------- request ----------
 
-async function openLink(link) {
+async function openLink(link, changeToken = false) {
   announce("");
   show("loading");
   try {
-    view = await invoke("open_request", { link });
+    view = await invoke("open_request", { link, changeToken });
+    viewLink = link;
     renderRequest();
   } catch (err) {
     view = null;
@@ -77,6 +79,7 @@ async function openLink(link) {
 }
 
 function renderRequest() {
+  if (view.refusal) return renderRefusal();
   $("tenant").textContent = view.tenant.displayName;
   $("origin").textContent = view.origin;
   $("expires").textContent = new Date(view.expiresAt).toLocaleString(lang === "hi" ? "hi-IN" : "en-IN");
@@ -87,6 +90,8 @@ function renderRequest() {
   $("cert").textContent = cert
     ? `${cert.info.commonName || cert.info.subject} — ${cert.info.issuer} — ${t("validUntil")} ${cert.info.notAfter}`
     : "—";
+  $("expected-row").hidden = !view.expectedSigner;
+  $("expected-signer").textContent = view.expectedSigner || "";
   const warn = $("cert-warning");
   warn.hidden = true;
   if (cert) {
@@ -109,8 +114,36 @@ function renderRequest() {
   markPainted("ss:request-shown");
 }
 
+// The token's certificate may not sign this request (someone else's certificate, or one
+// that may only encrypt): say who asked for whom and what the token holds. No PIN field.
+function renderRefusal() {
+  const r = view.refusal, e = r.error, h = r.holds;
+  const mismatch = e.code === "SS_SIGNER_MISMATCH";
+  $("signer-title").textContent = t(mismatch ? "signerMismatchTitle" : "keyUsageTitle");
+  $("signer-intro").textContent = t(mismatch ? "signerIntro" : "keyUsageIntro", r.portal);
+  $("signer-portal").textContent = `${r.portal} (${view.origin})`;
+  $("signer-expected-row").hidden = !r.expected;
+  $("signer-expected").textContent = r.expected || "";
+  $("held-cn").textContent = h.commonName || t("notPresent");
+  $("held-serial").textContent = h.subjectSerialNumber || t("notPresent");
+  $("held-class").textContent = h.classes.length ? h.classes.join(", ") : t("noClass");
+  $("held-thumb").textContent = h.sha256Thumbprint;
+  $("held-usage").textContent = h.keyUsage.length ? h.keyUsage.join(", ") : t("notPresent");
+  $("signer-code").textContent = e.code;
+  $("signer-message").textContent = e.message;
+  const resolution = window.SS_STRINGS[lang]?.[`resolution_${e.code}`] ? t(`resolution_${e.code}`) : e.resolution;
+  $("signer-resolution").textContent = resolution;
+  show("signer");
+  announce(`${e.code}: ${$("signer-title").textContent}. ${resolution}`);
+  markPainted("ss:signer-refused-shown");
+}
+
+async function declineOpen() {
+  try { await invoke("decline_request", { requestId: view.requestId }); view = null; viewLink = null; announce(t("declined")); show("home"); } catch (err) { showError(err); }
+}
+
 async function startSigning() {
-  if (!view) return;
+  if (!view || view.refusal) return;
   performance.mark("ss:sign-clicked");
   const step = view.gate;
   if (step.next === "prompt") return biometric();
@@ -140,6 +173,7 @@ async function biometric() {
 // ---------- PIN ----------
 
 function askPin(retries) {
+  if (!view || view.refusal) return; // never a PIN field for a refused signer
   const r = retries || view?.token?.pin?.retries;
   const policy = view?.token?.pinPolicy;
   $("pin-tries").textContent = triesText(r);
@@ -357,21 +391,21 @@ async function takeLink() {
 
 window.addEventListener("DOMContentLoaded", async () => {
   applyLanguage();
-  $("lang").addEventListener("change", (e) => { lang = e.target.value === "hi" ? "hi" : "en"; localStorage.setItem("ss-lang", lang); applyLanguage(); if (view && !$("screen-request").hidden) renderRequest(); });
+  $("lang").addEventListener("change", (e) => { lang = e.target.value === "hi" ? "hi" : "en"; localStorage.setItem("ss-lang", lang); applyLanguage(); if (view && (!$("screen-request").hidden || !$("screen-signer").hidden)) renderRequest(); });
   $("nav-home").addEventListener("click", () => show("home"));
   $("nav-pin").addEventListener("click", openPinManagement);
   $("nav-settings").addEventListener("click", openSettings);
   $("sign-btn").addEventListener("click", startSigning);
-  $("decline-btn").addEventListener("click", async () => {
-    try { await invoke("decline_request", { requestId: view.requestId }); view = null; announce(t("declined")); show("home"); } catch (err) { showError(err); }
-  });
+  $("decline-btn").addEventListener("click", declineOpen);
+  $("signer-cancel").addEventListener("click", declineOpen);
+  $("signer-retry").addEventListener("click", () => { if (viewLink) openLink(viewLink, true); });
   $("bio-retry").addEventListener("click", biometric);
   $("bio-cancel").addEventListener("click", () => { if (view) renderRequest(); else show("home"); });
   $("pin-form").addEventListener("submit", submitPin);
   $("pin-cancel").addEventListener("click", cancelAtPin);
   $("signing-cancel").addEventListener("click", () => invoke("cancel_signing"));
   $("done-ok").addEventListener("click", () => show("home"));
-  $("error-ok").addEventListener("click", () => show(view ? "request" : "home"));
+  $("error-ok").addEventListener("click", () => { if (view?.refusal) renderRefusal(); else show(view ? "request" : "home"); });
   $("error-retry").addEventListener("click", () => retryAction && retryAction());
   $("error-puk").addEventListener("click", openPinManagement);
   $("logout-btn").addEventListener("click", logoutNow);
