@@ -1,7 +1,10 @@
 //! Cost of verifying a signing result per document: a detached CMS (`cms::verify_detached`
 //! plus the certificate comparison) against the raw signature check of the same key in
-//! the same run (the baseline), for RSA-2048 and ECDSA P-256. Also the HMAC of a
-//! 500-document `session.completed` callback body.
+//! the same run (the baseline), for RSA-2048 and ECDSA P-256; then the same results with
+//! the signer's trust judged as the server does it (path to the lab root through the
+//! licensed CA, key usage, class 3 policy, CRLs of both CAs loaded from a directory, i.e.
+//! cached), for results of 1 and of 10 documents. Also the HMAC of a 500-document
+//! `session.completed` callback body.
 //!
 //! Run: `cargo bench -p securesign-server --bench result_verification` (needs the
 //! `openssl` CLI: `server/install-test-deps.sh`). Not part of CI.
@@ -14,9 +17,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use securesign_core::cert::IndiaPkiClass;
 use securesign_server::http::verification::{verify_all, SignatureCheck, SigningWindow};
 use securesign_server::signature_format::SignatureFormat;
+use securesign_server::trust::{Candidate, RevocationPolicy, SignerTrust, TrustSettings};
 use securesign_server::webhook::WebhookSecret;
+use securesign_testlab::{CrlFreshness, DscSpec, LabKey, LabPki, PkiUrls};
 use sha2::{Digest, Sha256};
 
 const DOCUMENTS: usize = 100;
@@ -35,28 +41,27 @@ fn openssl(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// (certificate DER, raw signature over the digest, detached CMS over the document).
-fn material(dir: &Path, algorithm: &[&str], document: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+/// (certificate DER, raw signature over the digest, detached CMS over the document), the
+/// certificate a class 3 DSC of the lab's licensed CA.
+fn material(
+    dir: &Path,
+    pki: &LabPki,
+    key_kind: LabKey,
+    document: &[u8],
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let p = |name: &str| dir.join(name).to_str().unwrap().to_owned();
-    let (key, cert_pem, doc, digest) = (p("key.pem"), p("cert.pem"), p("doc.bin"), p("digest.bin"));
-    let mut genpkey = vec!["genpkey"];
-    genpkey.extend_from_slice(algorithm);
-    genpkey.extend_from_slice(&["-out", &key]);
-    openssl(&genpkey);
-    openssl(&[
-        "req",
-        "-new",
-        "-x509",
-        "-key",
-        &key,
-        "-subj",
-        "/CN=Bench Signer",
-        "-days",
-        "30",
-        "-out",
-        &cert_pem,
-    ]);
-    let cert = openssl(&["x509", "-in", &cert_pem, "-outform", "DER"]);
+    let (doc, digest) = (p("doc.bin"), p("digest.bin"));
+    let issued = pki
+        .issue(&DscSpec {
+            key: key_kind,
+            crl_dp: false,
+            ocsp: false,
+            ..DscSpec::class3("Bench Signer")
+        })
+        .unwrap();
+    let key = issued.key_pem.to_str().unwrap().to_owned();
+    let cert_pem = issued.cert_pem.to_str().unwrap().to_owned();
+    let cert = issued.cert_der.clone();
     std::fs::write(&doc, document).unwrap();
     std::fs::write(&digest, Sha256::digest(document)).unwrap();
     let raw = openssl(&[
@@ -95,6 +100,40 @@ fn per_document(format: SignatureFormat, cert: &[u8], checks: &[SignatureCheck])
     start.elapsed() / (ROUNDS * u32::try_from(checks.len()).unwrap())
 }
 
+/// [`per_document`] plus the signer's trust judged as the result handler does it.
+fn per_document_trusted(
+    trust: &SignerTrust,
+    runtime: &tokio::runtime::Runtime,
+    format: SignatureFormat,
+    cert: &[u8],
+    checks: &[SignatureCheck],
+) -> Duration {
+    let window = window_now();
+    let now = window.latest - 5 * 60;
+    let judge = || {
+        let verified = verify_all(format, black_box(cert), black_box(checks), window).unwrap();
+        let evidence = runtime
+            .block_on(trust.evaluate(
+                Candidate {
+                    signer: cert,
+                    chain: &verified.cms_certs,
+                    signing_times: &verified.signing_times,
+                    policy_classes: &[IndiaPkiClass::Class3],
+                },
+                now,
+            ))
+            .unwrap();
+        assert!(evidence.trusted);
+        black_box(evidence);
+    };
+    judge();
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        judge();
+    }
+    start.elapsed() / (ROUNDS * u32::try_from(checks.len()).unwrap())
+}
+
 fn main() {
     let document = b"%PDF-1.7 a form to sign".as_slice();
     let digest: [u8; 32] = Sha256::digest(document).into();
@@ -108,18 +147,23 @@ fn main() {
             .collect()
     };
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    for (name, algorithm) in [
-        (
-            "RSA-2048",
-            ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
-        ),
-        (
-            "ECDSA P-256",
-            ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        ),
-    ] {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = LabPki::create(pki_dir.path(), PkiUrls::default()).unwrap();
+    let trust = SignerTrust::load(&TrustSettings {
+        anchors: Some(pki.root_pem().to_owned()),
+        intermediates: Some(pki.ca_pem().to_owned()),
+        crl_dir: Some(pki.publish_crls(CrlFreshness::Current).unwrap()),
+        revocation: RevocationPolicy::Required,
+        allow_private_fetches: false,
+    })
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (name, key_kind) in [("RSA-2048", LabKey::Rsa), ("ECDSA P-256", LabKey::Ec)] {
         let dir = tempfile::tempdir().unwrap();
-        let (cert, raw, cms) = material(dir.path(), &algorithm, document);
+        let (cert, raw, cms) = material(dir.path(), &pki, key_kind, document);
         let raw_time = per_document(SignatureFormat::Raw, &cert, &checks(&raw));
         let cms_time = per_document(SignatureFormat::Cms, &cert, &checks(&cms));
         println!(
@@ -128,6 +172,22 @@ fn main() {
             us(cms_time),
             cms_time.as_secs_f64() / raw_time.as_secs_f64()
         );
+        for documents in [1, 10] {
+            for (format, signature) in [(SignatureFormat::Raw, &raw), (SignatureFormat::Cms, &cms)]
+            {
+                let checks: Vec<SignatureCheck> =
+                    checks(signature).into_iter().take(documents).collect();
+                let plain = per_document(format, &cert, &checks);
+                let trusted = per_document_trusted(&trust, &runtime, format, &cert, &checks);
+                println!(
+                    "{name:<12} {:<3} {documents:>2} document(s): signatures only {:>8.1} us/document, with chain + cached CRLs {:>8.1} us/document  ({:.2}x)",
+                    format.as_str(),
+                    us(plain),
+                    us(trusted),
+                    trusted.as_secs_f64() / plain.as_secs_f64()
+                );
+            }
+        }
     }
 
     // The HMAC over the largest common callback: 500 CMS documents of ~2 KB each.

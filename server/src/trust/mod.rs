@@ -12,6 +12,7 @@
 pub mod crl;
 pub mod evidence;
 pub mod fetch;
+pub mod ocsp;
 mod policy;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use crate::clock::format_rfc3339;
 use crl::{CrlEntry, CrlError, CrlSet, CrlStore};
 use evidence::{RevocationEvidence, RevocationSource, RevocationStatus, SignerEvidence};
 use fetch::RevocationFetcher;
+use ocsp::OcspAnswer;
 
 /// Whether a result may complete when a certificate's revocation status is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -122,6 +124,7 @@ pub struct SignerTrust {
     intermediates: Vec<CertificateDer<'static>>,
     revocation: RevocationPolicy,
     crls: CrlStore,
+    fetcher: Option<RevocationFetcher>,
 }
 
 impl std::fmt::Debug for SignerTrust {
@@ -172,7 +175,8 @@ impl SignerTrust {
             anchor_certs,
             intermediates,
             revocation: settings.revocation,
-            crls: CrlStore::new(fixed, Some(fetcher)),
+            crls: CrlStore::new(fixed, Some(fetcher.clone())),
+            fetcher: Some(fetcher),
         })
     }
 
@@ -184,6 +188,7 @@ impl SignerTrust {
             intermediates: Vec::new(),
             revocation: RevocationPolicy::Required,
             crls: CrlStore::new(Vec::new(), None),
+            fetcher: None,
         }
     }
 
@@ -228,9 +233,8 @@ impl SignerTrust {
         for &signed_at in candidate.signing_times {
             valid_at_signing_time(&path, signed_at)?;
         }
-        let below_anchor = &path[..path.len() - 1];
-        policy::check(below_anchor, candidate.policy_classes)?;
-        let revocation = self.revocation_evidence(below_anchor, &crls)?;
+        policy::check(&path[..path.len() - 1], candidate.policy_classes)?;
+        let revocation = self.revocation_evidence(&path, &crls, now).await?;
         Ok(SignerEvidence {
             trusted: true,
             untrusted_reason: None,
@@ -322,34 +326,57 @@ impl SignerTrust {
         Ok(path)
     }
 
-    /// Which source proved each certificate below the anchor unrevoked (webpki has
-    /// already refused a listed certificate or an expired list).
-    fn revocation_evidence(
+    /// Which source proved each certificate below the anchor unrevoked: a CRL (webpki
+    /// has already refused a listed certificate or an expired list), else the OCSP
+    /// responder the certificate names. `path` runs from the signer to the anchor.
+    async fn revocation_evidence(
         &self,
-        below_anchor: &[Vec<u8>],
+        path: &[Vec<u8>],
         crls: &CrlSet,
+        now: i64,
     ) -> Result<RevocationEvidence, Untrusted> {
-        let mut checks = Vec::with_capacity(below_anchor.len());
+        let mut checks = Vec::with_capacity(path.len() - 1);
+        let mut sources = Vec::with_capacity(path.len() - 1);
         let mut unknown = Vec::new();
-        for der in below_anchor {
+        for (der, issuer_der) in path.iter().zip(&path[1..]) {
             let Ok((_, cert)) = X509Certificate::from_der(der) else {
                 return Err(Untrusted("a certificate of the path is unreadable".into()));
             };
-            match crls
+            if let Some(entry) = crls
                 .for_issuer(cert.issuer().as_raw())
                 .filter(|e| !e.partitioned)
             {
-                Some(entry) => checks.push(format!("crl {}", entry.source)),
-                None => {
-                    let why = if crls.failures.is_empty() {
-                        "no CRL for its issuer".to_owned()
-                    } else {
-                        crls.failures.join("; ")
-                    };
-                    unknown.push(format!("{}: {why}", cert.subject()));
-                    checks.push(format!("unknown: {why}"));
-                }
+                checks.push(format!("crl {}", entry.source));
+                sources.push(RevocationSource::Crl);
+                continue;
             }
+            let why = match (ocsp_urls(&cert).first(), &self.fetcher) {
+                (Some(url), Some(fetcher)) => {
+                    match ocsp::query(fetcher, url, der, issuer_der, now).await {
+                        Ok(OcspAnswer::Good) => {
+                            checks.push(format!("ocsp {url}"));
+                            sources.push(RevocationSource::Ocsp);
+                            continue;
+                        }
+                        Ok(OcspAnswer::Revoked(at)) => {
+                            return Err(Untrusted(format!(
+                                "the certificate {} is revoked: the OCSP responder {url} says so since {}",
+                                cert.subject(),
+                                format_rfc3339(at)
+                            )));
+                        }
+                        Ok(OcspAnswer::Unknown) => {
+                            format!("the OCSP responder {url} does not know it")
+                        }
+                        Err(why) => format!("OCSP {url}: {why}"),
+                    }
+                }
+                _ if !crls.failures.is_empty() => crls.failures.join("; "),
+                _ => "no CRL for its issuer and no OCSP responder".to_owned(),
+            };
+            unknown.push(format!("{}: {why}", cert.subject()));
+            checks.push(format!("unknown: {why}"));
+            sources.push(RevocationSource::None);
         }
         if !unknown.is_empty() && self.revocation == RevocationPolicy::Required {
             return Err(Untrusted(format!(
@@ -357,18 +384,13 @@ impl SignerTrust {
                 unknown.join("; ")
             )));
         }
-        let source = if checks.first().is_some_and(|c| c.starts_with("crl ")) {
-            RevocationSource::Crl
-        } else {
-            RevocationSource::None
-        };
         Ok(RevocationEvidence {
             status: if unknown.is_empty() {
                 RevocationStatus::Good
             } else {
                 RevocationStatus::Unknown
             },
-            source,
+            source: sources.first().copied().unwrap_or(RevocationSource::None),
             checks,
         })
     }
@@ -420,6 +442,27 @@ fn crl_urls(der: &[u8]) -> Vec<String> {
                             if uri.starts_with("http://") || uri.starts_with("https://") {
                                 urls.push((*uri).to_owned());
                             }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    urls
+}
+
+/// The http(s) OCSP responders of a certificate (authority information access).
+fn ocsp_urls(cert: &X509Certificate<'_>) -> Vec<String> {
+    let mut urls = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::AuthorityInfoAccess(aia) = ext.parsed_extension() {
+            for access in &aia.accessdescs {
+                if access.access_method
+                    == x509_parser::oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_OCSP
+                {
+                    if let GeneralName::URI(uri) = &access.access_location {
+                        if uri.starts_with("http://") || uri.starts_with("https://") {
+                            urls.push((*uri).to_owned());
                         }
                     }
                 }
@@ -518,7 +561,7 @@ fn describe_path_error(
                 .into()
         }
         E::InvalidSignatureForPublicKey => {
-            "a certificate's signature does not verify with its issuer's key".into()
+            "the certificate does not chain to a trusted CA: a certificate of its chain names a trusted CA as its issuer, but its signature does not verify with that CA's key (a forgery, or another CA with the same name)".into()
         }
         E::InvalidCrlSignatureForPublicKey | E::IssuerNotCrlSigner => {
             "a CRL for the chain is not signed by the certificate's issuer".into()

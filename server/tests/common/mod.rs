@@ -9,16 +9,18 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use securesign_server::admin::Admin;
 use securesign_server::api_key::KeyMode;
 use securesign_server::key_cache::KeyCache;
+use securesign_server::trust::{RevocationPolicy, SignerTrust, TrustSettings};
 use securesign_server::webhook::DeliveryPolicy;
 use securesign_server::{
     router, serve, spawn_webhook_worker, AppState, ManualClock, RouterOptions, Store,
 };
+use securesign_testlab::{CertValidity, CrlFreshness, DscSpec, IssuedDsc, LabKey, LabPki, PkiUrls};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -86,7 +88,16 @@ impl Fixture {
         Self::start_with_at(test_policy(), now_unix()).await
     }
 
+    /// A server at the real time that validates signers with `trust`.
+    pub async fn start_with_trust(trust: SignerTrust) -> Self {
+        Self::start_full(test_policy(), now_unix(), trust).await
+    }
+
     async fn start_with_at(policy: DeliveryPolicy, start_unix: i64) -> Self {
+        Self::start_full(policy, start_unix, lab_trust()).await
+    }
+
+    async fn start_full(policy: DeliveryPolicy, start_unix: i64, trust: SignerTrust) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("securesign.db");
         let store = Store::open(&db_path).await.unwrap();
@@ -110,7 +121,7 @@ impl Fixture {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::new(store.clone(), clock.clone());
+        let state = AppState::with_trust(store.clone(), clock.clone(), Arc::new(trust));
         let keys = state.keys.clone();
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = spawn_webhook_worker(&state, policy, async {
@@ -311,7 +322,66 @@ pub fn documents_json(digests: &[[u8; 32]]) -> Value {
     )
 }
 
-/// A key pair and self-signed certificate made by the openssl CLI.
+/// The lab PKI of this test process (root → licensed CA, as in India's CCA hierarchy),
+/// made once by the token lab with the openssl CLI under cargo's scratch directory for
+/// integration tests, with current CRLs published. nextest runs each test in its own
+/// process, so each test gets a fresh one.
+pub fn lab_pki() -> &'static LabPki {
+    static PKI: OnceLock<LabPki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("server-pki-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
+        let pki = LabPki::create(&dir, PkiUrls::default()).unwrap();
+        pki.publish_crls(CrlFreshness::Current).unwrap();
+        pki
+    })
+}
+
+/// Trust as `serve --trust-anchors <lab root> --intermediates <lab CA> --crl-dir <lab
+/// CRLs>` sets it up, loopback fetches allowed.
+pub fn lab_trust_settings() -> TrustSettings {
+    let pki = lab_pki();
+    TrustSettings {
+        anchors: Some(pki.root_pem().to_owned()),
+        intermediates: Some(pki.ca_pem().to_owned()),
+        crl_dir: Some(pki.crl_dir()),
+        revocation: RevocationPolicy::Required,
+        allow_private_fetches: true,
+    }
+}
+
+/// [`lab_trust_settings`], loaded.
+pub fn lab_trust() -> SignerTrust {
+    SignerTrust::load(&lab_trust_settings()).unwrap()
+}
+
+/// The `serve` arguments of [`lab_trust_settings`] for the real binary.
+pub fn lab_trust_args() -> Vec<String> {
+    let pki = lab_pki();
+    vec![
+        "--trust-anchors".into(),
+        pki.root_pem().display().to_string(),
+        "--intermediates".into(),
+        pki.ca_pem().display().to_string(),
+        "--crl-dir".into(),
+        pki.crl_dir().display().to_string(),
+    ]
+}
+
+/// A validity window from before [`T0`] (the manual clock's start) to two years from now,
+/// so a certificate is valid both on the manual clock and in real time.
+pub fn validity_since_t0() -> CertValidity {
+    CertValidity::DaysFromNow {
+        not_before: -((now_unix() - T0) / 86_400 + 2),
+        not_after: 730,
+    }
+}
+
+/// A key pair and its class 3 DSC from the lab's licensed CA (subject CN "Test Signer"),
+/// made by the openssl CLI; no CRL distribution point (the trust settings load the CRLs).
 pub struct Signer {
     dir: tempfile::TempDir,
     key: PathBuf,
@@ -332,69 +402,50 @@ fn openssl(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// The spec of the signers [`Signer::new`] makes.
+pub fn signer_spec(key: LabKey) -> DscSpec {
+    DscSpec {
+        key,
+        validity: validity_since_t0(),
+        crl_dp: false,
+        ocsp: false,
+        ..DscSpec::class3("Test Signer")
+    }
+}
+
 impl Signer {
     /// `rsa` (RSA-2048), `rsa4096` or `ec` (P-256).
     pub fn new(kind: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("key.pem");
-        let cert = dir.path().join("cert.der");
-        let key_s = key.to_str().unwrap();
-        match kind {
-            "rsa" | "rsa4096" => openssl(&[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                if kind == "rsa" {
-                    "rsa_keygen_bits:2048"
-                } else {
-                    "rsa_keygen_bits:4096"
-                },
-                "-out",
-                key_s,
-            ]),
-            "ec" => openssl(&[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                key_s,
-            ]),
+        let pki = lab_pki();
+        let issued = match kind {
+            "rsa" => pki.issue(&signer_spec(LabKey::Rsa)),
+            "ec" => pki.issue(&signer_spec(LabKey::Ec)),
+            "rsa4096" => {
+                let dir = tempfile::tempdir_in(pki.dir()).unwrap().keep();
+                let key = dir.join("key.pem");
+                openssl(&[
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:4096",
+                    "-out",
+                    key.to_str().unwrap(),
+                ]);
+                pki.issue_with_key(&signer_spec(LabKey::Rsa), Some(&key))
+            }
             other => panic!("unknown kind {other}"),
         };
-        openssl(&[
-            "req",
-            "-new",
-            "-x509",
-            "-key",
-            key_s,
-            "-subj",
-            "/CN=Test Signer",
-            "-days",
-            "30",
-            "-outform",
-            "DER",
-            "-out",
-            cert.to_str().unwrap(),
-        ]);
-        let cert_pem = dir.path().join("cert.pem");
-        openssl(&[
-            "x509",
-            "-inform",
-            "DER",
-            "-in",
-            cert.to_str().unwrap(),
-            "-out",
-            cert_pem.to_str().unwrap(),
-        ]);
-        let cert_der = std::fs::read(&cert).unwrap();
+        Self::issued(issued.unwrap())
+    }
+
+    /// A signer over a certificate the lab issued.
+    pub fn issued(dsc: IssuedDsc) -> Self {
         Self {
-            dir,
-            key,
-            cert_pem,
-            cert_der,
+            dir: tempfile::tempdir().unwrap(),
+            key: dsc.key_pem,
+            cert_pem: dsc.cert_pem,
+            cert_der: dsc.cert_der,
         }
     }
 
@@ -505,7 +556,8 @@ impl BinaryServer {
         Self::spawn_with(db, log, &[])
     }
 
-    /// [`BinaryServer::spawn`] with extra `serve` arguments; the log is appended to.
+    /// [`BinaryServer::spawn`] with extra `serve` arguments (after the lab's trust
+    /// arguments, [`lab_trust_args`]); the log is appended to.
     pub fn spawn_with(db: &Path, log: &Path, extra: &[&str]) -> Self {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -516,6 +568,7 @@ impl BinaryServer {
             .arg("--db")
             .arg(db)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(lab_trust_args())
             .args(extra)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
