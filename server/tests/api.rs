@@ -584,5 +584,17 @@ async fn openapi_document_and_health_are_served() {
     }
     assert!(doc["components"]["schemas"]["ValidateResponse"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let refusals = doc["paths"]["/v1/sign-requests/{requestId}/result"]["post"]["responses"]["422"]
+        ["description"]
+        .as_str()
+        .unwrap();
+    for code in [
+        "SS_SIGNER_UNTRUSTED",
+        "SS_SIGNER_MISMATCH",
+        "SS_SIGNATURE_INVALID",
+    ] {
+        assert!(refusals.contains(code), "{code} missing: {refusals}");
+    }
+    assert!(doc["components"]["schemas"]["SignerEvidence"].is_object());
     f.stop().await;
 }

@@ -481,3 +481,183 @@ async fn every_trust_decision_agrees_with_openssl_verify() {
     );
     f.stop().await;
 }
+
+/// A self-signed software key and certificate, as anyone holding a `requestId` could make.
+fn forged_signer(dir: &Path) -> IssuedDsc {
+    let key = dir.join("forged.key.pem");
+    let cert = dir.join("forged.cert.pem");
+    let cert_der = dir.join("forged.cert.der");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        "/CN=Anita Sharma/C=IN",
+        "-days",
+        "30",
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    run(&[
+        "x509",
+        "-in",
+        cert.to_str().unwrap(),
+        "-outform",
+        "DER",
+        "-out",
+        cert_der.to_str().unwrap(),
+    ]);
+    IssuedDsc {
+        key: LabKey::Rsa,
+        key_pem: key.clone(),
+        private_key_der: key.clone(),
+        public_key_der: key,
+        cert_pem: cert,
+        cert_der: std::fs::read(&cert_der).unwrap(),
+        cert_der_path: cert_der,
+    }
+}
+
+/// The issue's forged scenario: a result signed with a self-signed software key is
+/// refused for a live key and the session stays pending; a test key's session completes,
+/// marked untrusted with the reason.
+#[tokio::test]
+async fn a_forged_self_signed_result_is_refused_for_live_keys_and_marked_for_test_keys() {
+    let work = tempfile::tempdir().unwrap();
+    let forged = forged_signer(work.path());
+    let f = Fixture::start_with_trust(lab_trust()).await;
+    let (reply, session_id) = post_result(&f, &forged, &[], None).await;
+    reply.assert_error(422, "SS_SIGNER_UNTRUSTED");
+    let status = f
+        .get_bearer(&format!("/v1/auth/session/{session_id}"), &f.live_key)
+        .await;
+    assert_eq!(status.body["status"], "pending");
+    assert!(status.body.get("signer").is_none());
+
+    // The same with a test key: completed, but nobody may take it for a trusted signer.
+    let digest = sha256(b"%PDF-1.7 trust table");
+    let created = f
+        .post_bearer(
+            "/v1/auth/session",
+            &f.test_key,
+            &json!({"origin": PORTAL, "documents": documents_json(&[digest])}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let request_id = created.body["deepLink"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("securesign://sign?requestId=")
+        .unwrap()
+        .to_owned();
+    let key = Signer::issued(forged.clone());
+    let done = f
+        .post(
+            &format!("/v1/sign-requests/{request_id}/result"),
+            &json!({"certificate": b64(&forged.cert_der),
+                    "signatures": [{"documentId": "doc-0", "signature": b64(&key.sign(&digest))}]}),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let signer = &done.body["signer"];
+    assert_eq!(signer["trusted"], false);
+    assert!(
+        signer["untrustedReason"]
+            .as_str()
+            .unwrap()
+            .contains("does not chain to a trusted CA"),
+        "{signer}"
+    );
+    assert_eq!(signer["chainSha256"], json!([]));
+    let status = f
+        .get_bearer(
+            &format!(
+                "/v1/auth/session/{}",
+                created.body["sessionId"].as_str().unwrap()
+            ),
+            &f.test_key,
+        )
+        .await;
+    assert_eq!(status.body["status"], "completed");
+    assert_eq!(&status.body["signer"], signer);
+    f.stop().await;
+}
+
+/// Without trust anchors, live keys fail closed even for a real lab DSC.
+#[tokio::test]
+async fn without_anchors_a_live_result_is_refused() {
+    let f = Fixture::start_with_trust(SignerTrust::none()).await;
+    let signer = lab_pki().issue(&signer_spec(LabKey::Ec)).unwrap();
+    let (reply, session_id) = post_result(&f, &signer, &[], None).await;
+    reply.assert_error(422, "SS_SIGNER_UNTRUSTED");
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no trust anchors"),
+        "{}",
+        reply.body
+    );
+    let status = f
+        .get_bearer(&format!("/v1/auth/session/{session_id}"), &f.live_key)
+        .await;
+    assert_eq!(status.body["status"], "pending");
+    f.stop().await;
+}
+
+/// A distribution point on loopback is attacker-influenced input like a callback URL: not
+/// fetched unless private fetches are allowed, so the status is unknown and, with
+/// revocation required, the signer is refused; with `best-effort` it completes marked
+/// `unknown`. The CRL server never sees a request.
+#[tokio::test]
+async fn a_crl_on_a_private_address_is_not_fetched_without_the_switch() {
+    let work = tempfile::tempdir().unwrap();
+    let (crl_server, base) = CrlServer::start().await;
+    let lab = crl_server.pki(&base, "lab", work.path(), None);
+    let signer = lab.issue(&spec("Anita Sharma")).unwrap();
+    lab.publish_crls(CrlFreshness::Current).unwrap();
+    let settings = |revocation| TrustSettings {
+        anchors: Some(lab.root_pem().to_owned()),
+        intermediates: Some(lab.ca_pem().to_owned()),
+        crl_dir: None,
+        revocation,
+        allow_private_fetches: false,
+    };
+
+    let f = Fixture::start_with_trust(
+        SignerTrust::load(&settings(RevocationPolicy::Required)).unwrap(),
+    )
+    .await;
+    let (reply, _) = post_result(&f, &signer, &[], None).await;
+    reply.assert_error(422, "SS_SIGNER_UNTRUSTED");
+    let message = reply.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("revocation status is unknown") && message.contains("not public"),
+        "{message}"
+    );
+    f.stop().await;
+
+    let f = Fixture::start_with_trust(
+        SignerTrust::load(&settings(RevocationPolicy::BestEffort)).unwrap(),
+    )
+    .await;
+    let (reply, _) = post_result(&f, &signer, &[], None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["signer"]["trusted"], true);
+    assert_eq!(reply.body["signer"]["revocation"]["status"], "unknown");
+    assert_eq!(reply.body["signer"]["revocation"]["source"], "none");
+    f.stop().await;
+    assert_eq!(crl_server.hits.load(Ordering::SeqCst), 0);
+}

@@ -169,6 +169,16 @@ async fn a_receiver_failing_twice_gets_exactly_one_accepted_delivery_on_the_thir
     assert_eq!(body["data"]["signatureFormat"], "raw");
     assert_eq!(body["data"]["signerCertificate"], posted["certificate"]);
     assert_eq!(body["data"]["signatureAlgorithm"], "ECDSA-P256-SHA256");
+    // The signer evidence, as the session status shows it.
+    let signer = &body["data"]["signer"];
+    assert_eq!(signer["trusted"], true, "{signer}");
+    assert_eq!(signer["policyClasses"], json!(["class3"]));
+    assert_eq!(signer["revocation"]["status"], "good");
+    assert_eq!(signer["chainSha256"].as_array().map(Vec::len), Some(3));
+    let status = f
+        .get_bearer(&format!("/v1/auth/session/{session_id}"), &f.live_key)
+        .await;
+    assert_eq!(&status.body["signer"], signer);
     for i in 0..2 {
         assert_eq!(body["data"]["documents"][i]["id"], format!("doc-{i}"));
         assert_eq!(

@@ -212,6 +212,12 @@ impl SignerTrust {
                     .into(),
             ));
         }
+        if info.subject == info.issuer {
+            return Err(Untrusted(
+                "the signer certificate is self-signed, so it does not chain to a trusted CA"
+                    .into(),
+            ));
+        }
         info.ensure_may_sign().map_err(|e| {
             Untrusted(format!(
                 "the signer certificate's key usage forbids signing: {e}"
