@@ -11,6 +11,10 @@ const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is 
 const API = env("SS_E2E_API"), KEY = env("SS_E2E_API_KEY"), APP = env("SS_E2E_APP");
 const SHOTS = env("SS_E2E_SCREENSHOTS"), DRIVER = env("SS_E2E_TAURI_DRIVER");
 const PIN = process.env.SECURESIGN_LAB_USER_PIN || "123456";
+// Expected-signer cases: a test key (its results complete without a trusted chain, so they
+// do not depend on the server's --trust-anchors) and the CLI, which reads the token's PIN
+// state and certificates without logging in.
+const TEST_KEY = env("SS_E2E_TEST_KEY"), CLI = env("SS_E2E_CLI");
 mkdirSync(SHOTS, { recursive: true });
 
 let passed = 0, failed = 0, browser = null, driver = null, broken = false;
@@ -41,18 +45,39 @@ async function step(name, fn, ms = 30000) {
   }
 }
 
-async function createRequest(n) {
+async function createRequest(n, { key = KEY, signer } = {}) {
   const documents = Array.from({ length: n }, (_, i) => ({
     id: `doc-${i}`, name: `Contract ${i + 1}.pdf`, digestAlgorithm: "SHA-256",
     digest: Buffer.alloc(32, i + 1).toString("base64"),
   }));
   const res = await fetch(`${API}/v1/auth/session`, {
-    method: "POST", headers: { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ origin: "https://portal.example.gov.in", documents }),
+    method: "POST", headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ origin: "https://portal.example.gov.in", documents, ...(signer ? { signer } : {}) }),
   });
   if (res.status !== 201) throw new Error(`create session: HTTP ${res.status} ${await res.text()}`);
   return (await res.json()).deepLink;
 }
+
+// `securesign … --json` on the app's token (same module and config env); never logs in.
+const cli = (...args) => new Promise((resolve, reject) => execFile(CLI, [...args, "--json"], { timeout: 20000 }, (err, out, stderr) => {
+  if (err) return reject(new Error(`securesign ${args.join(" ")}: ${err.message} ${stderr} ${out}`));
+  try { resolve(JSON.parse(out)); } catch (e) { reject(new Error(`securesign ${args.join(" ")}: ${e.message}: ${out}`)); }
+}));
+const pinState = async () => (await cli("pin", "status")).pin;
+async function signerCertificate() {
+  const { certificates } = await cli("certs");
+  const entry = certificates.find((c) => c.id === "01"); // the app's settings: signingKey "01"
+  if (!entry?.certificate) throw new Error(`no certificate 01 on the token: ${JSON.stringify(certificates)}`);
+  return entry.certificate;
+}
+const gioOpen = (link) => new Promise((resolve, reject) => execFile("gio", ["open", link], { timeout: 20000 }, (err, _o, stderr) => err ? reject(new Error(`gio open: ${err.message} ${stderr}`)) : resolve()));
+// Records in the page whether the PIN screen is ever shown from now on.
+const watchPinScreen = () => browser.execute(() => {
+  window.__ssPinShown = !document.getElementById("screen-pin").hidden;
+  new MutationObserver(() => { if (!document.getElementById("screen-pin").hidden) window.__ssPinShown = true; })
+    .observe(document.getElementById("screen-pin"), { attributes: true, attributeFilter: ["hidden"] });
+});
+const pinScreenShown = () => browser.execute(() => window.__ssPinShown === true);
 
 const text = async (sel) => (await browser.$(sel)).getText();
 const visible = async (sel) => (await browser.$(sel)).isDisplayed();
@@ -133,6 +158,84 @@ async function main() {
     await browser.waitUntil(async () => !(await visible("#session-banner")), { timeout: 10000, timeoutMsg: "banner still shown" });
     await waitText("#announce", (t) => t.length > 0, 5000, "logout not announced");
   });
+
+  let mismatchLink = null;
+  await step("a session expecting another signer shows the mismatch screen, no PIN, no try spent", async () => {
+    const cert = await signerCertificate();
+    const before = await pinState();
+    mismatchLink = await createRequest(1, { key: TEST_KEY, signer: { subject: { serialNumber: "NOT-THIS-ONE" } } });
+    await watchPinScreen();
+    await gioOpen(mismatchLink);
+    await waitVisible("#screen-signer", 20000);
+    // Nothing late either: the PIN screen must not follow.
+    await new Promise((r) => setTimeout(r, 1500));
+    if (await pinScreenShown()) throw new Error("the PIN screen was shown");
+    if (await visible("#pin-input")) throw new Error("PIN field visible");
+    if ((await text("#signer-code")) !== "SS_SIGNER_MISMATCH") throw new Error(`code: ${await text("#signer-code")}`);
+    if (!(await text("#signer-intro")).includes("Example Portal")) throw new Error("portal not named in the intro");
+    if (!(await text("#signer-portal")).includes("Example Portal")) throw new Error("portal not shown");
+    if (!(await text("#signer-expected")).includes("NOT-THIS-ONE")) throw new Error(`expected: ${await text("#signer-expected")}`);
+    if ((await text("#held-cn")) !== cert.commonName) throw new Error(`held CN: ${await text("#held-cn")} vs ${cert.commonName}`);
+    if ((await text("#held-thumb")) !== cert.sha256Thumbprint) throw new Error("thumbprint not shown");
+    const wantSerial = cert.subjectSerialNumber || "—";
+    if ((await text("#held-serial")) !== wantSerial) throw new Error(`held serialNumber: ${await text("#held-serial")}`);
+    if (!(await text("#held-class")).includes("Class")) throw new Error(`class: ${await text("#held-class")}`);
+    if (!(await text("#signer-message")).includes("NOT-THIS-ONE")) throw new Error("message does not say what differs");
+    if (!(await text("#signer-resolution")).includes("portal")) throw new Error("no resolution");
+    if (!(await visible("#signer-retry")) || !(await visible("#signer-cancel"))) throw new Error("actions missing");
+    // The whole screen (the step's own screenshot shows only the window's viewport).
+    await (await browser.$("#screen-signer")).saveScreenshot(join(SHOTS, "signer-mismatch.png")).catch((e) => console.log(`  (element screenshot: ${e.message})`));
+    const after = await pinState();
+    console.log(`  PIN state before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
+    if (JSON.stringify(after) !== JSON.stringify(before)) throw new Error(`PIN state changed: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+  }, 60000);
+
+  // The language is switched by a change event, not through the <select>: its native GTK
+  // popup keeps the pointer grab and swallows the next clicks of the later steps.
+  const setLanguage = (value) => browser.execute((v) => { const s = document.getElementById("lang"); s.value = v; s.dispatchEvent(new Event("change")); }, value);
+  await step("mismatch screen in Hindi", async () => {
+    await setLanguage("hi");
+    await waitText("#signer-title", (t) => t.includes("हस्ताक्षरकर्ता"), 5000, "title not Hindi");
+    if (!(await text("#signer-retry")).includes("टोकन")) throw new Error("retry not Hindi");
+    if ((await text("#signer-code")) !== "SS_SIGNER_MISMATCH") throw new Error("code lost");
+    await (await browser.$("#screen-signer")).saveScreenshot(join(SHOTS, "signer-mismatch-hi.png")).catch(() => browser.saveScreenshot(join(SHOTS, "signer-mismatch-hi.png")));
+    await setLanguage("en");
+    await waitText("#signer-title", (t) => t.startsWith("This token"), 5000, "title not English again");
+  });
+
+  await step("retry after changing the token checks again, then cancel request tells the portal", async () => {
+    const before = await pinState();
+    await watchPinScreen();
+    const retry = await browser.$("#signer-retry");
+    await retry.scrollIntoView();
+    await retry.click();
+    await waitVisible("#screen-loading", 2000).catch(() => {}); // may already be over
+    await waitVisible("#screen-signer", 20000);
+    if ((await text("#signer-code")) !== "SS_SIGNER_MISMATCH") throw new Error("not refused again");
+    const cancel = await browser.$("#signer-cancel");
+    await cancel.scrollIntoView();
+    await cancel.click();
+    await waitVisible("#screen-home", 15000);
+    if (await pinScreenShown()) throw new Error("the PIN screen was shown");
+    const id = mismatchLink.split("requestId=")[1];
+    const res = await fetch(`${API}/v1/sign-requests/${id}`);
+    if (res.status === 200) throw new Error(`request still open after cancel: ${await res.text()}`);
+    const after = await pinState();
+    if (JSON.stringify(after) !== JSON.stringify(before)) throw new Error(`PIN state changed: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+  }, 60000);
+
+  await step("a session naming the token's certificate asks the PIN and signs", async () => {
+    const cert = await signerCertificate();
+    const link = await createRequest(1, { key: TEST_KEY, signer: { certificateSha256: [cert.sha256Thumbprint.toUpperCase()] } });
+    await gioOpen(link);
+    await browser.waitUntil(async () => (await visible("#screen-request")) && (await text("#doc-count")).startsWith("1 "), { timeout: 20000, interval: 250, timeoutMsg: "request did not open" });
+    if (!(await text("#expected-signer")).includes(cert.sha256Thumbprint)) throw new Error(`expected signer row: ${await text("#expected-signer")}`);
+    await (await browser.$("#sign-btn")).click();
+    await waitVisible("#screen-pin");
+    await typePin(PIN);
+    await waitVisible("#screen-done", 30000);
+    if (!(await text("#done-msg")).includes("1 document")) throw new Error(`done: ${await text("#done-msg")}`);
+  }, 60000);
 
   await step("a malformed link shows an error screen, not a crash", async () => {
     await new Promise((resolve, reject) => execFile("gio", ["open", "securesign://sign?requestId=bad"], { timeout: 20000 }, (err) => err ? reject(err) : resolve()));

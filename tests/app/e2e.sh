@@ -22,7 +22,7 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$root"
-cargo build -q -p securesign-app -p securesign-server -p securesign-testlab --bins
+cargo build -q -p securesign-app -p securesign-server -p securesign-testlab -p securesign-cli --bins
 target="${CARGO_TARGET_DIR:-$root/target}/debug"
 app="$target/securesign-app"
 if [[ "$mode" == bench ]]; then
@@ -45,6 +45,8 @@ srv() { "$target/securesign-server" --db "$db" "$@"; }
 tenant="$(srv tenant create --name "Example Portal")"
 srv domain add --tenant "$tenant" https://portal.example.gov.in >/dev/null
 export SS_E2E_API_KEY="$(srv key create --tenant "$tenant" --mode live)"
+# A test key too: its results complete without a trusted chain (expected-signer cases).
+export SS_E2E_TEST_KEY="$(srv key create --tenant "$tenant" --mode test)"
 "$target/securesign-server" --db "$db" serve --listen 127.0.0.1:0 \
   --trust-anchors "$SECURESIGN_LAB_TRUST_ANCHORS" \
   --intermediates "$SECURESIGN_LAB_INTERMEDIATES" \
@@ -67,6 +69,7 @@ JSON
 export XDG_DATA_HOME="$work/xdg/data" XDG_CONFIG_HOME="$work/xdg/config"
 export SECURESIGN_REGISTER_SCHEME=1
 export SS_E2E_APP="$app" SS_E2E_SCREENSHOTS="$here/screenshots"
+export SS_E2E_CLI="$target/securesign"
 
 # Xvfb on a free display, stopped by PID.
 display=""
