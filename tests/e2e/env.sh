@@ -49,6 +49,7 @@ e2e_token() {
 # back once so that it starts like a card fresh in the reader (PIN not verified).
 e2e_piv_card() {
   local run="$1" piv="$ROOT/tests/lab/piv"
+  e2e_pki || return 1  # provision.sh has the card's certificates issued by the run's lab CA
   "$piv/start.sh" "$run" >/dev/null
   E2E_PIV_RUNS+=("$run")
   "$piv/provision.sh" "$run" >/dev/null
@@ -59,8 +60,6 @@ e2e_piv_card() {
 # The REST API on a free loopback port with a tenant, its whitelisted portal origin and a
 # live key, trusting the run's lab PKI (e2e_pki: --trust-anchors root, --intermediates the
 # licensed CA, --crl-dir its current CRLs). Exports SS_E2E_API, SS_E2E_API_KEY, SS_E2E_PORTAL.
-# The virtual PIV card's certificates are self-signed, so the server refuses results signed
-# with it (SS_SIGNER_UNTRUSTED) until tests/lab/piv provisions them from a lab PKI.
 e2e_server() {
   local db="$E2E_WORK/securesign.db" tenant
   e2e_pki || return 1

@@ -3,9 +3,12 @@
 # Puts keys and certificates on the running virtual card, through its real interfaces only:
 #   9A  EC P-256 key   generated on the card (GENERATE ASYMMETRIC KEY PAIR via piv-tool -s)
 #   9C  RSA-2048 key   generated on the card
-# and for each a self-signed certificate "CN=Demo Signer, O=SecureSign Demo, C=IN" with the
-# India PKI policy OID 2.16.356.100.2.3, signed BY THE CARD (openssl + libp11's pkcs11 engine
-# over opensc-pkcs11.so, PIN 123456) and stored with PUT DATA (piv-tool -C).
+# and for each a certificate "CN=Demo Signer, O=SecureSign Demo, C=IN" with the India PKI
+# policy OID 2.16.356.100.2.3, stored with PUT DATA (piv-tool -C). With SECURESIGN_LAB_PKI_DIR
+# (a lab PKI made by `securesign-lab pki DIR`), the card signs a CSR (openssl + libp11's
+# pkcs11 engine over opensc-pkcs11.so, PIN 123456) and the PKI's licensed CA issues the
+# certificate (`openssl ca`), so a server trusting the PKI's root trusts the card's
+# signatures; without it the certificate is self-signed BY THE CARD.
 # OpenSC only exposes a private key once its slot holds a certificate, so a placeholder
 # certificate carrying the card's public key goes in first.
 # Outputs in RUNDIR/provision/: 9a.pem 9c.pem (certificates), 9a.pub.pem 9c.pub.pem.
@@ -87,8 +90,42 @@ put_cert() { # slot pem-file
     piv-tool -A M:9B:03 -C "$1" -i "$2" > "$out/put-$1.log" 2>&1 || true
 }
 
+# The card's key signs: a self-signed certificate, or (with a lab PKI) a CSR that the PKI's
+# licensed CA turns into the certificate. SLOT KEY-URI OUT.
+card_signed_cert() {
+    local slot="$1" key="$2" cert="$3" pki="${SECURESIGN_LAB_PKI_DIR:-}"
+    local log="$out/sign-$slot.log"
+    if [ -z "$pki" ]; then
+        openssl req -new -x509 -engine pkcs11 -keyform engine -key "$key" -passin "pass:$PIN" \
+            -subj "$SUBJECT" -days 3650 -sha256 -set_serial "0x$(openssl rand -hex 8)" \
+            -addext "certificatePolicies=$POLICY_OID" \
+            -addext "keyUsage=critical,digitalSignature,nonRepudiation" \
+            -out "$cert" <<< "$PIN" > "$log" 2>&1 \
+            || { cat "$log" >&2; die "card did not sign the certificate for $slot"; }
+        openssl verify -check_ss_sig -CAfile "$cert" "$cert" > /dev/null \
+            || die "certificate for $slot does not verify"
+        return
+    fi
+    openssl req -new -engine pkcs11 -keyform engine -key "$key" -passin "pass:$PIN" \
+        -subj "$SUBJECT" -sha256 -out "$out/$slot.csr" <<< "$PIN" > "$log" 2>&1 \
+        || { cat "$log" >&2; die "card did not sign the CSR for $slot"; }
+    openssl req -verify -noout -in "$out/$slot.csr" > /dev/null 2>&1 \
+        || die "the CSR for $slot is not signed by the card's key"
+    printf '%s\n' "[ ext ]" "basicConstraints = critical, CA:false" \
+        "keyUsage = critical, digitalSignature, nonRepudiation" \
+        "certificatePolicies = $POLICY_OID" "subjectKeyIdentifier = hash" \
+        "authorityKeyIdentifier = keyid" > "$out/$slot.ext"
+    openssl ca -batch -notext -config "$pki/ca/openssl.cnf" -cert "$pki/ca.pem" \
+        -keyfile "$pki/ca/key.pem" -in "$out/$slot.csr" -out "$cert" -days 730 \
+        -extfile "$out/$slot.ext" -extensions ext >> "$log" 2>&1 \
+        || { cat "$log" >&2; die "the lab CA did not issue the certificate for $slot"; }
+    openssl verify -CAfile "$pki/root.pem" -untrusted "$pki/ca.pem" "$cert" > /dev/null \
+        || die "certificate for $slot does not chain to the lab root"
+    rm -f "$out/$slot.csr" "$out/$slot.ext"
+}
+
 # Certificate for SLOT, PKCS#11 key id ID, public key PUB: placeholder first, then the real
-# self-signed one made by the card's key.
+# one signed by the card's key (card_signed_cert).
 certify() {
     local slot="$1" id="$2" pub="$3" keytype="$4"
     openssl genpkey $keytype -out "$out/placeholder.key" 2> /dev/null
@@ -96,18 +133,10 @@ certify() {
     openssl x509 -req -in "$out/placeholder.csr" -signkey "$out/placeholder.key" \
         -force_pubkey "$pub" -days 1 -out "$out/placeholder-$slot.pem" 2> /dev/null
     put_cert "$slot" "$out/placeholder-$slot.pem"
-    openssl req -new -x509 -engine pkcs11 -keyform engine \
-        -key "pkcs11:id=%$id;type=private;pin-value=$PIN" -passin "pass:$PIN" \
-        -subj "$SUBJECT" -days 3650 -sha256 -set_serial "0x$(openssl rand -hex 8)" \
-        -addext "certificatePolicies=$POLICY_OID" \
-        -addext "keyUsage=critical,digitalSignature,nonRepudiation" \
-        -out "$out/${slot,,}.pem" <<< "$PIN" > "$out/sign-$slot.log" 2>&1 \
-        || { cat "$out/sign-$slot.log" >&2; die "card did not sign the certificate for $slot"; }
-    # The certificate must carry the card's key and verify under it (i.e. the card signed it).
+    card_signed_cert "$slot" "pkcs11:id=%$id;type=private;pin-value=$PIN" "$out/${slot,,}.pem"
+    # The certificate must carry the card's key.
     [ "$(openssl x509 -in "$out/${slot,,}.pem" -noout -pubkey)" = "$(cat "$pub")" ] \
         || die "certificate for $slot does not carry the card's public key"
-    openssl verify -check_ss_sig -CAfile "$out/${slot,,}.pem" "$out/${slot,,}.pem" > /dev/null \
-        || die "certificate for $slot does not verify"
     put_cert "$slot" "$out/${slot,,}.pem"
     rm -f "$out/placeholder.key" "$out/placeholder.csr" "$out/placeholder-$slot.pem"
 }
@@ -125,4 +154,4 @@ for pair in 01:9a 02:9c; do
         || die "certificate read back from slot ${pair#*:} differs"
 done
 rm -f "$out/readback.der" "$out/rsa.genconf" "$out/rsa.der"
-log "provisioned 9A (EC P-256) and 9C (RSA-2048) with card-signed certificates in $out"
+log "provisioned 9A (EC P-256) and 9C (RSA-2048) with ${SECURESIGN_LAB_PKI_DIR:+lab-CA-issued }card-signed certificates in $out"
