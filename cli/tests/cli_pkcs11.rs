@@ -353,3 +353,45 @@ fn sign_format_cms_writes_p7s_files_openssl_accepts() {
         }
     }
 }
+
+#[test]
+fn a_certificate_that_may_not_sign_is_refused_before_the_pin() {
+    let tok = LabToken::builder(securesign_testlab::Module::SoftHsm2)
+        .ec_key_usage(securesign_testlab::DscKeyUsage::EncipherOnly)
+        .build()
+        .unwrap_or_else(|e| panic!("token lab: {e}"));
+    let d = Sha256Digest::of(b"x").to_hex();
+    // A wrong PIN on stdin: had the PIN been used, this would be SS_PIN_INVALID.
+    let args = ["sign", "--digest-sha256", &d, "--key", "02", "--pin-stdin"];
+    let out = run(&tok, &[&args[..], &["--json"]].concat(), "000000\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v = json(&out);
+    assert_eq!(v["error"]["code"], "SS_CERT_KEY_USAGE", "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("keyEncipherment, dataEncipherment"),
+        "{message}"
+    );
+    // Human output says why and what to do.
+    let out = run(&tok, &args, "000000\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SS_CERT_KEY_USAGE") && stderr.contains("may not sign"),
+        "{stderr}"
+    );
+    // The token's own signing certificate still signs.
+    let out = run(
+        &tok,
+        &[
+            "sign",
+            "--digest-sha256",
+            &d,
+            "--key",
+            "01",
+            "--pin-stdin",
+            "--json",
+        ],
+        &format!("{}\n", securesign_testlab::USER_PIN),
+    );
+    assert!(out.status.success(), "{out:?}");
+}

@@ -7,8 +7,8 @@ use tempfile::TempDir;
 use crate::pki::generate_key;
 use crate::tool::Tool;
 use crate::{
-    CertValidity, DscSpec, IssuedDsc, LabError, LabKey, LabPki, Module, PkiUrls, Result,
-    KRYOPTIC_USER_PIN, SO_PIN, TOKEN_LABEL, USER_PIN,
+    CertValidity, DscKeyUsage, DscSpec, IssuedDsc, LabError, LabKey, LabPki, Module, PkiUrls,
+    Result, KRYOPTIC_USER_PIN, SO_PIN, TOKEN_LABEL, USER_PIN,
 };
 
 /// Subject common name of both lab token certificates.
@@ -24,6 +24,7 @@ pub struct LabTokenBuilder {
     label: String,
     rsa_validity: CertValidity,
     ec_validity: CertValidity,
+    ec_key_usage: DscKeyUsage,
     pki_urls: PkiUrls,
     shared_pki: Option<PathBuf>,
 }
@@ -60,6 +61,13 @@ impl LabTokenBuilder {
     /// Sets the validity window of the EC certificate (default [`CertValidity::Valid`]).
     pub fn ec_cert(mut self, validity: CertValidity) -> Self {
         self.ec_validity = validity;
+        self
+    }
+
+    /// Sets the key usage of the EC certificate (default [`DscKeyUsage::Signing`];
+    /// [`DscKeyUsage::EncipherOnly`] makes a certificate that may not sign).
+    pub fn ec_key_usage(mut self, key_usage: DscKeyUsage) -> Self {
+        self.ec_key_usage = key_usage;
         self
     }
 
@@ -101,14 +109,21 @@ impl LabTokenBuilder {
             });
             keys.and(pki)
         })?;
-        let spec = |key: LabKey, validity: CertValidity| DscSpec {
+        let spec = |key: LabKey, validity: CertValidity, key_usage: DscKeyUsage| DscSpec {
             key,
             policy: key.policy_oid(),
             validity,
+            key_usage,
             ..DscSpec::class3(SIGNER_NAME)
         };
-        let rsa = pki.issue_with_key(&spec(LabKey::Rsa, self.rsa_validity), Some(&rsa_key))?;
-        let ec = pki.issue_with_key(&spec(LabKey::Ec, self.ec_validity), Some(&ec_key))?;
+        let rsa = pki.issue_with_key(
+            &spec(LabKey::Rsa, self.rsa_validity, DscKeyUsage::Signing),
+            Some(&rsa_key),
+        )?;
+        let ec = pki.issue_with_key(
+            &spec(LabKey::Ec, self.ec_validity, self.ec_key_usage),
+            Some(&ec_key),
+        )?;
 
         let token = LabToken {
             module: self.module,
@@ -164,6 +179,7 @@ impl LabToken {
             label: TOKEN_LABEL.to_owned(),
             rsa_validity: CertValidity::Valid,
             ec_validity: CertValidity::Valid,
+            ec_key_usage: DscKeyUsage::Signing,
             pki_urls: PkiUrls::default(),
             shared_pki: None,
         }
