@@ -10,6 +10,7 @@ use crate::origin::{Origin, OriginError};
 use crate::store::{DomainRecord, KeyRecord, Store, StoreError, TenantRecord};
 use crate::webhook::outbox::{self, DeliveryRecord};
 use crate::webhook::WebhookSecret;
+use securesign_core::cert::IndiaPkiClass;
 
 /// Requests per minute of a key unless told otherwise.
 pub const DEFAULT_RPM: u32 = 120;
@@ -139,6 +140,35 @@ impl<'a> Admin<'a> {
             return Err(AdminError::UnknownSession(session_id.to_owned()));
         }
         Ok(outbox::for_session(self.store, session_id).await?)
+    }
+
+    /// Restricts the India PKI classes a tenant's signers may have (every new session
+    /// requires one of them); an empty list accepts any class again.
+    pub async fn set_policy_classes(
+        &self,
+        tenant_id: &str,
+        classes: &[IndiaPkiClass],
+    ) -> Result<(), AdminError> {
+        self.require_tenant(tenant_id).await?;
+        let json = (!classes.is_empty())
+            .then(|| serde_json::to_string(classes))
+            .transpose()
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        Ok(self
+            .store
+            .set_tenant_policy_classes(tenant_id, json.as_deref())
+            .await?)
+    }
+
+    /// The India PKI classes a tenant accepts (empty: any).
+    pub async fn policy_classes(&self, tenant_id: &str) -> Result<Vec<IndiaPkiClass>, AdminError> {
+        self.require_tenant(tenant_id).await?;
+        Ok(crate::trust::tenant_classes(
+            self.store
+                .tenant_policy_classes(tenant_id)
+                .await?
+                .as_deref(),
+        ))
     }
 
     /// All tenants.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use securesign_core::cert::IndiaPkiClass;
 use securesign_server::admin::{Admin, DEFAULT_RPM};
 use securesign_server::api_key::KeyMode;
 use securesign_server::clock::format_rfc3339;
@@ -97,6 +98,11 @@ struct ServeArgs {
     revocation: RevocationArg,
 }
 
+fn parse_class(name: &str) -> Result<IndiaPkiClass, String> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| format!("unknown class {name:?}"))
+}
+
 /// `--revocation`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum RevocationArg {
@@ -114,6 +120,17 @@ enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Accept only signers of these India PKI classes (class1, class2, class3,
+    /// ekyc_single_factor, ekyc_multi_factor, document_signer) in the tenant's new sessions;
+    /// no class accepts any again. Prints the classes in effect.
+    PolicyClasses {
+        /// Tenant id (`org_…`).
+        #[arg(long)]
+        tenant: String,
+        /// The accepted classes.
+        #[arg(value_parser = parse_class)]
+        classes: Vec<IndiaPkiClass>,
+    },
     /// Manage the tenant's webhook secret (it signs callback events).
     #[command(subcommand)]
     WebhookSecret(WebhookSecretCommand),
@@ -364,6 +381,18 @@ async fn tenant(admin: &Admin<'_>, cmd: TenantCommand) -> Result<(), String> {
             };
             eprintln!("new webhook secret for {tenant}; {old}; shown only this once:");
             println!("{}", secret.expose());
+        }
+        TenantCommand::PolicyClasses { tenant, classes } => {
+            admin
+                .set_policy_classes(&tenant, &classes)
+                .await
+                .map_err(|e| e.to_string())?;
+            let names: Vec<&str> = classes.iter().map(|c| c.label()).collect();
+            if names.is_empty() {
+                println!("any class");
+            } else {
+                println!("{}", names.join(", "));
+            }
         }
         TenantCommand::List => {
             for t in admin.tenants().await.map_err(|e| e.to_string())? {

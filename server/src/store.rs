@@ -353,6 +353,31 @@ impl Store {
         )
     }
 
+    /// The India PKI classes a tenant accepts (JSON array of class names), if it restricts
+    /// them; `None` also for an unknown tenant.
+    pub async fn tenant_policy_classes(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT policy_classes FROM tenants WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|(classes,)| classes))
+    }
+
+    /// Sets (or, with `None`, lifts) the classes a tenant accepts.
+    pub async fn set_tenant_policy_classes(
+        &self,
+        id: &str,
+        classes: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tenants SET policy_classes = $2 WHERE id = $1")
+            .bind(id)
+            .bind(classes)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// All tenants, oldest first.
     pub async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
         Ok(sqlx::query_as(

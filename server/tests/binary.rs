@@ -251,3 +251,31 @@ async fn an_auth_change_by_another_process_moves_the_auth_version() {
     assert!(after > before, "{after:?} after {before:?}");
     store.close().await;
 }
+
+#[test]
+fn tenant_policy_classes_are_set_and_lifted_from_the_command_line() {
+    let s = setup();
+    let set = cli(
+        &s.db,
+        &[
+            "tenant",
+            "policy-classes",
+            "--tenant",
+            &s.tenant,
+            "class3",
+            "document_signer",
+        ],
+    );
+    assert_eq!(set.trim(), "Class 3, Document Signer");
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_securesign-server"))
+        .arg("--db")
+        .arg(&s.db)
+        .args(["tenant", "policy-classes", "--tenant", &s.tenant, "class9"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("unknown class"), "{stderr}");
+    let lifted = cli(&s.db, &["tenant", "policy-classes", "--tenant", &s.tenant]);
+    assert_eq!(lifted.trim(), "any class");
+}

@@ -661,3 +661,74 @@ async fn a_crl_on_a_private_address_is_not_fetched_without_the_switch() {
     f.stop().await;
     assert_eq!(crl_server.hits.load(Ordering::SeqCst), 0);
 }
+
+/// A tenant that accepts only class 3 signers: its sessions require class 3 (the app sees
+/// it in `expectedSigner`), a class 2 signer is refused, a session may not ask for
+/// another class, and lifting the restriction accepts any class again.
+#[tokio::test]
+async fn a_tenant_restricted_to_class_3_refuses_a_class_2_signer() {
+    use securesign_core::cert::IndiaPkiClass;
+    let f = Fixture::start_now().await;
+    f.admin()
+        .set_policy_classes(&f.tenant_id, &[IndiaPkiClass::Class3])
+        .await
+        .unwrap();
+    assert_eq!(
+        f.admin().policy_classes(&f.tenant_id).await.unwrap(),
+        vec![IndiaPkiClass::Class3]
+    );
+    let class2 = lab_pki()
+        .issue(&DscSpec {
+            key: LabKey::Ec,
+            policy: POLICY_CLASS2,
+            ..signer_spec(LabKey::Ec)
+        })
+        .unwrap();
+    let (reply, session_id) = post_result(&f, &class2, &[], None).await;
+    reply.assert_error(422, "SS_SIGNER_UNTRUSTED");
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Class 3"),
+        "{}",
+        reply.body
+    );
+    let status = f
+        .get_bearer(&format!("/v1/auth/session/{session_id}"), &f.live_key)
+        .await;
+    assert_eq!(status.body["status"], "pending");
+
+    // The app is told which class is expected.
+    let (_, request_id) = f.create_session(&[sha256(b"x")], None).await;
+    let request = f.get(&format!("/v1/sign-requests/{request_id}")).await;
+    assert_eq!(
+        request.body["expectedSigner"],
+        json!({"policyClasses": ["class3"]})
+    );
+    // A session may not ask for a class the tenant does not accept.
+    let refused = f
+        .post_bearer(
+            "/v1/auth/session",
+            &f.live_key,
+            &json!({"origin": PORTAL, "documents": documents_json(&[sha256(b"x")]),
+                    "signer": {"policyClasses": ["class2"]}}),
+        )
+        .await;
+    refused.assert_error(400, "SS_BAD_REQUEST");
+
+    // A class 3 signer completes.
+    let class3 = lab_pki().issue(&signer_spec(LabKey::Rsa)).unwrap();
+    let (reply, _) = post_result(&f, &class3, &[], None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // Lifted: the class 2 signer completes.
+    f.admin()
+        .set_policy_classes(&f.tenant_id, &[])
+        .await
+        .unwrap();
+    let (reply, _) = post_result(&f, &class2, &[], None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["signer"]["policyClasses"], json!(["class2"]));
+    f.stop().await;
+}

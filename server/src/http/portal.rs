@@ -26,6 +26,7 @@ use crate::origin::Origin;
 use crate::signature_format::SignatureFormat;
 use crate::store::{DocumentRecord, SessionRecord};
 use crate::trust::evidence::SignerEvidence;
+use crate::trust::{tenant_classes, with_tenant_classes};
 use securesign_core::signer::SignerRequirement;
 
 use super::sign_request::{stored_evidence, stored_format};
@@ -392,9 +393,21 @@ pub async fn create_session(
             )));
         }
     }
-    let signer_requirement = match body.signer.clone() {
+    let tenant_classes = tenant_classes(
+        state
+            .store
+            .tenant_policy_classes(key.tenant_id())
+            .await?
+            .as_deref(),
+    );
+    let requirement = body
+        .signer
+        .clone()
+        .map(SignerRequirement::normalized)
+        .transpose()?;
+    let signer_requirement = match with_tenant_classes(requirement, &tenant_classes)? {
         Some(requirement) => Some(
-            serde_json::to_string(&requirement.normalized()?)
+            serde_json::to_string(&requirement)
                 .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?,
         ),
         None => None,

@@ -22,6 +22,7 @@ use std::time::Duration;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use securesign_core::cert::{CertificateInfo, IndiaPkiClass};
+use securesign_core::signer::SignerRequirement;
 use webpki::{
     EndEntityCert, ExpirationPolicy, RevocationCheckDepth, RevocationOptionsBuilder,
     UnknownStatusPolicy,
@@ -400,6 +401,40 @@ impl SignerTrust {
             checks,
         })
     }
+}
+
+/// The classes a tenant accepts, from their stored JSON (unreadable or absent: any).
+pub fn tenant_classes(stored: Option<&str>) -> Vec<IndiaPkiClass> {
+    stored
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
+}
+
+/// Applies a tenant's accepted classes to a session's expected signer: a session that
+/// names none requires the tenant's; one that names classes may name only those.
+pub fn with_tenant_classes(
+    requirement: Option<SignerRequirement>,
+    tenant: &[IndiaPkiClass],
+) -> Result<Option<SignerRequirement>, securesign_core::Error> {
+    if tenant.is_empty() {
+        return Ok(requirement);
+    }
+    let mut requirement = requirement.unwrap_or_default();
+    if requirement.policy_classes.is_empty() {
+        requirement.policy_classes = tenant.to_vec();
+    } else if let Some(other) = requirement
+        .policy_classes
+        .iter()
+        .find(|class| !tenant.contains(class))
+    {
+        let accepted: Vec<&str> = tenant.iter().map(|c| c.label()).collect();
+        return Err(securesign_core::Error::BadRequest(format!(
+            "signer.policyClasses names {}, which this tenant does not accept (it accepts {})",
+            other.label(),
+            accepted.join(", ")
+        )));
+    }
+    Ok(Some(requirement))
 }
 
 /// Reads every certificate of a PEM bundle.
