@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::webhook::destination::{check_literal_host, PublicOnlyResolver};
+use crate::webhook::worker::describe;
 
 /// How long one fetch may take, connection included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -148,20 +149,4 @@ impl RevocationFetcher {
         }
         Ok(body)
     }
-}
-
-/// reqwest's error with its sources, e.g. "error sending request: connection refused".
-fn describe(err: &reqwest::Error) -> String {
-    let mut text = if err.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        err.to_string()
-    };
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

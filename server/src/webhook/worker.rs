@@ -335,8 +335,9 @@ fn settlement_name(settlement: &Settlement) -> &'static str {
     }
 }
 
-/// A transport error in words, without the URL (it may carry the portal's tokens).
-fn describe(err: &reqwest::Error) -> String {
+/// A transport error in words, without the URL (it may carry the portal's tokens); also
+/// used for revocation fetches (`trust::fetch`).
+pub(crate) fn describe(err: &reqwest::Error) -> String {
     let kind = if err.is_timeout() {
         "timed out"
     } else if err.is_connect() {
