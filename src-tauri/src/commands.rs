@@ -147,8 +147,9 @@ pub fn startup_link(state: State<'_, AppState>) -> Option<String> {
 
 /// Opens a `securesign://sign` link: loads the request, reads the token and the signer
 /// certificate (no PIN, no login), refuses a certificate that is not the portal's expected
-/// signer or may not sign, and starts the biometric gate. `change_token`: the user changed
-/// the token; close the open one (ending its PIN session) and open the token afresh.
+/// signer or may not sign, and starts the biometric gate. `change_token`: the user says
+/// they changed the token; when the open token is gone (its worker closes), the token is
+/// opened afresh once instead of reporting it missing.
 #[tauri::command]
 pub async fn open_request(
     state: State<'_, AppState>,
@@ -157,31 +158,13 @@ pub async fn open_request(
 ) -> CommandResult<RequestView> {
     let link = SignLink::parse(&link)?;
     let request = api(&state)?.sign_request(&link.request_id).await?;
-    if change_token == Some(true) {
-        state.forget_token();
-    }
     let selector = state.key_selector();
-    let token = state
-        .with_token(move |worker| {
-            let info = worker.info()?;
-            let pin = worker.status()?;
-            let signer = worker.signer(selector.clone());
-            let shown = match &signer {
-                Ok(key) => Some(key.certificate.clone()),
-                // Show the refused certificate too, so the user sees why.
-                Err(
-                    Error::CertExpired { .. }
-                    | Error::CertNotYetValid { .. }
-                    | Error::CertKeyUsage(_),
-                ) => {
-                    let cert = select_certificate(worker.certificates()?, &selector)?;
-                    Some(CertificateInfo::from_der(&cert.der)?)
-                }
-                Err(_) => None,
-            };
-            Ok((info, pin, signer, shown))
-        })
-        .await;
+    let mut token = state.with_token(read_signer(selector.clone())).await;
+    if change_token == Some(true)
+        && matches!(&token, Err(e) if matches!(e.code(), ErrorCode::TokenNotPresent | ErrorCode::TokenError))
+    {
+        token = state.with_token(read_signer(selector)).await;
+    }
     let now = OffsetDateTime::now_utc();
     let (token, certificate, signer, blocker, refusal) = match token {
         Ok((info, pin, signer, shown)) => {
@@ -201,7 +184,7 @@ pub async fn open_request(
                 info,
             });
             match decision {
-                SignerDecision::Proceed(key) => (Some(view), certificate, Some(key), None, None),
+                SignerDecision::Proceed(key) => (Some(view), certificate, Some(*key), None, None),
                 SignerDecision::Refuse(refusal) => (
                     Some(view),
                     certificate,
@@ -246,6 +229,36 @@ pub async fn open_request(
     current.refused = view.refusal.as_ref().map(|r| r.error.clone());
     *state.current() = Some(current);
     Ok(view)
+}
+
+type SignerRead = (
+    securesign_core::backend::TokenInfo,
+    PinState,
+    securesign_core::Result<securesign_core::SignerKey>,
+    Option<CertificateInfo>,
+);
+
+/// Reads the token, its PIN state and the signer certificate: no PIN, no login.
+fn read_signer(
+    selector: securesign_core::KeySelector,
+) -> impl FnOnce(&securesign_core::worker::TokenWorker) -> securesign_core::Result<SignerRead> {
+    move |worker| {
+        let info = worker.info()?;
+        let pin = worker.status()?;
+        let signer = worker.signer(selector.clone());
+        let shown = match &signer {
+            Ok(key) => Some(key.certificate.clone()),
+            // Show the refused certificate too, so the user sees why.
+            Err(
+                Error::CertExpired { .. } | Error::CertNotYetValid { .. } | Error::CertKeyUsage(_),
+            ) => {
+                let cert = select_certificate(worker.certificates()?, &selector)?;
+                Some(CertificateInfo::from_der(&cert.der)?)
+            }
+            Err(_) => None,
+        };
+        Ok((info, pin, signer, shown))
+    }
 }
 
 /// Shows the platform's biometric prompt for the request on screen (after a failure:

@@ -64,7 +64,7 @@ pub struct SignerRefusal {
 #[derive(Debug)]
 pub enum SignerDecision {
     /// The key may sign: the flow may go on to the PIN (or to signing in a PIN session).
-    Proceed(SignerKey),
+    Proceed(Box<SignerKey>),
     /// A refusal screen without a PIN field: cancel the request, or change the token.
     Refuse(Box<SignerRefusal>),
     /// Signing is impossible for another reason (no token, expired certificate, …).
@@ -93,7 +93,7 @@ pub fn decide(
         }
     }
     match (signer, shown) {
-        (Ok(key), _) => SignerDecision::Proceed(key),
+        (Ok(key), _) => SignerDecision::Proceed(Box::new(key)),
         (Err(err @ Error::CertKeyUsage(_)), Some(cert)) => {
             SignerDecision::Refuse(Box::new(refusal(portal, expected, cert, &err)))
         }
