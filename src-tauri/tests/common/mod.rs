@@ -41,8 +41,11 @@ impl Server {
             let admin = Admin::new(&store, clock.as_ref());
             let tenant = admin.create_tenant("Example Portal").await.unwrap();
             admin.add_domain(&tenant.id, PORTAL).await.unwrap();
+            // A test key: its results complete without a signer chain to a trust anchor
+            // (`"trusted": false`); this server has none, and live keys' results would be
+            // refused (SS_SIGNER_UNTRUSTED). Signer trust is the server's own tests' subject.
             let key = admin
-                .create_key(&tenant.id, KeyMode::Live, 1000)
+                .create_key(&tenant.id, KeyMode::Test, 1000)
                 .await
                 .unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
