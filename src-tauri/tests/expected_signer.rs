@@ -126,3 +126,42 @@ fn the_named_certificate_goes_on_to_the_pin() {
         .unwrap();
     assert_eq!(state["status"], "SESSION_ACTIVE");
 }
+
+#[test]
+fn a_certificate_that_may_not_sign_is_refused_without_pin() {
+    let token = LabToken::builder(securesign_testlab::Module::SoftHsm2)
+        .ec_key_usage(securesign_testlab::DscKeyUsage::EncipherOnly)
+        .build()
+        .unwrap();
+    token.apply_env();
+    let server = Server::start();
+    let mut settings = settings_for(&server.base, &token);
+    settings.signing_key = Some("02".into());
+    let app = TestApp::start(&settings, desktop());
+    let link = server.create_request(1);
+    let view = app.invoke("open_request", json!({ "link": link })).unwrap();
+    let refusal = &view["refusal"];
+    assert_eq!(code(&refusal["error"]), "SS_CERT_KEY_USAGE", "{view}");
+    assert_eq!(
+        refusal["error"]["resolution"],
+        "Choose the token's signing certificate; this one may only encrypt"
+    );
+    assert!(refusal["expected"].is_null());
+    assert_eq!(
+        refusal["holds"]["sha256Thumbprint"],
+        thumbprint(token.ec_cert_der())
+    );
+    let usage = refusal["holds"]["keyUsage"].as_array().unwrap();
+    assert!(!usage
+        .iter()
+        .any(|u| u == "digitalSignature" || u == "nonRepudiation"));
+    let before = app.invoke("pin_status", json!({})).unwrap();
+    let err = app
+        .invoke(
+            "verify_pin",
+            json!({"pin": token.user_pin(), "confirmFinalTry": false}),
+        )
+        .unwrap_err();
+    assert_eq!(code(&err), "SS_CERT_KEY_USAGE");
+    assert_eq!(app.invoke("pin_status", json!({})).unwrap(), before);
+}
