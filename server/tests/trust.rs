@@ -722,3 +722,26 @@ async fn a_tenant_restricted_to_class_3_refuses_a_class_2_signer() {
     assert_eq!(reply.body["signer"]["policyClasses"], json!(["class2"]));
     f.stop().await;
 }
+
+/// A certificate that does not chain to an anchor names URLs of its maker's choosing: no
+/// request goes to them (the path is built before any CRL is fetched).
+#[tokio::test]
+async fn an_untrusted_certificate_gets_no_fetch_on_its_behalf() {
+    let work = tempfile::tempdir().unwrap();
+    let (crl_server, base) = CrlServer::start().await;
+    let foreign = crl_server.pki(&base, "foreign", work.path(), None);
+    let signer = foreign.issue(&spec("Foreign Signer")).unwrap();
+    foreign.publish_crls(CrlFreshness::Current).unwrap();
+    let f = Fixture::start_with_trust(lab_trust()).await;
+    let (reply, session_id) = post_result(&f, &signer, &[foreign.ca_pem().to_owned()], None).await;
+    assert_refused(
+        &f,
+        &reply,
+        &session_id,
+        "SS_SIGNER_UNTRUSTED",
+        "does not chain to a trusted CA",
+    )
+    .await;
+    assert_eq!(crl_server.hits.load(Ordering::SeqCst), 0);
+    f.stop().await;
+}

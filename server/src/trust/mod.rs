@@ -199,7 +199,9 @@ impl SignerTrust {
     }
 
     /// Judges `candidate` at `now` (Unix seconds): `Ok` with the evidence for the portal,
-    /// or why it is not trusted. May fetch CRLs (bounded; see [`crl`]).
+    /// or why it is not trusted. May fetch CRLs and ask OCSP responders (bounded; see
+    /// [`crl`], [`ocsp`]) for the certificates of a path that reaches an anchor, never for
+    /// others.
     pub async fn evaluate(
         &self,
         candidate: Candidate<'_>,
@@ -224,11 +226,12 @@ impl SignerTrust {
                 "the signer certificate's key usage forbids signing: {e}"
             ))
         })?;
+        // The path first, without revocation: only the distribution points of certificates
+        // that chain to an anchor are fetched (a certificate's URLs are whoever made it's
+        // choice; an untrusted one gets no request sent anywhere on its behalf).
+        let unchecked = self.validate_path(&info, candidate, &CrlSet::default(), now)?;
         let mut urls = Vec::new();
-        for der in std::iter::once(candidate.signer)
-            .chain(candidate.chain.iter().map(Vec::as_slice))
-            .chain(self.intermediates.iter().map(|c| c.as_ref()))
-        {
+        for der in &unchecked[..unchecked.len() - 1] {
             for url in crl_urls(der) {
                 if !urls.contains(&url) {
                     urls.push(url);
@@ -236,7 +239,11 @@ impl SignerTrust {
             }
         }
         let crls = self.crls.gather(&urls, now).await;
-        let path = self.validate_path(&info, candidate, &crls, now)?;
+        let path = if crls.entries.is_empty() {
+            unchecked
+        } else {
+            self.validate_path(&info, candidate, &crls, now)?
+        };
         for &signed_at in candidate.signing_times {
             valid_at_signing_time(&path, signed_at)?;
         }
@@ -626,6 +633,6 @@ fn revoked_detail(signer: &[u8], crls: &CrlSet) -> Option<String> {
     Some(format!(
         "the signer certificate is revoked: listed on {} since {}",
         entry.source,
-        format_rfc3339(revoked.revocation_date.as_secs() as i64)
+        format_rfc3339(i64::try_from(revoked.revocation_date.as_secs()).unwrap_or(i64::MAX))
     ))
 }
