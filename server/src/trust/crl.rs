@@ -221,6 +221,34 @@ impl CrlStore {
         set
     }
 
+    /// [`CrlStore::gather`] without fetching: `None` when some URL would need a fetch
+    /// (never tried, or its list is past `nextUpdate` and its last failure is not recent).
+    pub fn gather_cached(&self, urls: &[String], now: i64) -> Option<CrlSet> {
+        let mut set = CrlSet::default();
+        for entry in &self.fixed {
+            set.add(entry.clone());
+        }
+        let slots = self.fetched.lock();
+        for url in urls {
+            let slot = slots.get(url)?;
+            match (&slot.entry, &slot.failed) {
+                (Some(entry), _) if !entry.is_stale(now) => set.add(entry.clone()),
+                (stale, Some((at, why))) if now - at < FAILED_FETCH_BACKOFF_SECS => match stale {
+                    Some(stale) => set.add(stale.clone()),
+                    None => set.failures.push(
+                        CrlError::RecentlyFailed {
+                            url: url.clone(),
+                            why: why.clone(),
+                        }
+                        .to_string(),
+                    ),
+                },
+                _ => return None,
+            }
+        }
+        Some(set)
+    }
+
     async fn get(&self, url: &str, now: i64) -> Result<Arc<CrlEntry>, CrlError> {
         let fetching = {
             let mut slots = self.fetched.lock();

@@ -226,24 +226,7 @@ impl SignerTrust {
                 "the signer certificate's key usage forbids signing: {e}"
             ))
         })?;
-        // The path first, without revocation: only the distribution points of certificates
-        // that chain to an anchor are fetched (a certificate's URLs are whoever made it's
-        // choice; an untrusted one gets no request sent anywhere on its behalf).
-        let unchecked = self.validate_path(&info, candidate, &CrlSet::default(), now)?;
-        let mut urls = Vec::new();
-        for der in &unchecked[..unchecked.len() - 1] {
-            for url in crl_urls(der) {
-                if !urls.contains(&url) {
-                    urls.push(url);
-                }
-            }
-        }
-        let crls = self.crls.gather(&urls, now).await;
-        let path = if crls.entries.is_empty() {
-            unchecked
-        } else {
-            self.validate_path(&info, candidate, &crls, now)?
-        };
+        let (path, crls) = self.path_with_crls(&info, candidate, now).await?;
         for &signed_at in candidate.signing_times {
             valid_at_signing_time(&path, signed_at)?;
         }
@@ -261,6 +244,35 @@ impl SignerTrust {
             validated_at: format_rfc3339(now),
             revocation: Some(revocation),
         })
+    }
+
+    /// The validated path (signer first, anchor last) with its CRLs checked. With every
+    /// CRL the candidate certificates name already at hand, one path validation does it.
+    /// Otherwise the path is built first without revocation and only the distribution
+    /// points of its certificates are fetched (a certificate's URLs are its maker's
+    /// choice: a chain that reaches no anchor gets no request sent on its behalf), then
+    /// it is validated again with the lists.
+    async fn path_with_crls(
+        &self,
+        info: &CertificateInfo,
+        candidate: Candidate<'_>,
+        now: i64,
+    ) -> Result<(Vec<Vec<u8>>, CrlSet), Untrusted> {
+        let candidates = std::iter::once(candidate.signer)
+            .chain(candidate.chain.iter().map(Vec::as_slice))
+            .chain(self.intermediates.iter().map(|c| c.as_ref()));
+        if let Some(crls) = self.crls.gather_cached(&crl_urls_of(candidates), now) {
+            let path = self.validate_path(info, candidate, &crls, now)?;
+            return Ok((path, crls));
+        }
+        let unchecked = self.validate_path(info, candidate, &CrlSet::default(), now)?;
+        let below_anchor = unchecked[..unchecked.len() - 1].iter().map(Vec::as_slice);
+        let crls = self.crls.gather(&crl_urls_of(below_anchor), now).await;
+        if crls.entries.is_empty() {
+            return Ok((unchecked, crls));
+        }
+        let path = self.validate_path(info, candidate, &crls, now)?;
+        Ok((path, crls))
     }
 
     /// The evidence of a signer that is not trusted (test keys only).
@@ -473,6 +485,19 @@ fn read_bundle(path: &Path) -> Result<Vec<Vec<u8>>, TrustConfigError> {
         return Err(TrustConfigError::Empty(path.to_owned()));
     }
     Ok(certs)
+}
+
+/// The distinct http(s) CRL distribution points of `certs`.
+fn crl_urls_of<'a>(certs: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    let mut urls = Vec::new();
+    for der in certs {
+        for url in crl_urls(der) {
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+    }
+    urls
 }
 
 /// The http(s) CRL distribution points of a certificate.
