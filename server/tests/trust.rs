@@ -644,7 +644,14 @@ async fn a_crl_on_a_private_address_is_not_fetched_without_the_switch() {
     )
     .await;
     let (reply, session_id) = post_result(&f, &signer, &[], None).await;
-    assert_refused(&f, &reply, &session_id, "SS_SIGNER_UNTRUSTED", "not public").await;
+    assert_refused(
+        &f,
+        &reply,
+        &session_id,
+        "SS_SIGNER_UNTRUSTED",
+        "address 127.0.0.1 is loopback, not public",
+    )
+    .await;
     assert!(reply.body["error"]["message"]
         .as_str()
         .unwrap()

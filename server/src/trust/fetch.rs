@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::webhook::destination::{check_literal_host, PublicOnlyResolver};
+use crate::webhook::destination::{check_literal_host, DestinationError, PublicOnlyResolver};
 use crate::webhook::worker::describe;
 
 /// How long one fetch may take, connection included.
@@ -108,7 +108,14 @@ impl RevocationFetcher {
             return Err(FetchError::Url(url.to_owned()));
         }
         if !self.allow_private {
-            check_literal_host(&parsed).map_err(|e| FetchError::Destination(e.to_string()))?;
+            check_literal_host(&parsed).map_err(|e| {
+                FetchError::Destination(match e {
+                    DestinationError::NonGlobalLiteral { addr, range } => {
+                        format!("{url}: address {addr} is {range}, not public; refused")
+                    }
+                    other => format!("{url}: {other}"),
+                })
+            })?;
         }
         Ok(parsed)
     }
