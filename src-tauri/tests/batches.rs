@@ -88,10 +88,22 @@ fn cancel_mid_batch_keeps_completed_signatures_and_posts_nothing() {
     .unwrap();
     let events = progress_events(&app);
     let answer = sign_in_background(&app, &id);
+    // Wait for two signatures; should the batch end first, say how (a failure once seen in
+    // CI timed out here with no progress at all).
+    let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let (done, _) = events.recv_timeout(WAIT).unwrap();
-        if done >= 2 {
-            break;
+        match events.recv_timeout(Duration::from_millis(100)) {
+            Ok((done, _)) if done >= 2 => break,
+            Ok(_) => {}
+            Err(_) => {
+                if let Ok(early) = answer.try_recv() {
+                    panic!("the batch ended before two signatures: {early:?}");
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no progress within {WAIT:?}"
+                );
+            }
         }
     }
     assert_eq!(app.invoke("cancel_signing", json!({})).unwrap(), true);
