@@ -1,12 +1,10 @@
 //! What a document signer's path must allow beyond what webpki checks: extended key
 //! usage fit for signing documents, and India PKI certificate policies.
 
-use securesign_core::cert::IndiaPkiClass;
+use securesign_core::cert::{CertificateInfo, IndiaPkiClass};
 use webpki::{
     ExtendedKeyUsageValidator, KeyPurposeId, KeyPurposeIdIter, KeyUsage, RequiredEkuNotFoundContext,
 };
-use x509_parser::extensions::ParsedExtension;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::Untrusted;
 
@@ -59,19 +57,6 @@ impl ExtendedKeyUsageValidator for DocumentSigningEku {
     }
 }
 
-fn policies(cert: &X509Certificate<'_>) -> Option<Vec<String>> {
-    cert.extensions()
-        .iter()
-        .find_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::CertificatePolicies(list) => Some(
-                list.iter()
-                    .map(|p| p.policy_id.to_id_string())
-                    .collect::<Vec<_>>(),
-            ),
-            _ => None,
-        })
-}
-
 /// With `classes` given, the path below the anchor (signer first) must be valid for one
 /// of them: the signer asserts the class's policy, and every CA of the path asserts it
 /// or `anyPolicy` (RFC 5280 policy processing with an explicit policy, no mappings).
@@ -81,9 +66,9 @@ pub fn check(below_anchor: &[Vec<u8>], classes: &[IndiaPkiClass]) -> Result<(), 
     }
     let mut parsed = Vec::with_capacity(below_anchor.len());
     for der in below_anchor {
-        let (_, cert) = X509Certificate::from_der(der)
+        let cert = CertificateInfo::from_der(der)
             .map_err(|_| Untrusted("a certificate of the path is unreadable".into()))?;
-        parsed.push((cert.subject().to_string(), policies(&cert)));
+        parsed.push((cert.subject, cert.policies));
     }
     let wanted: Vec<String> = classes
         .iter()
@@ -92,16 +77,15 @@ pub fn check(below_anchor: &[Vec<u8>], classes: &[IndiaPkiClass]) -> Result<(), 
     let Some((signer_subject, signer_policies)) = parsed.first() else {
         return Err(Untrusted("empty path".into()));
     };
-    let signer_policies = signer_policies.clone().unwrap_or_default();
     for class in classes {
         let oid = class.oid();
         if !signer_policies.iter().any(|p| p == oid) {
             continue;
         }
-        if parsed[1..].iter().all(|(_, ca)| {
-            ca.as_ref()
-                .is_some_and(|list| list.iter().any(|p| p == oid || p == ANY_POLICY))
-        }) {
+        if parsed[1..]
+            .iter()
+            .all(|(_, ca)| ca.iter().any(|p| p == oid || p == ANY_POLICY))
+        {
             return Ok(());
         }
     }
@@ -111,10 +95,8 @@ pub fn check(below_anchor: &[Vec<u8>], classes: &[IndiaPkiClass]) -> Result<(), 
         signer_policies.join(", ")
     };
     let blocking_ca = parsed[1..].iter().find(|(_, ca)| {
-        !ca.as_ref().is_some_and(|list| {
-            list.iter()
-                .any(|p| p == ANY_POLICY || classes.iter().any(|c| c.oid() == p))
-        })
+        !ca.iter()
+            .any(|p| p == ANY_POLICY || classes.iter().any(|c| c.oid() == p))
     });
     Err(Untrusted(match blocking_ca {
         Some((ca, _)) if classes.iter().any(|c| signer_policies.iter().any(|p| p == c.oid())) => {
