@@ -2,6 +2,11 @@
 //! PostgreSQL; the SQL here sticks to portable types and `$n` placeholders).
 //!
 //! Migrations live in `server/migrations/` and are embedded in the binary.
+//!
+//! What the files hold is guarded here: they are `0600` ([`files`]), requestIds are
+//! stored only as their SHA-256 ([`request_ids`]), deleted content is overwritten
+//! (`secure_delete`), and a session is read by a portal only with a key of the mode
+//! that created it ([`Store::session_of_key`]).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -11,10 +16,14 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 
+use crate::api_key::KeyMode;
 use crate::change_detector::{AuthVersion, ChangeDetector, ChangeDetectorError, DetectorStats};
 use crate::secrets_key::{default_key_path, SecretsKey, SecretsKeyError};
 use crate::webhook::outbox::{self, NewEvent};
 use crate::webhook::secret::{MalformedSecret, SigningSecrets, WebhookSecret};
+
+mod files;
+mod request_ids;
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +43,14 @@ pub enum StoreError {
     /// A stored webhook secret opened but is not a webhook secret.
     #[error("a stored webhook secret is malformed")]
     MalformedSecret(#[from] MalformedSecret),
+    /// The database file (or a file beside it) cannot be created or restricted to its owner.
+    #[error("database file {path}: {source}")]
+    Files {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A tenant (an organisation running a portal).
@@ -95,7 +112,9 @@ pub struct DomainRecord {
 pub struct SessionRecord {
     /// `sess_…`.
     pub id: String,
-    /// The app's capability.
+    /// The app's capability (the requestId of the deep link), in clear: as given to
+    /// [`Store::insert_session`] or to [`Store::session_by_request`]; empty when the
+    /// session was read by its id (the database keeps only its SHA-256).
     pub request_id: String,
     /// Owner.
     pub tenant_id: String,
@@ -184,20 +203,30 @@ impl Store {
     }
 
     /// [`Store::open`] with the secrets key read from (or created at) `key_path`.
+    ///
+    /// The database file is created `0600` (its `-wal` and `-shm` follow it), and
+    /// requestIds older rows hold in clear are hashed before this returns.
     pub async fn open_with_secrets_key(path: &Path, key_path: &Path) -> Result<Self, StoreError> {
         let secrets = Arc::new(SecretsKey::load_or_create(key_path)?);
+        files::prepare(path).map_err(|source| StoreError::Files {
+            path: path.to_owned(),
+            source,
+        })?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted and overwritten content is zeroed, not left in free space.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        request_ids::hash_clear_request_ids(&pool).await?;
         let changes = Arc::new(ChangeDetector::open(path)?);
         Ok(Self {
             pool,
@@ -550,7 +579,8 @@ impl Store {
 
     // ---- sessions ----
 
-    /// Inserts a session with its documents, atomically.
+    /// Inserts a session with its documents, atomically. The requestId is stored as its
+    /// SHA-256 only.
     pub async fn insert_session(
         &self,
         session: &SessionRecord,
@@ -559,11 +589,11 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, \
-             created_at, expires_at, signature_format, key_mode, signer_requirement) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             created_at, expires_at, signature_format, key_mode, signer_requirement, request_id_hashed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)",
         )
         .bind(&session.id)
-        .bind(&session.request_id)
+        .bind(request_ids::stored_form(&session.request_id))
         .bind(&session.tenant_id)
         .bind(&session.key_id)
         .bind(&session.origin)
@@ -593,29 +623,37 @@ impl Store {
         Ok(())
     }
 
+    /// The session columns, the requestId's hash read as an empty `request_id` (the
+    /// hash is not given out: it is not the capability, but nobody needs it).
     const SESSION_COLUMNS: &'static str =
-        "id, request_id, tenant_id, key_id, origin, callback_url, status, \
+        "id, '' AS request_id, tenant_id, key_id, origin, callback_url, status, \
          created_at, expires_at, finished_at, signer_certificate, signature_algorithm, signature_format, \
          key_mode, signer_requirement, signer_evidence";
 
-    /// A tenant's session by id (another tenant's session is `None`).
-    pub async fn session_of_tenant(
+    /// A session by id, as a portal key of `tenant_id` and `mode` may see it: another
+    /// tenant's session, and a session created by a key of the other mode (test keys
+    /// see only test sessions, live keys only live ones), are `None`, as for an id
+    /// that does not exist.
+    pub async fn session_of_key(
         &self,
         session_id: &str,
         tenant_id: &str,
+        mode: KeyMode,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM sessions WHERE id = $1 AND tenant_id = $2",
+            "SELECT {} FROM sessions WHERE id = $1 AND tenant_id = $2 AND key_mode = $3",
             Self::SESSION_COLUMNS
         );
         Ok(sqlx::query_as(&sql)
             .bind(session_id)
             .bind(tenant_id)
+            .bind(mode.as_str())
             .fetch_optional(&self.pool)
             .await?)
     }
 
-    /// A session by its request id.
+    /// A session by its requestId (given in clear, looked up by its SHA-256); the
+    /// record carries the requestId it was looked up by.
     pub async fn session_by_request(
         &self,
         request_id: &str,
@@ -624,10 +662,14 @@ impl Store {
             "SELECT {} FROM sessions WHERE request_id = $1",
             Self::SESSION_COLUMNS
         );
-        Ok(sqlx::query_as(&sql)
-            .bind(request_id)
+        let session: Option<SessionRecord> = sqlx::query_as(&sql)
+            .bind(request_ids::stored_form(request_id))
             .fetch_optional(&self.pool)
-            .await?)
+            .await?;
+        Ok(session.map(|session| SessionRecord {
+            request_id: request_id.to_owned(),
+            ..session
+        }))
     }
 
     /// A session's documents in request order.

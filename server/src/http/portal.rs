@@ -455,7 +455,7 @@ pub async fn create_session(
     responses(
         (status = 200, description = "Session status", body = SessionStatusResponse),
         (status = 401, description = "SS_API_KEY_INVALID", body = ErrorEnvelope),
-        (status = 404, description = "SS_NOT_FOUND (also for another tenant's session)", body = ErrorEnvelope),
+        (status = 404, description = "SS_NOT_FOUND (also for another tenant's session, and for a session of the other key mode: test keys see only test sessions)", body = ErrorEnvelope),
         (status = 429, description = "SS_RATE_LIMITED", body = ErrorEnvelope),
     )
 )]
@@ -466,7 +466,7 @@ pub async fn session_status(
 ) -> Result<Json<SessionStatusResponse>, ApiError> {
     let session = state
         .store
-        .session_of_tenant(&session_id, key.tenant_id())
+        .session_of_key(&session_id, key.tenant_id(), key.mode())
         .await?
         .ok_or_else(|| ApiError::not_found("no such session"))?;
     let documents = state.store.documents(&session.id).await?;
