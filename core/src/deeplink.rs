@@ -157,12 +157,11 @@ where
 {
     args.into_iter().find_map(|arg| {
         let arg = arg.as_ref();
-        let prefix = arg.get(..SCHEME.len() + 1)?;
-        prefix[..SCHEME.len()]
-            .eq_ignore_ascii_case(SCHEME)
-            .then_some(())
-            .filter(|()| prefix.ends_with(':'))
-            .map(|()| arg.to_owned())
+        // Bytes, not `str` slices: an argument may have a multi-byte character anywhere,
+        // including across the end of the scheme, and must never make this panic.
+        let (scheme, colon) = arg.as_bytes().split_at_checked(SCHEME.len())?;
+        (scheme.eq_ignore_ascii_case(SCHEME.as_bytes()) && colon.first() == Some(&b':'))
+            .then(|| arg.to_owned())
     })
 }
 
@@ -322,6 +321,35 @@ mod tests {
             link_in_args(["app", "SECURESIGN://nope"]),
             Some("SECURESIGN://nope".to_owned())
         );
+    }
+
+    /// A multi-byte character across the scheme prefix (or anywhere in the first
+    /// bytes) is not our link, and never panics: every char boundary, many characters.
+    #[test]
+    fn multi_byte_characters_near_the_scheme_never_panic() {
+        assert_eq!(link_in_args(["securesig\u{e9}://sign?requestId=x"]), None);
+        assert_eq!(link_in_args(["securesign\u{e9}//x"]), None);
+        assert_eq!(link_in_args(["\u{1F600}"]), None);
+        let base = format!("securesign://sign?requestId={ID32}");
+        for ch in ['\u{e9}', '\u{20AC}', '\u{1F600}', '\u{0}', 'S'] {
+            for cut in 0..=base.len() {
+                let mut arg = base.clone();
+                arg.insert(cut, ch);
+                let found = link_in_args([arg.as_str()]);
+                // Still ours only when the character landed after `securesign:`.
+                let ours = cut > SCHEME.len();
+                assert_eq!(found.is_some(), ours, "{ch:?} at {cut}");
+                if let Some(link) = found {
+                    assert!(SignLink::parse(&link).is_err() || ch == 'S' || cut == base.len());
+                }
+                let _ = SignLink::parse(&arg);
+                // Truncations at every byte that is a char boundary.
+                for end in (0..=arg.len()).filter(|&i| arg.is_char_boundary(i)) {
+                    let _ = link_in_args([&arg[..end]]);
+                    let _ = SignLink::parse(&arg[..end]);
+                }
+            }
+        }
     }
 
     #[test]
