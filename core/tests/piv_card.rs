@@ -377,3 +377,130 @@ fn a_pin_changed_elsewhere_costs_one_try_in_a_pin_always_batch_never_more() {
     assert_eq!(out.error.map(|e| e.code()), Some(ErrorCode::PinRequired));
     assert_eq!(card_tries(&lab), Some(2), "exactly one try spent");
 }
+
+/// Another application spends tries with wrong PINs on its own connection while our PIN
+/// session is active (a failed VERIFY also ends the card's verified state).
+fn spend_tries_elsewhere(lab: &securesign_testlab::PivLab, n: usize) {
+    let mut other = backend(lab);
+    for _ in 0..n {
+        let err = other.login(&pin(WRONG)).expect_err("a wrong PIN");
+        assert_eq!(err.code(), ErrorCode::PinInvalid, "{err:?}");
+    }
+    drop(other);
+}
+
+/// The kept 9C PIN is right, but only one try is left: sending it would spend the user's
+/// final try without asking (had it been stale, it would have blocked the card). The
+/// signature is refused as the PKCS#11 backend refuses it: `SS_PIN_REQUIRED`, no APDU
+/// with the PIN, and the PIN is no longer kept.
+#[test]
+fn a_kept_pin_is_not_sent_at_the_final_try() {
+    let lab = provisioned_lab();
+    let mut t = token(&lab);
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap();
+    let signer = t.signer(&key(PivSlot::Sign9C), SystemClock.wall()).unwrap();
+    let first = t.sign_batch(
+        &signer,
+        &digests(1),
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    );
+    assert!(first.is_complete(), "{:?}", first.error);
+
+    spend_tries_elsewhere(&lab, 2);
+    assert_eq!(card_tries(&lab), Some(1));
+
+    let out = t.sign_batch(
+        &signer,
+        &digests(2),
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    );
+    assert!(out.signed.is_empty());
+    let err = out.error.expect("refused");
+    assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
+    assert_eq!(card_tries(&lab), Some(1), "no try spent, none reset either");
+    // The session is over and the PIN gone: the user is asked, with the final-try guard.
+    let err = t
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinFinalTry);
+    t.verify_pin(pin(PIV_PIN), FinalTry::Confirmed, now())
+        .unwrap();
+    let again = t.sign_batch(
+        &signer,
+        &digests(2),
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    );
+    assert!(again.is_complete(), "{:?}", again.error);
+}
+
+/// The dangerous case: the PIN was changed elsewhere (the kept one is stale) and then
+/// two tries were spent there. Sending the kept PIN would block the card.
+#[test]
+fn a_stale_kept_pin_never_blocks_the_card_at_the_final_try() {
+    let lab = provisioned_lab();
+    let mut t = token(&lab);
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap();
+    let signer = t.signer(&key(PivSlot::Sign9C), SystemClock.wall()).unwrap();
+    let mut other = backend(&lab);
+    other.change_pin(&pin(PIV_PIN), &pin("24681357")).unwrap();
+    other.logout().unwrap();
+    drop(other);
+    spend_tries_elsewhere(&lab, 2);
+    assert_eq!(card_tries(&lab), Some(1));
+
+    let out = t.sign_batch(
+        &signer,
+        &digests(3),
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    );
+    assert!(out.signed.is_empty());
+    let err = out.error.expect("refused");
+    assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
+    assert_eq!(card_tries(&lab), Some(1), "not blocked: no try spent");
+    // And nothing is tried again on the next batch.
+    let out = t.sign_batch(
+        &signer,
+        &digests(1),
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    );
+    assert_eq!(out.error.map(|e| e.code()), Some(ErrorCode::PinRequired));
+    assert_eq!(card_tries(&lab), Some(1));
+}
+
+/// A blocked card (blocked elsewhere) gets no VERIFY with the kept PIN either.
+#[test]
+fn a_kept_pin_is_not_sent_to_a_card_blocked_elsewhere() {
+    let lab = provisioned_lab();
+    let mut t = token(&lab);
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap();
+    let signer = t.signer(&key(PivSlot::Sign9C), SystemClock.wall()).unwrap();
+    spend_tries_elsewhere(&lab, 2);
+    let mut other = backend(&lab);
+    assert_eq!(
+        other.login(&pin(WRONG)).unwrap_err().code(),
+        ErrorCode::PinBlocked
+    );
+    drop(other);
+    let out = t.sign_batch(
+        &signer,
+        &digests(1),
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    );
+    assert_eq!(out.error.map(|e| e.code()), Some(ErrorCode::PinBlocked));
+    assert_eq!(card_tries(&lab), Some(0));
+}

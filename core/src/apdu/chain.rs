@@ -8,13 +8,20 @@
 //!   commands that expect a response body — PIN commands (sent without `Le`) are never
 //!   sent twice.
 
+use zeroize::Zeroizing;
+
 use super::{ApduTransport, Command, Response, TransportError};
 
 /// Longest command data of one short APDU.
 pub const MAX_SHORT_DATA: usize = 255;
 
 /// Largest complete response we accept (a certificate object is a few KiB).
-const MAX_RESPONSE: usize = 64 * 1024;
+pub const MAX_RESPONSE: usize = 64 * 1024;
+
+/// Most GET RESPONSE rounds one command may take: [`MAX_RESPONSE`] in answers of 128
+/// bytes. A card that keeps answering `61xx` (with or without data) past this is broken
+/// or hostile; the exchange ends as [`TransportError::Malformed`] instead of looping.
+pub const MAX_GET_RESPONSE_ROUNDS: usize = MAX_RESPONSE / 128;
 
 /// GET RESPONSE instruction.
 const INS_GET_RESPONSE: u8 = 0xC0;
@@ -65,11 +72,12 @@ pub(crate) fn exchange_with(
     Err(TransportError::Malformed("empty command chain".into()))
 }
 
-/// Sends the final (or only) APDU and follows `61xx` / `6Cxx`.
+/// Sends the final (or only) APDU and follows `61xx` (at most
+/// [`MAX_GET_RESPONSE_ROUNDS`] times, at most [`MAX_RESPONSE`] bytes) / `6Cxx` (once).
 fn collect_response(
     send: &mut SendApdu<'_>,
     command: &Command,
-    mut apdu: Vec<u8>,
+    mut apdu: Zeroizing<Vec<u8>>,
 ) -> Result<Response, TransportError> {
     let mut reply = Response::from_raw(send(&apdu)?)?;
     if reply.sw.sw1() == 0x6C && command.expect_response {
@@ -81,7 +89,14 @@ fn collect_response(
     }
     let mut data = std::mem::take(&mut reply.data);
     let mut sw = reply.sw;
+    let mut rounds = 0usize;
     while sw.sw1() == 0x61 {
+        rounds += 1;
+        if rounds > MAX_GET_RESPONSE_ROUNDS {
+            return Err(TransportError::Malformed(format!(
+                "the card still had more data after {MAX_GET_RESPONSE_ROUNDS} GET RESPONSE rounds"
+            )));
+        }
         let get_response = [command.cla & 0x03, INS_GET_RESPONSE, 0, 0, sw.sw2()];
         let more = Response::from_raw(send(&get_response)?)?;
         data.extend_from_slice(&more.data);
@@ -95,9 +110,10 @@ fn collect_response(
     Ok(Response { data, sw })
 }
 
-/// `CLA INS P1 P2 [Lc data] [Le]` for one short APDU (`Le = 0` means 256).
-fn short_apdu(command: &Command, cla: u8, data: &[u8], le: Option<u8>) -> Vec<u8> {
-    let mut apdu = Vec::with_capacity(6 + data.len());
+/// `CLA INS P1 P2 [Lc data] [Le]` for one short APDU (`Le = 0` means 256), in a
+/// zeroizing buffer sized up front (no reallocation leaves a copy of a PIN behind).
+fn short_apdu(command: &Command, cla: u8, data: &[u8], le: Option<u8>) -> Zeroizing<Vec<u8>> {
+    let mut apdu = Zeroizing::new(Vec::with_capacity(6 + data.len()));
     apdu.extend_from_slice(&[cla, command.ins, command.p1, command.p2]);
     if !data.is_empty() {
         // `data` comes from `chunks(MAX_SHORT_DATA)`, so its length fits in one byte.
@@ -205,6 +221,69 @@ mod tests {
             .unwrap();
         assert_eq!(reply.sw, StatusWord(0x6A80));
         assert_eq!(card.sent.len(), 1);
+    }
+
+    /// Runs `command` against a card that answers every APDU with `answer`, giving up
+    /// (with a transport error) after `limit` APDUs so a missing cap fails, not hangs.
+    fn endless(
+        command: &Command,
+        answer: &[u8],
+        limit: usize,
+    ) -> (Result<Response, TransportError>, usize) {
+        let mut sent = 0usize;
+        let result = exchange_with(
+            &mut |_apdu| {
+                sent += 1;
+                if sent > limit {
+                    return Err(TransportError::Other("the card never stopped".into()));
+                }
+                Ok(answer.to_vec())
+            },
+            command,
+        );
+        (result, sent)
+    }
+
+    #[test]
+    fn a_card_answering_61xx_without_data_forever_is_malformed_after_a_bounded_number_of_rounds() {
+        let command = Command::new(0, 0xCB, 0x3F, 0xFF, vec![0x5C, 0x03, 0x5F, 0xC1, 0x05]);
+        for sw2 in [0x00, 0x01, 0x10] {
+            let (result, sent) = endless(&command, &[0x61, sw2], 100_000);
+            let err = result.unwrap_err();
+            assert!(matches!(err, TransportError::Malformed(_)), "{err:?}");
+            assert!(sent <= MAX_GET_RESPONSE_ROUNDS + 1, "{sent} APDUs");
+        }
+    }
+
+    #[test]
+    fn a_card_trickling_one_byte_per_61xx_round_is_capped() {
+        let command = Command::new(0, 0xCB, 0x3F, 0xFF, vec![0x5C]);
+        let (result, sent) = endless(&command, &[0xAA, 0x61, 0x01], 1_000_000);
+        assert!(
+            matches!(result, Err(TransportError::Malformed(_))),
+            "{result:?}"
+        );
+        assert!(sent <= MAX_GET_RESPONSE_ROUNDS + 1, "{sent} APDUs");
+    }
+
+    #[test]
+    fn a_card_answering_6cxx_forever_gets_one_resend_and_no_loop() {
+        let command = Command::new(0, 0xCA, 0, 0, vec![]);
+        let (result, sent) = endless(&command, &[0x6C, 0x10], 100);
+        assert_eq!(result.unwrap().sw, StatusWord(0x6C10));
+        assert_eq!(sent, 2, "the first APDU and one resend");
+        // A command without Le is never resent, whatever the card says.
+        let verify = Command::new(0, 0x20, 0, 0x80, vec![0x31; 8]).without_response();
+        let (result, sent) = endless(&verify, &[0x6C, 0x10], 100);
+        assert_eq!(result.unwrap().sw, StatusWord(0x6C10));
+        assert_eq!(sent, 1);
+    }
+
+    #[test]
+    fn an_empty_answer_is_a_card_that_went_away() {
+        let mut card = Script::new(&[&[]]);
+        let err = card.run(&Command::new(0, 0xCA, 0, 0, vec![])).unwrap_err();
+        assert_eq!(err, TransportError::CardAbsent);
     }
 
     #[test]

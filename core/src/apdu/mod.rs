@@ -13,9 +13,15 @@ pub mod pcsc;
 
 use std::fmt;
 
-pub use chain::{exchange, MAX_SHORT_DATA};
+use zeroize::Zeroizing;
+
+pub use chain::{exchange, MAX_GET_RESPONSE_ROUNDS, MAX_RESPONSE, MAX_SHORT_DATA};
 
 /// A command APDU before it is cut into short APDUs (see [`exchange`]).
+///
+/// Its data may be a PIN or PUK (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER), so
+/// it lives in a [`Zeroizing`] buffer, wiped when the command drops; [`exchange`] builds
+/// every short APDU from it in zeroizing buffers too.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Command {
     /// Class byte (the chaining bit `0x10` is set by [`exchange`], not here).
@@ -26,15 +32,22 @@ pub struct Command {
     pub p1: u8,
     /// Parameter 2.
     pub p2: u8,
-    /// Command data (may be longer than 255 bytes: it is chained).
-    pub data: Vec<u8>,
+    /// Command data (may be longer than 255 bytes: it is chained); wiped on drop.
+    pub data: Zeroizing<Vec<u8>>,
     /// Whether a response body is expected (`Le = 00`, i.e. up to 256 bytes per response).
     pub expect_response: bool,
 }
 
 impl Command {
-    /// A command with `data` that expects a response body.
+    /// A command with `data` that expects a response body. The vector is moved (not
+    /// copied) into the zeroizing buffer.
     pub fn new(cla: u8, ins: u8, p1: u8, p2: u8, data: Vec<u8>) -> Self {
+        Self::secret(cla, ins, p1, p2, Zeroizing::new(data))
+    }
+
+    /// A command whose data is already in a zeroizing buffer (a PIN or PUK), taken over
+    /// without a copy.
+    pub fn secret(cla: u8, ins: u8, p1: u8, p2: u8, data: Zeroizing<Vec<u8>>) -> Self {
         Self {
             cla,
             ins,
@@ -119,7 +132,14 @@ pub struct Response {
 
 impl Response {
     /// Splits a raw response (`data || SW1 SW2`).
+    ///
+    /// An empty answer is no answer: the card went away during the exchange (PC/SC
+    /// returns success with zero bytes when the card dies mid-APDU), so it is
+    /// [`TransportError::CardAbsent`]; one byte is a broken response.
     pub fn from_raw(mut raw: Vec<u8>) -> Result<Self, TransportError> {
+        if raw.is_empty() {
+            return Err(TransportError::CardAbsent);
+        }
         if raw.len() < 2 {
             return Err(TransportError::Malformed(format!(
                 "response of {} bytes has no status word",

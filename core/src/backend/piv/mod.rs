@@ -9,8 +9,17 @@
 //! The Digital Signature key (9C) needs the PIN *immediately* before every signature
 //! (SP 800-73-4 "PIN always"). To sign a batch with one PIN entry, the backend keeps the
 //! verified PIN (padded, zeroized on drop) while logged in and sends VERIFY with it right
-//! before each 9C signature. It is dropped on logout, removal and any failure, so a
-//! re-sent PIN can fail at most once.
+//! before each 9C signature. Before that it reads the try counter with an empty VERIFY
+//! (spends nothing): with one try left (or none) the kept PIN is not sent — it is dropped
+//! and the signature refused with [`Error::PinRequired`] ([`Error::PinBlocked`] when
+//! blocked), as the PKCS#11 backend does, so the final try stays the user's to confirm.
+//! The PIN is put back only after the card answered `9000` to both the VERIFY and the
+//! signature; it is dropped on logout, removal and any failure, so a re-sent PIN that went
+//! stale can fail at most once.
+//!
+//! Every buffer that holds the PIN or PUK here is zeroizing: the padded form
+//! ([`PaddedPin`], on the heap, never copied on the stack), the command data
+//! ([`Command::data`]) and each short APDU built from it by the chaining layer.
 
 mod objects;
 mod pkcs1;
@@ -22,7 +31,7 @@ use zeroize::Zeroizing;
 pub use objects::{slot, Slot, SIGNING_SLOTS, SLOT_9A, SLOT_9C};
 
 use super::{KeyId, SignatureScheme, TokenBackend, TokenCertificate, TokenInfo};
-use crate::apdu::{ApduTransport, Command, Response, StatusWord};
+use crate::apdu::{ApduTransport, Command, Response, StatusWord, TransportError};
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::pin::{Pin, PinCharset, PinPolicy};
@@ -51,8 +60,9 @@ const ALG_ECC_P256: u8 = 0x11;
 /// RSA-2048 modulus length in bytes.
 const RSA_2048_LEN: usize = 256;
 
-/// A PIN or PUK padded to 8 bytes with `FF`; wiped when dropped.
-type PaddedPin = Zeroizing<[u8; PIN_LEN]>;
+/// A PIN or PUK padded to 8 bytes with `FF`, on the heap (moves copy the pointer, not
+/// the PIN); wiped when dropped.
+type PaddedPin = Zeroizing<Vec<u8>>;
 
 /// One PIV card reached through `T`. Owned by one thread (see [`crate::worker`]).
 pub struct PivBackend<T: ApduTransport> {
@@ -101,44 +111,86 @@ impl<T: ApduTransport> PivBackend<T> {
 
     /// Sends one logical command; a transport failure means the card is gone for us.
     fn send(&mut self, command: &Command) -> Result<Response> {
-        match self.transport.exchange(command) {
-            Ok(response) => Ok(response),
-            Err(_) => {
-                self.lost();
-                Err(Error::TokenNotPresent)
+        let result = self.transport.exchange(command);
+        result.map_err(|e| self.failed(&e))
+    }
+
+    /// A failed exchange: the connection's selection and PIN state are gone with it. A
+    /// card that broke the protocol (endless `61xx`, a response without status word) is a
+    /// token error; anything else means the card is unreachable.
+    fn failed(&mut self, err: &TransportError) -> Error {
+        self.lost();
+        match err {
+            TransportError::Malformed(detail) => {
+                Error::Token(format!("the card broke the APDU protocol: {detail}"))
             }
+            _ => Error::TokenNotPresent,
         }
     }
 
     /// GENERAL AUTHENTICATE, preceded for a PIN-always key by VERIFY with the kept PIN in
-    /// the same atomic sequence (nothing may come between them).
-    fn authenticate(&mut self, slot: Slot, command: Command) -> Result<Response> {
+    /// the same atomic sequence (nothing may come between them), and before that by an
+    /// empty VERIFY that reads the try counter.
+    ///
+    /// Returns the answer and, for a PIN-always key whose VERIFY the card accepted, the
+    /// kept PIN for the caller to put back once the signature succeeded. The PIN is taken
+    /// out of the backend first, so every early return drops (wipes) it.
+    fn authenticate(
+        &mut self,
+        slot: Slot,
+        command: Command,
+    ) -> Result<(Response, Option<PaddedPin>)> {
         if !slot.pin_always {
-            return self.send(&command);
+            return Ok((self.send(&command)?, None));
         }
         let Some(pin) = self.pin_always.take() else {
             return Err(Error::PinRequired);
         };
-        let verify = Command::new(0x00, INS_VERIFY, 0x00, PIN_REF, pin.to_vec()).without_response();
-        let mut answers = match self.transport.exchange_sequence(&[verify, command]) {
-            Ok(answers) => answers.into_iter(),
-            Err(_) => {
-                self.lost();
-                return Err(Error::TokenNotPresent);
-            }
-        };
-        let verified = answers
+        let status = Command::new(0x00, INS_VERIFY, 0x00, PIN_REF, Vec::new()).without_response();
+        let verify = verify_command(&pin);
+        // Still verified (no failure since our last VERIFY: a failed comparison clears
+        // the verified state): status, VERIFY and the signature go in one transaction.
+        let sequence = self
+            .transport
+            .exchange_sequence(&[status, verify.clone(), command.clone()]);
+        let answers = sequence.map_err(|e| self.failed(&e))?;
+        let mut answers = answers.into_iter();
+        let counter = answers
             .next()
+            .ok_or_else(|| Error::Internal("no answer to VERIFY (status)".into()))?;
+        let mut answers: Vec<Response> = if counter.sw.is_ok() {
+            answers.collect()
+        } else {
+            // Not verified: the card told the tries left. Failures happened elsewhere (or
+            // the card was reset); the final try is the user's, never ours.
+            match (counter.sw, status::tries_left(counter.sw)) {
+                (_, Some(0)) | (status::BLOCKED, _) => {
+                    self.verified = false;
+                    return Err(Error::PinBlocked);
+                }
+                (_, Some(1)) => {
+                    self.verified = false;
+                    return Err(Error::PinRequired);
+                }
+                (_, Some(_)) => {}
+                (sw, None) => return Err(status::unexpected("VERIFY (status)", sw)),
+            }
+            let sequence = self.transport.exchange_sequence(&[verify, command]);
+            sequence.map_err(|e| self.failed(&e))?
+        };
+        answers.reverse();
+        let verified = answers
+            .pop()
             .ok_or_else(|| Error::Internal("no answer to VERIFY".into()))?;
         if let Err(e) = status::pin_result(verified.sw, "VERIFY") {
             // The PIN was changed elsewhere: this try is spent once, never again.
             self.verified = false;
             return Err(self.with_count(e));
         }
-        self.pin_always = Some(pin);
-        answers
-            .next()
-            .ok_or_else(|| Error::Internal("no answer to GENERAL AUTHENTICATE".into()))
+        let answer = answers
+            .pop()
+            .ok_or_else(|| Error::Internal("no answer to GENERAL AUTHENTICATE".into()))?;
+        Ok((answer, Some(pin)))
     }
 
     /// The connection broke: selection and PIN state are gone with it.
@@ -170,9 +222,7 @@ impl<T: ApduTransport> PivBackend<T> {
     /// VERIFY with `pin` (padded); never resent.
     fn verify(&mut self, pin: &PaddedPin) -> Result<StatusWord> {
         self.ensure_selected()?;
-        let command =
-            Command::new(0x00, INS_VERIFY, 0x00, PIN_REF, pin.to_vec()).without_response();
-        Ok(self.send(&command)?.sw)
+        Ok(self.send(&verify_command(pin))?.sw)
     }
 
     /// The empty VERIFY: `9000` when verified, `63Cx` with the tries left otherwise.
@@ -245,24 +295,40 @@ impl PivBackend<crate::apdu::pcsc::PcscTransport> {
 
 /// Pads a PIN or PUK to 8 bytes with `FF`; longer values are refused before any APDU.
 fn pad(secret: &Pin) -> Result<PaddedPin> {
+    let mut padded = Zeroizing::new(Vec::with_capacity(PIN_LEN));
+    append_padded(&mut padded, secret)?;
+    Ok(padded)
+}
+
+/// Appends `secret` padded to 8 bytes; `body` must have the room (no reallocation, which
+/// would free a copy unwiped).
+fn append_padded(body: &mut Zeroizing<Vec<u8>>, secret: &Pin) -> Result<()> {
     let bytes = secret.expose().as_bytes();
-    if bytes.is_empty() || bytes.len() > PIN_LEN {
+    if bytes.is_empty() || bytes.len() > PIN_LEN || body.capacity() - body.len() < PIN_LEN {
         return Err(Error::PinFormat {
             min: PIN_MIN,
             max: PIN_LEN,
         });
     }
-    let mut padded = Zeroizing::new([0xFF; PIN_LEN]);
-    padded[..bytes.len()].copy_from_slice(bytes);
-    Ok(padded)
+    let end = body.len() + PIN_LEN;
+    body.extend_from_slice(bytes);
+    body.resize(end, 0xFF);
+    Ok(())
 }
 
 /// `old || new`, both padded: the body of CHANGE REFERENCE DATA / RESET RETRY COUNTER.
 fn pin_pair(first: &Pin, second: &Pin) -> Result<Zeroizing<Vec<u8>>> {
     let mut body = Zeroizing::new(Vec::with_capacity(2 * PIN_LEN));
-    body.extend_from_slice(pad(first)?.as_slice());
-    body.extend_from_slice(pad(second)?.as_slice());
+    append_padded(&mut body, first)?;
+    append_padded(&mut body, second)?;
     Ok(body)
+}
+
+/// VERIFY with a padded PIN, its data in a zeroizing buffer of its own.
+fn verify_command(pin: &PaddedPin) -> Command {
+    let mut data = Zeroizing::new(Vec::with_capacity(PIN_LEN));
+    data.extend_from_slice(pin);
+    Command::secret(0x00, INS_VERIFY, 0x00, PIN_REF, data).without_response()
 }
 
 /// The signature in a GENERAL AUTHENTICATE answer `7C { 82 signature }`.
@@ -350,8 +416,8 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
         let body = pin_pair(old, new)?;
         self.ensure_selected()?;
         self.pin_always = None;
-        let command = Command::new(0x00, INS_CHANGE_REFERENCE, 0x00, PIN_REF, body.to_vec())
-            .without_response();
+        let command =
+            Command::secret(0x00, INS_CHANGE_REFERENCE, 0x00, PIN_REF, body).without_response();
         let sw = self.send(&command)?.sw;
         status::pin_result(sw, "CHANGE REFERENCE DATA").map_err(|e| self.with_count(e))
     }
@@ -362,7 +428,7 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
         self.verified = false;
         self.pin_always = None;
         let command =
-            Command::new(0x00, INS_RESET_RETRY, 0x00, PIN_REF, body.to_vec()).without_response();
+            Command::secret(0x00, INS_RESET_RETRY, 0x00, PIN_REF, body).without_response();
         let sw = self.send(&command)?.sw;
         status::puk_result(sw)
     }
@@ -412,7 +478,7 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
             slot.key_ref,
             body,
         );
-        let reply = self.authenticate(slot, command)?;
+        let (reply, kept) = self.authenticate(slot, command)?;
         match reply.sw {
             StatusWord::OK => {}
             status::NOT_VERIFIED => {
@@ -430,7 +496,7 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
             sw => return Err(status::unexpected("GENERAL AUTHENTICATE", sw)),
         }
         let signature = signature_from_template(&reply.data)?;
-        match scheme {
+        let signature = match scheme {
             SignatureScheme::RsaPkcs1Sha256 if signature.len() == RSA_2048_LEN => Ok(signature),
             SignatureScheme::RsaPkcs1Sha256 => Err(Error::Token(format!(
                 "RSA signature of {} bytes, expected {RSA_2048_LEN}",
@@ -442,7 +508,12 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
                 .map_err(|e| {
                     Error::Token(format!("card returned a malformed ECDSA signature: {e}"))
                 }),
+        }?;
+        // Kept again only now: the card accepted the PIN and signed.
+        if kept.is_some() {
+            self.pin_always = kept;
         }
+        Ok(signature)
     }
 }
 
@@ -452,5 +523,55 @@ impl<T: ApduTransport> Drop for PivBackend<T> {
         if self.verified {
             let _ = self.logout();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    /// A card that selects PIV and then answers every other APDU with `answer`, giving up
+    /// after `limit` APDUs (so a missing cap fails instead of hanging).
+    struct Stuck {
+        answer: Vec<u8>,
+        sent: usize,
+        limit: usize,
+    }
+
+    impl ApduTransport for Stuck {
+        fn reader_name(&self) -> &str {
+            "stuck"
+        }
+        fn card_present(&mut self) -> std::result::Result<bool, TransportError> {
+            Ok(true)
+        }
+        fn transmit(&mut self, apdu: &[u8]) -> std::result::Result<Vec<u8>, TransportError> {
+            self.sent += 1;
+            if apdu.get(1) == Some(&INS_SELECT) {
+                return Ok(vec![0x90, 0x00]);
+            }
+            if self.sent > self.limit {
+                return Err(TransportError::Other("the card never stopped".into()));
+            }
+            Ok(self.answer.clone())
+        }
+    }
+
+    #[test]
+    fn a_card_stuck_in_61xx_is_a_token_error_not_a_removal_and_not_a_hang() {
+        let stuck = Stuck {
+            answer: vec![0x61, 0x00],
+            sent: 0,
+            limit: 100_000,
+        };
+        let mut piv = PivBackend::open(stuck).unwrap();
+        let err = piv.certificates().unwrap_err();
+        assert_eq!(err.code(), ErrorCode::TokenError, "{err:?}");
+        assert!(
+            piv.transport().sent < 1_000,
+            "{} APDUs",
+            piv.transport().sent
+        );
     }
 }
