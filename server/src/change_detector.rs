@@ -40,6 +40,21 @@
 //! shared by every detector of that file; a process opens few databases, so the list
 //! stays short.
 //!
+//! **Replacement of the `-shm` file fails closed.** All of that holds only while the
+//! `-shm` file at its path is the inode this process mapped. A rename over it or an
+//! unlink (a backup restored by rename, a clean-up script) needs no SQLite lock, and
+//! after it every other process opens the *new* file: their commits move its header,
+//! never the one mapped here, and this process's own SQLite connections (which share
+//! one mapping per database file, see `unixOpenSharedMemory`) no longer see those
+//! commits at all: a key revoked by the admin CLI would stay accepted until restart,
+//! and a write from here could land over frames committed there. No re-mapping can
+//! repair that while this process's connections are open, so every check first
+//! compares the path's device and inode with the mapped file's (one `stat`, a few
+//! hundred nanoseconds) and, once they differ or the file is gone, answers
+//! [`ChangeDetectorError::SharedMemoryReplaced`] for good: the store refuses every
+//! query ([`crate::store::Store`] runs the same check before each one) until the
+//! process is restarted and opens the file that is there.
+//!
 //! `rusqlite` and `sqlx` link the same `libsqlite3-sys` (one bundled SQLite in the
 //! binary), so both sides share SQLite's per-process table of open files and their
 //! POSIX locks stay correct; Cargo refuses to build two copies (`links = "sqlite3"`).
@@ -47,6 +62,7 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -91,6 +107,18 @@ pub enum ChangeDetectorError {
     /// removed despite its trigger).
     #[error("change detector: the auth_version row is missing")]
     MissingAuthVersion,
+    /// The `-shm` file was replaced or removed while this process had the database
+    /// open: it no longer sees other processes' commits (see the module docs).
+    #[error(
+        "{} was replaced or removed while this process had the database open: it no \
+         longer sees other processes' commits (a revoked key would stay accepted), so \
+         the database is refused until the process is restarted",
+        path.display()
+    )]
+    SharedMemoryReplaced {
+        /// The `-shm` file.
+        path: PathBuf,
+    },
 }
 
 /// A value of the `auth_version` counter. It only grows (a trigger refuses anything
@@ -142,6 +170,11 @@ pub struct ChangeDetector {
     /// reads the counter again.
     seen: ArcSwapOption<Seen>,
     slow: Mutex<Slow>,
+    /// Where the `-shm` file is, and the device and inode of the one mapped.
+    shm_path: PathBuf,
+    shm_identity: (u64, u64),
+    /// Set (for good) once the file at `shm_path` is another one, or none.
+    replaced: AtomicBool,
 }
 
 impl ChangeDetector {
@@ -166,20 +199,57 @@ impl ChangeDetector {
         };
         let shm = kept_open(&shm_path).map_err(shm_error)?;
         let header = MappedHeader::map(&shm).map_err(shm_error)?;
-        Ok(Self {
+        let meta = shm.metadata().map_err(shm_error)?;
+        let detector = Self {
             header,
             seen: ArcSwapOption::empty(),
             slow: Mutex::new(Slow {
                 connection,
                 stats: DetectorStats::default(),
             }),
+            shm_identity: (meta.dev(), meta.ino()),
+            shm_path,
+            replaced: AtomicBool::new(false),
+        };
+        detector.check_shared_memory()?;
+        Ok(detector)
+    }
+
+    /// Whether the `-shm` file at its path is still the one this process mapped (one
+    /// `stat`). Once it is not, this answers
+    /// [`ChangeDetectorError::SharedMemoryReplaced`] for the life of the detector.
+    pub fn check_shared_memory(&self) -> Result<(), ChangeDetectorError> {
+        if !self.replaced.load(Ordering::Acquire) {
+            match std::fs::metadata(&self.shm_path) {
+                Ok(meta) if (meta.dev(), meta.ino()) == self.shm_identity => return Ok(()),
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(ChangeDetectorError::SharedMemory {
+                        path: self.shm_path.clone(),
+                        source,
+                    })
+                }
+            }
+            if !self.replaced.swap(true, Ordering::AcqRel) {
+                tracing::error!(
+                    path = %self.shm_path.display(),
+                    "the database's -shm file was replaced or removed while it was open: \
+                     refusing the database until this process is restarted"
+                );
+            }
+        }
+        Err(ChangeDetectorError::SharedMemoryReplaced {
+            path: self.shm_path.clone(),
         })
     }
 
     /// The current auth version. Call it before reading anything that must be at least
     /// as new as this moment: the value is read after every commit that had returned
-    /// when the call began.
+    /// when the call began. Fails once the `-shm` file was replaced
+    /// ([`ChangeDetector::check_shared_memory`]).
     pub fn auth_version(&self) -> Result<AuthVersion, ChangeDetectorError> {
+        self.check_shared_memory()?;
         let header = settled(self.header.read());
         if let (Some(now), Some(seen)) = (header, &*self.seen.load()) {
             if now == seen.header {
@@ -438,6 +508,40 @@ mod tests {
         assert_eq!(detector.stats().reads, 1);
         detector.auth_version().unwrap();
         assert_eq!(detector.stats().reads, 2, "a commit after all that is seen");
+    }
+
+    #[test]
+    fn a_replaced_or_removed_shm_file_fails_closed_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = wal_database(dir.path());
+        let shm = dir.path().join("t.db-shm");
+        let detector = ChangeDetector::open(&path).unwrap();
+        detector.auth_version().unwrap();
+        detector.check_shared_memory().unwrap();
+
+        let copy = dir.path().join("copy");
+        std::fs::copy(&shm, &copy).unwrap();
+        std::fs::rename(&copy, &shm).unwrap();
+        for _ in 0..2 {
+            assert!(matches!(
+                detector.auth_version(),
+                Err(ChangeDetectorError::SharedMemoryReplaced { .. })
+            ));
+        }
+        // Still refused after this process's own connection commits.
+        writer
+            .execute("UPDATE auth_version SET version = version + 1", [])
+            .unwrap();
+        assert!(detector.check_shared_memory().is_err());
+
+        let second = tempfile::tempdir().unwrap();
+        let (path, _writer) = wal_database(second.path());
+        let detector = ChangeDetector::open(&path).unwrap();
+        std::fs::remove_file(second.path().join("t.db-shm")).unwrap();
+        assert!(matches!(
+            detector.auth_version(),
+            Err(ChangeDetectorError::SharedMemoryReplaced { .. })
+        ));
     }
 
     #[test]

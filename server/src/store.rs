@@ -240,9 +240,18 @@ impl Store {
         default_key_path(db)
     }
 
-    /// The connection pool, for the query modules of this crate.
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The connection pool, for the query modules of this crate, once the `-shm` file
+    /// is found to be the one this process's connections map (see
+    /// [`ChangeDetector::check_shared_memory`]): after it was replaced, this process's
+    /// view of the database is stale and its writes could land over other processes'
+    /// commits, so every query is refused.
+    pub(crate) fn pool(&self) -> Result<&SqlitePool, StoreError> {
+        self.db()
+    }
+
+    fn db(&self) -> Result<&SqlitePool, StoreError> {
+        self.changes.check_shared_memory()?;
+        Ok(&self.pool)
     }
 
     /// The auth version: it moves when a key, tenant or whitelist changes, from this
@@ -270,7 +279,7 @@ impl Store {
             .bind(&tenant.id)
             .bind(&tenant.display_name)
             .bind(tenant.created_at)
-            .execute(&self.pool)
+            .execute(self.db()?)
             .await?;
         Ok(())
     }
@@ -282,7 +291,7 @@ impl Store {
         secret: &WebhookSecret,
     ) -> Result<(), StoreError> {
         let sealed = self.seal_webhook_secret(&tenant.id, secret)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         sqlx::query("INSERT INTO tenants (id, display_name, created_at) VALUES ($1, $2, $3)")
             .bind(&tenant.id)
             .bind(&tenant.display_name)
@@ -335,7 +344,7 @@ impl Store {
         .bind(&sealed)
         .bind(now)
         .bind(keep_previous_until)
-        .execute(&self.pool)
+        .execute(self.db()?)
         .await?;
         Ok(())
     }
@@ -351,7 +360,7 @@ impl Store {
             "SELECT sealed, previous_sealed, previous_until FROM webhook_secrets WHERE tenant_id = $1",
         )
         .bind(tenant_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db()?)
         .await?;
         let Some((sealed, previous_sealed, previous_until)) = row else {
             return Ok(None);
@@ -377,7 +386,7 @@ impl Store {
         Ok(
             sqlx::query_as("SELECT id, display_name, created_at FROM tenants WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db()?)
                 .await?,
         )
     }
@@ -388,7 +397,7 @@ impl Store {
         let row: Option<(Option<String>,)> =
             sqlx::query_as("SELECT policy_classes FROM tenants WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db()?)
                 .await?;
         Ok(row.and_then(|(classes,)| classes))
     }
@@ -402,7 +411,7 @@ impl Store {
         sqlx::query("UPDATE tenants SET policy_classes = $2 WHERE id = $1")
             .bind(id)
             .bind(classes)
-            .execute(&self.pool)
+            .execute(self.db()?)
             .await?;
         Ok(())
     }
@@ -412,7 +421,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT id, display_name, created_at FROM tenants ORDER BY created_at, id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.db()?)
         .await?)
     }
 
@@ -434,7 +443,7 @@ impl Store {
         .bind(key.expires_at)
         .bind(key.revoked_at)
         .bind(&key.replaced_by)
-        .execute(&self.pool)
+        .execute(self.db()?)
         .await?;
         Ok(())
     }
@@ -454,7 +463,7 @@ impl Store {
              WHERE k.key_hash = $1",
         )
         .bind(hash_hex)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db()?)
         .await?;
         let mut rows = rows.into_iter();
         let Some(first) = rows.next() else {
@@ -475,7 +484,7 @@ impl Store {
         let sql = format!("SELECT {} FROM api_keys WHERE id = $1", Self::KEY_COLUMNS);
         Ok(sqlx::query_as(&sql)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db()?)
             .await?)
     }
 
@@ -487,7 +496,7 @@ impl Store {
         );
         Ok(sqlx::query_as(&sql)
             .bind(tenant_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db()?)
             .await?)
     }
 
@@ -497,7 +506,7 @@ impl Store {
             sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(id)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.db()?)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -509,7 +518,7 @@ impl Store {
         old_expires_at: i64,
         new_key: &KeyRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, mode, key_hash, last4, rpm, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -552,7 +561,7 @@ impl Store {
         .bind(tenant_id)
         .bind(origin)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.db()?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -562,7 +571,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM domains WHERE tenant_id = $1 AND origin = $2")
             .bind(tenant_id)
             .bind(origin)
-            .execute(&self.pool)
+            .execute(self.db()?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -573,7 +582,7 @@ impl Store {
             "SELECT tenant_id, origin, created_at FROM domains WHERE tenant_id = $1 ORDER BY origin",
         )
         .bind(tenant_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db()?)
         .await?)
     }
 
@@ -586,7 +595,7 @@ impl Store {
         session: &SessionRecord,
         documents: &[DocumentRecord],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, \
              created_at, expires_at, signature_format, key_mode, signer_requirement, request_id_hashed) \
@@ -648,7 +657,7 @@ impl Store {
             .bind(session_id)
             .bind(tenant_id)
             .bind(mode.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db()?)
             .await?)
     }
 
@@ -664,7 +673,7 @@ impl Store {
         );
         let session: Option<SessionRecord> = sqlx::query_as(&sql)
             .bind(request_ids::stored_form(request_id))
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db()?)
             .await?;
         Ok(session.map(|session| SessionRecord {
             request_id: request_id.to_owned(),
@@ -679,7 +688,7 @@ impl Store {
              WHERE session_id = $1 ORDER BY position",
         )
         .bind(session_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db()?)
         .await?)
     }
 
@@ -697,7 +706,7 @@ impl Store {
         signatures: &[(String, String)],
         event: Option<&NewEvent>,
     ) -> Result<FinishOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         let done = sqlx::query(
             "UPDATE sessions SET status = 'completed', finished_at = $2, signer_certificate = $3, \
              signature_algorithm = $4, signer_evidence = $5 \
@@ -737,7 +746,7 @@ impl Store {
         now: i64,
         event: Option<&NewEvent>,
     ) -> Result<FinishOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         let done = sqlx::query(
             "UPDATE sessions SET status = 'cancelled', finished_at = $2 \
              WHERE id = $1 AND status = 'pending' AND expires_at > $2",
