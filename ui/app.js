@@ -63,6 +63,22 @@ function triesText(retries) {
 
 const isFinalTry = (r) => !!r && (r.indicator === "final_try" || r.remaining === 1);
 
+// PINs go to Rust as raw bytes (never a JSON string): the secrets, NUL-separated, in one
+// Uint8Array that is zeroed once the call is answered. The JS strings read from the inputs
+// cannot be wiped (the engine owns them); the inputs themselves are cleared at submit.
+async function invokeSecrets(cmd, secrets, headers) {
+  const enc = new TextEncoder();
+  const parts = secrets.map((s) => enc.encode(s));
+  const body = new Uint8Array(parts.reduce((n, p) => n + p.length, 0) + parts.length - 1);
+  let at = 0;
+  parts.forEach((p, i) => { if (i) body[at++] = 0; body.set(p, at); at += p.length; p.fill(0); });
+  try {
+    return await invoke(cmd, body, { headers });
+  } finally {
+    body.fill(0);
+  }
+}
+
 // ---------- request ----------
 
 async function openLink(link, changeToken = false) {
@@ -139,7 +155,7 @@ function renderRefusal() {
 }
 
 async function declineOpen() {
-  try { await invoke("decline_request", { requestId: view.requestId }); view = null; viewLink = null; announce(t("declined")); show("home"); } catch (err) { showError(err); }
+  try { await invoke("decline_request", { requestId: view.requestId }); view = null; viewLink = null; announce(t("declined")); show("home"); takeLink(); } catch (err) { showError(err); }
 }
 
 async function startSigning() {
@@ -202,7 +218,7 @@ async function submitPin(ev) {
   }
   const confirmFinalTry = !$("final-try").hidden && $("final-try-confirm").checked;
   try {
-    await invoke("verify_pin", { pin, confirmFinalTry });
+    await invokeSecrets("verify_pin", [pin], { "ss-request-id": view.requestId, "ss-confirm-final-try": confirmFinalTry ? "1" : "0" });
     await sign();
   } catch (err) {
     const e = normalise(err);
@@ -231,8 +247,9 @@ async function cancelAtPin() {
   $("pin-input").value = "";
   try {
     if (view) await invoke("decline_request", { requestId: view.requestId });
-    view = null;
+    view = null; viewLink = null;
     showError({ code: "SS_SIGN_CANCELLED", message: t("pinCancelled"), resolution: "Allow user to retry" });
+    takeLink();
   } catch (err) { showError(err); }
 }
 
@@ -250,9 +267,11 @@ async function sign() {
   try {
     const outcome = await invoke("sign_request", { requestId: view.requestId });
     $("done-msg").textContent = t("done", t("docCount", outcome.signed), view.tenant.displayName);
+    view = null; viewLink = null;
     show("done");
     announce("");
     refreshBanner();
+    takeLink();
   } catch (err) {
     const e = normalise(err);
     if (e.code === "SS_PIN_REQUIRED") return askPinFresh();
@@ -325,7 +344,7 @@ async function changePin(ev) {
   const [o, n, n2] = ["cp-old", "cp-new", "cp-new2"].map((id) => { const v = $(id).value; $(id).value = ""; return v; });
   if (n !== n2) { announce(t("pinMismatch")); return; }
   try {
-    await invoke("change_pin", { oldPin: o, newPin: n, confirmFinalTry: false });
+    await invokeSecrets("change_pin", [o, n], { "ss-confirm-final-try": "0" });
     announce(t("pinChanged"));
     openPinManagement();
   } catch (err) { showError(err); }
@@ -336,7 +355,7 @@ async function unblockPin(ev) {
   const puk = $("puk-input").value; $("puk-input").value = "";
   const n = $("puk-new").value; $("puk-new").value = "";
   try {
-    await invoke("unblock_pin", { puk, newPin: n });
+    await invokeSecrets("unblock_pin", [puk, n], {});
     announce(t("pinUnblocked"));
     openPinManagement();
   } catch (err) { showError(err); }
@@ -384,8 +403,13 @@ async function saveSettings(ev) {
 
 // ---------- wiring ----------
 
+// One request at a time: while one is open (its screen, PIN entry, signing, kept
+// signatures) a new link waits in Rust and is only announced; it opens once the open
+// request is finished or declined. Rust refuses it too (SS_CONFLICT).
 async function takeLink() {
+  if (view) { $("link-waiting").hidden = false; announce(t("linkWaiting")); return; }
   const link = await invoke("startup_link");
+  $("link-waiting").hidden = true;
   if (link) await openLink(link);
 }
 
@@ -409,6 +433,7 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("error-retry").addEventListener("click", () => retryAction && retryAction());
   $("error-puk").addEventListener("click", openPinManagement);
   $("logout-btn").addEventListener("click", logoutNow);
+  $("link-waiting-show").addEventListener("click", () => { if (view?.refusal) renderRefusal(); else if (view) renderRequest(); });
   $("change-form").addEventListener("submit", changePin);
   $("puk-form").addEventListener("submit", unblockPin);
   $("settings-form").addEventListener("submit", saveSettings);

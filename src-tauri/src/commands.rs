@@ -1,21 +1,29 @@
 //! The commands the UI may invoke. Each one is a thin call into the core or the API
 //! client; no signing or PIN policy lives here.
 //!
-//! PINs and PUKs arrive as arguments, become zeroizing [`Pin`]s at once and go to the
-//! token worker; they are never stored, logged or emitted.
+//! PINs and PUKs arrive as raw IPC bodies (never JSON, see [`crate::pin_ipc`]), become
+//! zeroizing [`Pin`]s at once and go to the token worker; they are never stored, logged or
+//! emitted.
+//!
+//! One request is open at a time: while it is (request screen, PIN entry, signing, kept
+//! signatures), another link is refused here (`SS_CONFLICT`) and waits in the state's queue
+//! until the user finishes or declines the open one; every flow command names the request
+//! id the screen showed and is refused for any other.
 
 use securesign_core::biometric::{Availability, BiometricGate, GateStep, PromptRequest};
 use securesign_core::cert::{CertificateInfo, Validity};
 use securesign_core::deeplink::{RequestId, SignLink};
 use securesign_core::status::{PinState, PinStatus};
 use securesign_core::token::{select_certificate, FinalTry};
-use securesign_core::{Error, ErrorBody, ErrorCode, Pin, PinPolicy};
+use securesign_core::{Error, ErrorBody, ErrorCode, PinPolicy};
 use serde::Serialize;
+use tauri::ipc::Request;
 use tauri::State;
 use time::OffsetDateTime;
 
 use crate::api::{ApiClient, Document, FinishResponse, SignatureFormat, Tenant};
 use crate::error::{CommandError, CommandResult};
+use crate::pin_ipc;
 use crate::settings::Settings;
 use crate::signer_gate::{self, SignerDecision, SignerRefusal};
 use crate::signing::{sign_pending, PassResult, Pending};
@@ -157,6 +165,7 @@ pub async fn open_request(
     change_token: Option<bool>,
 ) -> CommandResult<RequestView> {
     let link = SignLink::parse(&link)?;
+    refuse_while_another_is_open(&state, &link.request_id)?;
     let request = api(&state)?.sign_request(&link.request_id).await?;
     let selector = state.key_selector();
     let mut token = state.with_token(read_signer(selector.clone())).await;
@@ -227,8 +236,42 @@ pub async fn open_request(
     };
     let mut current = Current::new(request, signer, gate, step);
     current.refused = view.refusal.as_ref().map(|r| r.error.clone());
-    *state.current() = Some(current);
+    let mut slot = state.current();
+    match slot.as_mut() {
+        // Reopened (e.g. after changing the token): the kept signatures stay with it.
+        Some(open) if open.request.request_id == current.request.request_id => {
+            current.done = std::mem::take(&mut open.done);
+            current.done_with = open.done_with.take();
+        }
+        // Another request was opened while this one loaded: it wins, this one waits.
+        Some(open) => return Err(another_is_open(&open.request.request_id)),
+        None => {}
+    }
+    *slot = Some(current);
     Ok(view)
+}
+
+/// `SS_CONFLICT` when a request other than `id` is open: a link that arrives mid-flow never
+/// replaces the request whose PIN is being typed or whose documents are being signed.
+fn refuse_while_another_is_open(state: &AppState, id: &RequestId) -> CommandResult<()> {
+    match state.current().as_ref() {
+        Some(open) if open.request.request_id != *id => {
+            Err(another_is_open(&open.request.request_id))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn another_is_open(open: &RequestId) -> CommandError {
+    let mut err = CommandError::new(
+        ErrorCode::Conflict,
+        format!(
+            "another signing request ({}) is open: finish or cancel it first",
+            open.as_str()
+        ),
+    );
+    err.0.resolution = "Finish or cancel the open request; the new one waits".into();
+    err
 }
 
 type SignerRead = (
@@ -321,22 +364,39 @@ fn current_for<'a>(current: &'a Option<Current>, request_id: &str) -> CommandRes
 
 /// Verifies the PIN once (the token counts a wrong PIN) and starts the PIN session.
 ///
-/// While a request is open whose signer was refused, no PIN goes to the token; when the
-/// portal named a signer, the token's certificate is read again (no PIN) and must still be
-/// that signer (the token may have been changed since the request screen).
+/// The PIN is the raw body (see [`crate::pin_ipc`]); headers: `ss-request-id` (the request
+/// on screen: refused when another is open, and required while one is) and
+/// `ss-confirm-final-try: 1`. While a request is open whose signer was refused, no PIN goes
+/// to the token; when the portal named a signer, the token's certificate is read again (no
+/// PIN) and must still be that signer (the token may have been changed since the request
+/// screen).
 #[tauri::command]
 pub async fn verify_pin(
     state: State<'_, AppState>,
-    pin: String,
-    confirm_final_try: bool,
+    request: Request<'_>,
 ) -> CommandResult<PinState> {
-    let pin = Pin::new(pin);
+    let [pin] = pin_ipc::secrets::<1>(&request)?;
+    let confirm_final_try = pin_ipc::flag(&request, pin_ipc::CONFIRM_FINAL_TRY);
+    let shown = pin_ipc::header(&request, pin_ipc::REQUEST_ID).map(str::to_owned);
+    drop(request);
     let expected = match state.current().as_ref() {
         Some(current) => {
+            if shown.as_deref() != Some(current.request.request_id.as_str()) {
+                return Err(CommandError::new(
+                    ErrorCode::Conflict,
+                    "the PIN was typed for another signing request than the open one",
+                ));
+            }
             if let Some(refused) = &current.refused {
                 return Err(CommandError(refused.clone()));
             }
             current.request.expected_signer.clone()
+        }
+        None if shown.is_some() => {
+            return Err(CommandError::new(
+                ErrorCode::NotFound,
+                "that signing request is not open",
+            ))
         }
         None => None,
     };
@@ -501,9 +561,16 @@ pub async fn decline_request(
             .request_id
             .clone()
     };
-    let answer = api(&state)?.cancel(&id).await?;
-    *state.current() = None;
-    Ok(answer)
+    let answer = api(&state)?.cancel(&id).await;
+    // The server answered (declined, or the request is gone/expired/finished): the request
+    // is closed here too and a waiting link may open. Only an unreachable server keeps it.
+    if !matches!(&answer, Err(e) if e.code() == ErrorCode::Network) {
+        let mut current = state.current();
+        if current.as_ref().is_some_and(|c| c.request.request_id == id) {
+            *current = None;
+        }
+    }
+    answer
 }
 
 /// PIN status, rules and session time left (never logs in).
@@ -523,28 +590,24 @@ pub async fn pin_status(state: State<'_, AppState>) -> CommandResult<PinStatusVi
         .await
 }
 
-/// Changes the PIN (the old PIN costs a try when wrong).
+/// Changes the PIN (the old PIN costs a try when wrong). Body: old PIN, NUL, new PIN
+/// (see [`crate::pin_ipc`]); header `ss-confirm-final-try: 1` confirms the final try.
 #[tauri::command]
-pub async fn change_pin(
-    state: State<'_, AppState>,
-    old_pin: String,
-    new_pin: String,
-    confirm_final_try: bool,
-) -> CommandResult<()> {
-    let (old, new) = (Pin::new(old_pin), Pin::new(new_pin));
+pub async fn change_pin(state: State<'_, AppState>, request: Request<'_>) -> CommandResult<()> {
+    let [old, new] = pin_ipc::secrets::<2>(&request)?;
+    let confirm_final_try = pin_ipc::flag(&request, pin_ipc::CONFIRM_FINAL_TRY);
+    drop(request);
     state
         .with_token(move |w| w.change_pin(old, new, confirm(confirm_final_try)))
         .await
 }
 
-/// Unblocks the PIN with the PUK and sets a new PIN (where the token supports it).
+/// Unblocks the PIN with the PUK and sets a new PIN (where the token supports it). Body:
+/// PUK, NUL, new PIN (see [`crate::pin_ipc`]).
 #[tauri::command]
-pub async fn unblock_pin(
-    state: State<'_, AppState>,
-    puk: String,
-    new_pin: String,
-) -> CommandResult<()> {
-    let (puk, new) = (Pin::new(puk), Pin::new(new_pin));
+pub async fn unblock_pin(state: State<'_, AppState>, request: Request<'_>) -> CommandResult<()> {
+    let [puk, new] = pin_ipc::secrets::<2>(&request)?;
+    drop(request);
     state.with_token(move |w| w.unblock_pin(puk, new)).await
 }
 

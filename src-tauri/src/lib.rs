@@ -8,6 +8,7 @@ pub mod api;
 pub mod commands;
 pub mod error;
 pub mod links;
+pub mod pin_ipc;
 pub mod settings;
 pub mod signer_gate;
 pub mod signing;

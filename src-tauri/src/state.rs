@@ -2,13 +2,15 @@
 //!
 //! Locks are held only for a field copy, never across an `.await` or a token call.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use securesign_core::apdu::pcsc::{list_readers, CardEvent, ReaderWatcher};
 use securesign_core::backend::piv::PivBackend;
-use securesign_core::backend::pkcs11::{Pkcs11Module, TokenSelector};
+use securesign_core::backend::pkcs11::watch::DEFAULT_POLL_INTERVAL;
+use securesign_core::backend::pkcs11::{Pkcs11Module, SlotEvent, SlotWatcher, TokenSelector};
 use securesign_core::backend::TokenBackend;
 use securesign_core::batch::CancelFlag;
 use securesign_core::biometric::{BiometricAuthenticator, BiometricGate, GateStep};
@@ -20,6 +22,9 @@ use securesign_core::{Error, ErrorBody, ErrorCode};
 use crate::api::SignRequest;
 use crate::error::{CommandError, CommandResult};
 use crate::settings::{Settings, TokenSource};
+
+/// Links that may wait while a request is open.
+pub const MAX_WAITING_LINKS: usize = 8;
 
 /// Where token events go (the main window, or a test).
 pub type EventSink = Arc<dyn Fn(&TokenEvent) + Send + Sync>;
@@ -75,11 +80,18 @@ impl Current {
     }
 }
 
-/// An open token. Fields drop in declaration order: the reader watcher (which holds a
+/// Reports token removal to the worker: reader events for a PC/SC card, `C_GetSlotInfo`
+/// polling for a PKCS#11 token. Held for its `Drop`, which stops it.
+enum RemovalWatcher {
+    Reader(#[allow(dead_code)] ReaderWatcher),
+    Slot(#[allow(dead_code)] SlotWatcher),
+}
+
+/// An open token. Fields drop in declaration order: the removal watcher (which holds a
 /// worker handle to report removal) stops before the worker's own handle goes.
 struct OpenToken {
-    /// PC/SC only: reports card removal to the worker (held for its `Drop`).
-    _watcher: Option<ReaderWatcher>,
+    /// Reports removal to the worker (held for its `Drop`).
+    _watcher: RemovalWatcher,
     /// Set by the watcher when the card went away; the next use opens the token afresh.
     removed: Arc<AtomicBool>,
     worker: TokenWorker,
@@ -92,7 +104,7 @@ pub struct AppState {
     token: Arc<Mutex<Option<OpenToken>>>,
     current: Mutex<Option<Current>>,
     cancel: Mutex<Option<CancelFlag>>,
-    pending_link: Mutex<Option<String>>,
+    pending_links: Mutex<VecDeque<String>>,
     sink: OnceLock<EventSink>,
     biometrics: Arc<dyn BiometricAuthenticator>,
 }
@@ -115,7 +127,7 @@ impl AppState {
             token: Arc::new(Mutex::new(None)),
             current: Mutex::new(None),
             cancel: Mutex::new(None),
-            pending_link: Mutex::new(None),
+            pending_links: Mutex::new(VecDeque::new()),
             sink: OnceLock::new(),
             biometrics,
         })
@@ -157,14 +169,28 @@ impl AppState {
         lock(&self.current)
     }
 
-    /// Remembers a link that arrived before the UI asked for it (cold start).
+    /// Queues a link until the UI takes it (cold start, or another request is open). At
+    /// most [`MAX_WAITING_LINKS`] wait; the same link twice waits once; beyond that the
+    /// oldest is dropped.
     pub fn set_pending_link(&self, link: String) {
-        *lock(&self.pending_link) = Some(link);
+        let mut links = lock(&self.pending_links);
+        if links.contains(&link) {
+            return;
+        }
+        if links.len() == MAX_WAITING_LINKS {
+            links.pop_front();
+        }
+        links.push_back(link);
     }
 
-    /// Takes the link that arrived before the UI was ready.
+    /// Takes the oldest waiting link.
     pub fn take_pending_link(&self) -> Option<String> {
-        lock(&self.pending_link).take()
+        lock(&self.pending_links).pop_front()
+    }
+
+    /// How many links wait.
+    pub fn waiting_links(&self) -> usize {
+        lock(&self.pending_links).len()
     }
 
     /// A fresh cancel flag for a batch about to start.
@@ -264,14 +290,19 @@ fn worker(
         Some(_) => close(guard.take()),
         None => {}
     }
-    let (backend, reader): (Box<dyn TokenBackend>, Option<String>) = match &settings.token_source {
+    let (backend, watched): (Box<dyn TokenBackend>, Watched) = match &settings.token_source {
         TokenSource::Pkcs11 { module_path } => {
             let module = Pkcs11Module::discover(module_path.as_deref())?;
-            (Box::new(module.open(&TokenSelector::Only)?), None)
+            let backend = module.open(&TokenSelector::Only)?;
+            let slot = backend.slot_id();
+            (Box::new(backend), Watched::Slot(module, slot))
         }
         TokenSource::PcscReader { reader } => {
             let name = reader_name(reader.as_deref())?;
-            (Box::new(PivBackend::open_reader(&name)?), Some(name))
+            (
+                Box::new(PivBackend::open_reader(&name)?),
+                Watched::Reader(name),
+            )
         }
     };
     let (worker, events) =
@@ -288,10 +319,7 @@ fn worker(
         })
         .map_err(|e| Error::Internal(format!("cannot start the event thread: {e}")))?;
     let removed = Arc::new(AtomicBool::new(false));
-    let watcher = match reader {
-        Some(name) => Some(watch_removal(&name, &worker, &removed)?),
-        None => None,
-    };
+    let watcher = watch_removal(watched, &worker, &removed)?;
     *guard = Some(OpenToken {
         _watcher: watcher,
         removed,
@@ -323,19 +351,42 @@ fn reader_name(configured: Option<&str>) -> securesign_core::Result<String> {
     }
 }
 
-/// Tells `worker` when the card leaves `reader` (ending its PIN session as "removed").
+/// Where the open token lives, for its removal watcher.
+enum Watched {
+    /// A PC/SC reader, by name.
+    Reader(String),
+    /// A PKCS#11 module's slot.
+    Slot(Pkcs11Module, u64),
+}
+
+/// Tells `worker` when the token leaves its reader or slot (ending its PIN session as
+/// "removed", which also drops any PIN the backend kept) and marks it for reopening.
 fn watch_removal(
-    reader: &str,
+    watched: Watched,
     worker: &TokenWorker,
     removed: &Arc<AtomicBool>,
-) -> securesign_core::Result<ReaderWatcher> {
+) -> securesign_core::Result<RemovalWatcher> {
     let notify = worker.clone();
     let flag = Arc::clone(removed);
-    ReaderWatcher::spawn(reader, move |event| {
-        if event == CardEvent::Removed {
-            flag.store(true, Ordering::SeqCst);
-            let _ = notify.token_removed();
+    let gone = move || {
+        flag.store(true, Ordering::SeqCst);
+        let _ = notify.token_removed();
+    };
+    match watched {
+        Watched::Reader(reader) => ReaderWatcher::spawn(&reader, move |event| {
+            if event == CardEvent::Removed {
+                gone();
+            }
+        })
+        .map(RemovalWatcher::Reader)
+        .map_err(|e| Error::Token(format!("cannot watch reader {reader:?}: {e}"))),
+        Watched::Slot(module, slot) => {
+            SlotWatcher::spawn(&module, slot, DEFAULT_POLL_INTERVAL, move |event| {
+                if event == SlotEvent::Removed {
+                    gone();
+                }
+            })
+            .map(RemovalWatcher::Slot)
         }
-    })
-    .map_err(|e| Error::Token(format!("cannot watch reader {reader:?}: {e}")))
+    }
 }

@@ -161,6 +161,8 @@ impl Server {
 pub struct TestApp {
     pub app: App<MockRuntime>,
     pub config: tempfile::TempDir,
+    /// The request id of the last request opened (the UI's `view.requestId`).
+    pub shown: std::sync::Mutex<Option<String>>,
 }
 
 pub fn settings_for(server_base: &str, token: &LabToken) -> Settings {
@@ -191,17 +193,82 @@ impl TestApp {
             .unwrap()
             .build()
             .unwrap();
-        Self { app, config }
+        Self {
+            app,
+            config,
+            shown: std::sync::Mutex::new(None),
+        }
     }
 
     pub fn main(&self) -> WebviewWindow<MockRuntime> {
         self.app.get_webview_window("main").unwrap()
     }
 
-    /// Invokes `cmd` from the main window's local content.
+    /// Invokes `cmd` from the main window's local content. The PIN commands are sent the
+    /// way ui/app.js sends them: secrets as a raw NUL-separated body, the rest as headers
+    /// (`requestId` defaults to the last request opened, as the UI's screen shows it).
     pub fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
-        invoke_from(&self.main(), "tauri://localhost", cmd, args)
+        let secrets: &[&str] = match cmd {
+            "verify_pin" => &["pin"],
+            "change_pin" => &["oldPin", "newPin"],
+            "unblock_pin" => &["puk", "newPin"],
+            _ => &[],
+        };
+        if secrets.is_empty() {
+            let answer = invoke_from(&self.main(), "tauri://localhost", cmd, args);
+            if cmd == "open_request" {
+                if let Ok(view) = &answer {
+                    *self.shown.lock().unwrap() = view["requestId"].as_str().map(str::to_owned);
+                }
+            }
+            return answer;
+        }
+        let body = secrets
+            .iter()
+            .map(|k| {
+                args[*k]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{cmd}: {k} missing"))
+            })
+            .collect::<Vec<_>>()
+            .join("\0");
+        let mut headers = tauri::http::HeaderMap::new();
+        if args["confirmFinalTry"] == true {
+            headers.insert("ss-confirm-final-try", "1".parse().unwrap());
+        }
+        if cmd == "verify_pin" {
+            let shown = args["requestId"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| self.shown.lock().unwrap().clone());
+            if let Some(id) = shown {
+                headers.insert("ss-request-id", id.parse().unwrap());
+            }
+        }
+        invoke_raw(&self.main(), cmd, body.into_bytes(), headers)
     }
+}
+
+/// Invokes `cmd` with a raw (`application/octet-stream`) body and `headers`.
+pub fn invoke_raw(
+    window: &WebviewWindow<MockRuntime>,
+    cmd: &str,
+    body: Vec<u8>,
+    headers: tauri::http::HeaderMap,
+) -> Result<Value, Value> {
+    tauri::test::get_ipc_response(
+        window,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Raw(body),
+            headers,
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|body| body.deserialize::<Value>().unwrap())
 }
 
 pub fn invoke_from(
