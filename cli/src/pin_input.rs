@@ -118,7 +118,10 @@ mod tests {
         let mut input: &[u8] = b"123456\r\nnext line\n";
         let pin = read_line_from(&mut input, "PIN").unwrap();
         assert_eq!(pin.expose(), "123456");
-        assert_eq!(input, b"next line\n", "nothing after the PIN line is consumed");
+        assert_eq!(
+            input, b"next line\n",
+            "nothing after the PIN line is consumed"
+        );
     }
 
     #[test]

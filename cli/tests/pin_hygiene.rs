@@ -7,7 +7,7 @@
 //! to a stdout nobody reads yet. The test dumps it there, then reads the report and checks
 //! that the batch completed.
 //!
-//! Needs `gcore` (package `gdb`, installed by tests/lab/install.sh) and ptrace rights over a
+//! Needs `gcore` (package `gdb`, installed by tests/app/install.sh) and ptrace rights over a
 //! child process (root, or `kernel.yama.ptrace_scope` ≤ 1).
 
 #![allow(clippy::unwrap_used)]
@@ -79,7 +79,11 @@ fn blocked_writing_stdout(pid: u32) -> bool {
     let mut fields = syscall.split_whitespace();
     let number = fields.next().unwrap_or("");
     let fd = fields.next().unwrap_or("");
-    let write = if cfg!(target_arch = "aarch64") { "64" } else { "1" };
+    let write = if cfg!(target_arch = "aarch64") {
+        "64"
+    } else {
+        "1"
+    };
     number == write && fd == "0x1"
 }
 
@@ -91,7 +95,7 @@ fn core_dump(pid: u32, dir: &Path) -> Vec<u8> {
         .arg(&prefix)
         .arg(pid.to_string())
         .output()
-        .expect("gcore (package gdb) is needed: tests/lab/install.sh installs it");
+        .expect("gcore (package gdb) is needed: tests/app/install.sh installs it");
     assert!(out.status.success(), "gcore failed: {out:?}");
     std::fs::read(dir.join(format!("core.{pid}"))).unwrap()
 }
@@ -104,7 +108,14 @@ fn no_pin_copy_in_the_cli_after_a_pin_change_a_batch_and_the_logout() {
 
     // The PIN change: the token now has the unusual PIN.
     let out = securesign(
-        &["--module", &module, "pin", "change", "--pin-stdin", "--json"],
+        &[
+            "--module",
+            &module,
+            "pin",
+            "change",
+            "--pin-stdin",
+            "--json",
+        ],
         tok.env(),
         &format!("{USER_PIN}\n{pin}\n"),
     );

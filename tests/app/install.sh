@@ -10,6 +10,7 @@ packages=(
   libayatana-appindicator3-dev librsvg2-dev
   webkit2gtk-driver xvfb xauth dbus dbus-x11 libglib2.0-bin
   desktop-file-utils xdg-utils curl
+  gdb  # gcore: the PIN hygiene tests dump the CLI and app processes (issue 13)
 )
 # Node: this machine image ships NodeSource's nodejs (npm inside); Debian's `npm` package
 # conflicts with it. Install Debian's only where no node/npm exists at all.
