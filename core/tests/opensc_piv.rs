@@ -9,7 +9,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use piv_support::{card_tries, lab, pin, provisioned_lab};
-use securesign_core::backend::pkcs11::{Pkcs11Backend, Pkcs11Module, TokenSelector, UnblockStyle};
+use securesign_core::backend::pkcs11::{
+    Pkcs11Backend, Pkcs11Module, SlotEvent, SlotWatcher, TokenSelector, UnblockStyle,
+};
 use securesign_core::backend::TokenBackend;
 use securesign_core::batch::CancelFlag;
 use securesign_core::clock::{Clock, SystemClock};
@@ -186,4 +188,81 @@ fn card_pulled_mid_batch_keeps_completed_signatures() {
     }
     lab.restart_card().unwrap();
     assert_eq!(card_tries(&lab), Some(3));
+}
+
+/// USB token pulled while a PIN session is active: the slot watcher (C_GetSlotInfo
+/// polling) tells the worker, which ends the session as "removed" (and the backend drops
+/// any kept PIN) within a bounded time, with no token call from the app in between.
+#[test]
+fn pulling_the_card_ends_the_pkcs11_session_via_the_slot_watcher() {
+    use securesign_core::worker::{TokenEvent, TokenWorker};
+    use securesign_core::SessionEndReason;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    const BOUND: Duration = Duration::from_secs(5);
+    let lab = lab();
+    let backend = backend();
+    let slot = backend.slot_id();
+    let module = backend.module().clone();
+    let (worker, events) = TokenWorker::spawn(
+        Box::new(backend),
+        SessionPolicy::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    worker
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed)
+        .unwrap();
+    assert_eq!(worker.status().unwrap().status, PinStatus::SessionActive);
+
+    let (seen_tx, seen) = mpsc::channel();
+    let notify = worker.clone();
+    let watcher = SlotWatcher::spawn(&module, slot, Duration::from_millis(100), move |event| {
+        if event == SlotEvent::Removed {
+            let _ = notify.token_removed();
+        }
+        let _ = seen_tx.send(event);
+    })
+    .unwrap();
+
+    let pulled = Instant::now();
+    lab.kill_card().unwrap();
+    assert_eq!(seen.recv_timeout(BOUND).unwrap(), SlotEvent::Removed);
+    let reason = loop {
+        match events.recv_timeout(BOUND) {
+            Ok(TokenEvent::SessionEnded { reason }) => break reason,
+            Ok(_) => continue,
+            Err(e) => panic!("no SessionEnded within {BOUND:?}: {e}"),
+        }
+    };
+    let noticed = pulled.elapsed();
+    eprintln!("PKCS#11 removal noticed after {noticed:?}");
+    assert_eq!(reason, SessionEndReason::Removed);
+    assert!(noticed < BOUND, "{noticed:?}");
+    assert_eq!(worker.remaining().unwrap(), None, "no session left");
+
+    lab.restart_card().unwrap();
+    assert_eq!(seen.recv_timeout(BOUND).unwrap(), SlotEvent::Inserted);
+    drop(watcher);
+}
+
+#[test]
+fn the_slot_watcher_stops_promptly_when_dropped() {
+    let _lab = lab();
+    let backend = backend();
+    let watcher = SlotWatcher::spawn(
+        backend.module(),
+        backend.slot_id(),
+        Duration::from_secs(30),
+        |_| {},
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    drop(watcher);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

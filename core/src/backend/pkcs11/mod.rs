@@ -15,6 +15,7 @@
 mod discovery;
 mod errors;
 mod raw_sign;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use serde::Serialize;
 pub use discovery::{p11kit_modules, parse_module_file, resolve_module, MODULE_ENV};
 use errors::{classify, token_error, Failure};
 use raw_sign::RawSign;
+pub use watch::{SlotEvent, SlotWatcher};
 
 use super::{KeyId, SignatureScheme, TokenBackend, TokenCertificate, TokenInfo};
 use crate::digest::{ecdsa_p256_raw_to_der, Sha256Digest};
