@@ -11,10 +11,12 @@ use securesign_core::cert::IndiaPkiClass;
 use securesign_server::admin::{Admin, DEFAULT_RPM};
 use securesign_server::api_key::KeyMode;
 use securesign_server::clock::format_rfc3339;
+use securesign_server::http::client_limits::DEFAULT_APP_RPM_PER_ADDRESS;
+use securesign_server::http::connections::{serve_with, ServeOptions};
 use securesign_server::trust::{RevocationPolicy, SignerTrust, TrustSettings};
 use securesign_server::webhook::DeliveryPolicy;
 use securesign_server::{
-    router, serve, spawn_webhook_worker, AppState, Clock, RouterOptions, Store, SystemClock,
+    router, spawn_webhook_worker, AppState, Clock, RouterOptions, Store, SystemClock,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -96,6 +98,38 @@ struct ServeArgs {
     /// `best-effort`: accepted with revocation status `unknown`. Revoked is always refused.
     #[arg(long, value_enum, default_value = "required")]
     revocation: RevocationArg,
+    /// Time a client has to send a request's line and headers; also how long an idle
+    /// keep-alive connection is kept. Past it, the connection is closed.
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
+    header_read_timeout: Duration,
+    /// Time a client has to send a request's whole body, from its headers. Past it, the
+    /// request is answered SS_BAD_REQUEST ("… timed out …") and the connection closed.
+    /// The default lets the largest result body (~14 MB) come at about 2 Mbit/s.
+    #[arg(long, default_value = "60s", value_parser = positive_duration)]
+    body_read_timeout: Duration,
+    /// Open connections at most; further ones wait in the listen backlog (0: no limit;
+    /// keep it below the open-files limit).
+    #[arg(long, default_value_t = ServeOptions::MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Open connections from one client address at most (IPv6: per /64); a further one
+    /// is closed at once (0: no limit). Behind a reverse proxy, every client has the
+    /// proxy's address.
+    #[arg(long, default_value_t = ServeOptions::MAX_CONNECTIONS_PER_ADDRESS)]
+    max_connections_per_ip: usize,
+    /// Requests per minute from one client address (IPv6: per /64) on the app routes
+    /// (/v1/sign-requests/…, which no API key limits); over it, 429 SS_RATE_LIMITED with
+    /// Retry-After (0: no limit). Portal routes are limited per API key (--rpm of the key).
+    #[arg(long, default_value_t = DEFAULT_APP_RPM_PER_ADDRESS)]
+    app_rpm_per_ip: u32,
+}
+
+/// A `humantime` duration that is not zero.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 fn parse_class(name: &str) -> Result<IndiaPkiClass, String> {
@@ -312,8 +346,15 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
         state,
         RouterOptions {
             bench_routes: args.bench_routes,
+            app_rpm_per_address: args.app_rpm_per_ip,
         },
     );
+    let limits = ServeOptions {
+        header_read_timeout: args.header_read_timeout,
+        body_read_timeout: args.body_read_timeout,
+        max_connections: args.max_connections,
+        max_connections_per_address: args.max_connections_per_ip,
+    };
     // Tests and scripts read the bound address from this line.
     println!("listening on {addr}");
     if args.allow_private_callbacks {
@@ -321,8 +362,8 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
             "callbacks may reach private and loopback addresses (--allow-private-callbacks)"
         );
     }
-    tracing::info!(%addr, bench_routes = args.bench_routes, "securesign-server started");
-    let served = serve(listener, app, shutdown_signal()).await;
+    tracing::info!(%addr, bench_routes = args.bench_routes, ?limits, app_rpm_per_ip = args.app_rpm_per_ip, "securesign-server started");
+    let served = serve_with(listener, app, limits, shutdown_signal()).await;
     let _ = stop_worker.send(());
     let _ = worker.await;
     served.map_err(|e| e.to_string())?;

@@ -17,9 +17,10 @@ use governor::{Quota, RateLimiter};
 
 use crate::clock::Clock;
 
-/// Adapts our [`Clock`] to governor's clock trait.
+/// Adapts our [`Clock`] to governor's clock trait (also used by the per-address limits
+/// of `http::client_limits`).
 #[derive(Clone)]
-struct LimiterClock(Arc<dyn Clock>);
+pub(crate) struct LimiterClock(pub(crate) Arc<dyn Clock>);
 
 impl GovernorClock for LimiterClock {
     type Instant = Duration;

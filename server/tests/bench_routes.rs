@@ -25,7 +25,11 @@ async fn start(
 
 #[tokio::test]
 async fn bench_routes_answer_a_fixed_body_and_parse_checks_its_input() {
-    let (base, stop, _dir) = start(RouterOptions { bench_routes: true }).await;
+    let (base, stop, _dir) = start(RouterOptions {
+        bench_routes: true,
+        ..RouterOptions::default()
+    })
+    .await;
     let http = reqwest::Client::new();
     let body = json!({"origin": "https://portal.example.gov.in", "platform": "web"});
     for path in ["/v1/bench/trivial", "/v1/bench/parse"] {

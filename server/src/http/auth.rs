@@ -347,7 +347,8 @@ where
     }
 }
 
-fn add_rate_headers(
+/// Adds the `RateLimit-Limit`, `-Remaining`, `-Reset` and `-Policy` headers.
+pub(crate) fn add_rate_headers(
     headers: &mut HeaderMap,
     fixed: &LimitHeaders,
     remaining: u32,
@@ -367,7 +368,7 @@ const SMALL_NUMBERS: &str = "012345678910111213141516171819202122232425262728293
 /// static slice of [`SMALL_NUMBERS`]: no allocation, and no shared reference count for
 /// the server's threads to pass between them. Larger, one copy of its digits
 /// (`HeaderValue::from(n)` allocates twice).
-fn number_value(n: u64) -> HeaderValue {
+pub(crate) fn number_value(n: u64) -> HeaderValue {
     let small = match usize::try_from(n) {
         Ok(n @ 0..=9) => SMALL_NUMBERS.get(n..=n),
         Ok(n @ 10..=60) => {

@@ -75,6 +75,47 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
+/// Reads `req`'s JSON body, at most `limit` bytes, and parses it into `T`, with the
+/// rejections (texts, field paths) of [`ApiJson`]: for a handler that learns its body's
+/// limit only after looking something up (the result route caps a body by the request's
+/// document count), so it reads the body itself instead of through an extractor.
+pub async fn read_json_capped<T: DeserializeOwned>(
+    req: Request,
+    limit: usize,
+) -> Result<T, ApiError> {
+    if !json_content_type(req.headers()) {
+        return Err(ApiError::bad_request(
+            "Expected request with `Content-Type: application/json`",
+        ));
+    }
+    let body = Body::new(http_body_util::Limited::new(req.into_body(), limit));
+    let bytes = read_whole(body).await?;
+    match Json::<T>::from_bytes(&bytes) {
+        Ok(Json(value)) => Ok(value),
+        Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+    }
+}
+
+/// Reads and drops at most `limit` bytes of `req`'s body, for at most `wait`: before
+/// answering an error without reading the body, so that a client whose (small) body is
+/// already on its way finds the connection clean and reads the answer; a larger body is
+/// left unread (hyper then closes the connection after the answer).
+pub async fn discard_body(req: Request, limit: usize, wait: std::time::Duration) {
+    let mut body = req.into_body();
+    let drain = async {
+        let mut seen = 0usize;
+        while seen <= limit && !body.is_end_stream() {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    seen += frame.data_ref().map_or(0, Bytes::len);
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, drain).await;
+}
+
 /// Reads `body` to its end, with the rejections (texts) of axum's `Bytes` extractor.
 ///
 /// What axum's extractor does for every body — collect the frames in a queue, then poll

@@ -1,6 +1,9 @@
 //! The HTTP API: router, shared state, and the OpenAPI document.
 
 pub mod auth;
+pub mod body_deadline;
+pub mod client_limits;
+pub mod connections;
 pub mod error;
 pub mod json;
 pub mod portal;
@@ -102,11 +105,24 @@ impl std::ops::Deref for AppState {
 }
 
 /// Router switches.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RouterOptions {
     /// Adds `POST /v1/bench/trivial`, a handler doing no work, and `POST
     /// /v1/bench/parse`, which only parses a validate body, for the benchmark.
     pub bench_routes: bool,
+    /// Requests per minute per client address on the app routes (`/v1/sign-requests/…`,
+    /// which no API key limits); 0: no limit. Default
+    /// [`client_limits::DEFAULT_APP_RPM_PER_ADDRESS`].
+    pub app_rpm_per_address: u32,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        Self {
+            bench_routes: false,
+            app_rpm_per_address: client_limits::DEFAULT_APP_RPM_PER_ADDRESS,
+        }
+    }
 }
 
 /// A session's state as the API reports it.
@@ -235,21 +251,28 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
                 portal::session_status,
             )),
         );
-    let app = Router::new()
+    let mut app = Router::new()
         .route(
             "/v1/sign-requests/{request_id}",
             get(sign_request::get_sign_request),
         )
         .route(
             "/v1/sign-requests/{request_id}/result",
-            // CMS signatures carry the certificate each: a larger body than elsewhere.
-            post(sign_request::submit_result)
-                .layer(DefaultBodyLimit::max(sign_request::MAX_RESULT_BODY_BYTES)),
+            // Reads its body itself, after the lookup, capped by the request's documents.
+            post(sign_request::submit_result),
         )
         .route(
             "/v1/sign-requests/{request_id}/cancel",
             post(sign_request::cancel),
         );
+    if let Some(limit) =
+        client_limits::ClientRateLimit::new(options.app_rpm_per_address, state.clock.clone())
+    {
+        app = app.route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(limit),
+            client_limits::limit_per_address,
+        ));
+    }
     let mut router = Router::new()
         .merge(portal)
         .merge(app)
@@ -279,13 +302,18 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener` with the default [`connections::ServeOptions`] until
+/// `shutdown` completes (see [`connections::serve_with`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    connections::serve_with(
+        listener,
+        router,
+        connections::ServeOptions::default(),
+        shutdown,
+    )
+    .await
 }

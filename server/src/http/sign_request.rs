@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -15,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorDetail, ErrorEnvelope};
-use super::json::ApiJson;
+use super::json::{discard_body, read_json_capped};
 use super::verification::{verify_all, SignatureCheck, SigningWindow, VerifiedSignatures};
 use super::{AppState, SessionState};
 use crate::api_key::KeyMode;
@@ -38,8 +40,47 @@ pub const MAX_SIGNATURE_BYTES: usize = 1024;
 pub const MAX_CMS_BYTES: usize = MAX_CERTIFICATE_BYTES + 4 * 1024;
 /// Most CA certificates a result may post in `chain`.
 pub const MAX_CHAIN_CERTIFICATES: usize = 8;
-/// Largest result body: 500 base64 CMS signatures of the largest size, and the rest.
-pub const MAX_RESULT_BODY_BYTES: usize = 500 * (MAX_CMS_BYTES.div_ceil(3) * 4 + 128) + 64 * 1024;
+
+/// Characters of base64 for `bytes` bytes.
+const fn base64_len(bytes: usize) -> usize {
+    bytes.div_ceil(3) * 4
+}
+
+/// The part of a result body that does not grow with the documents: the certificate
+/// and a full chain in base64 (9 × 21,848 characters), and 4 KiB for field names,
+/// punctuation and whitespace. 200,755 bytes.
+pub const RESULT_BODY_FIXED_BYTES: usize =
+    (1 + MAX_CHAIN_CERTIFICATES) * (base64_len(MAX_CERTIFICATE_BYTES) + 3) + 4 * 1024;
+
+/// What one document adds to a result body: its signature in base64 (the format's
+/// largest), its id as a JSON string (a portal's ids are at most 128 characters, at most
+/// 4 UTF-8 bytes each: 512 bytes), and 128 bytes for field names, punctuation and
+/// whitespace. Raw: 2,008 bytes; CMS: 27,948 bytes.
+pub const fn result_body_bytes_per_document(format: SignatureFormat) -> usize {
+    let signature = match format {
+        SignatureFormat::Raw => MAX_SIGNATURE_BYTES,
+        SignatureFormat::Cms => MAX_CMS_BYTES,
+    };
+    base64_len(signature) + 4 * 128 + 128
+}
+
+/// The largest result body accepted for a request of `documents` documents in `format`:
+/// [`RESULT_BODY_FIXED_BYTES`] plus [`result_body_bytes_per_document`] for each.
+/// One raw document: 202,763 bytes; 500 CMS documents: 14,174,755 bytes.
+pub const fn max_result_body_bytes(format: SignatureFormat, documents: usize) -> usize {
+    RESULT_BODY_FIXED_BYTES + documents * result_body_bytes_per_document(format)
+}
+
+/// Largest result body of any request: 500 documents of the largest CMS signatures.
+pub const MAX_RESULT_BODY_BYTES: usize =
+    max_result_body_bytes(SignatureFormat::Cms, super::portal::MAX_DOCUMENTS);
+
+/// Body read (and dropped) at most before answering that a result's request cannot be
+/// signed (unknown, finished, expired), and how long for: enough for a one- or
+/// two-document result already on its way, so its client reads the answer on a clean
+/// connection; a larger body is not read at all.
+const DISCARD_BYTES: usize = 64 * 1024;
+const DISCARD_WAIT: Duration = Duration::from_secs(1);
 
 /// The tenant as shown to the signer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -303,7 +344,9 @@ fn decode_b64(value: &str, max: usize, what: &str) -> Result<Vec<u8>, ApiError> 
         .map_err(|_| ApiError::bad_request(format!("{what} is not valid base64")))
 }
 
-/// Post the signer certificate and signatures; every signature is verified (a CMS one
+/// Post the signer certificate and signatures; the request is looked up before its body
+/// is read, and the body may be at most [`max_result_body_bytes`] for its documents
+/// (`SS_BAD_REQUEST` "length limit exceeded" beyond). Every signature is verified (a CMS one
 /// also for its signing time, when it has one: within the session, ±5 minutes), and so
 /// is the signer: its path to a trusted CA (validity now and at the signing time, key
 /// usage, policies, revocation) and, when the portal named one, that it is the expected
@@ -324,10 +367,19 @@ fn decode_b64(value: &str, max: usize, what: &str) -> Result<Vec<u8>, ApiError> 
 pub async fn submit_result(
     State(state): State<AppState>,
     Path(request_id): Path<String>,
-    ApiJson(body): ApiJson<SubmitResultRequest>,
+    request: Request,
 ) -> Result<Json<FinishResponse>, ApiError> {
-    let session = pending_request(&state, &request_id).await?;
+    let session = match pending_request(&state, &request_id).await {
+        Ok(session) => session,
+        Err(err) => {
+            discard_body(request, DISCARD_BYTES, DISCARD_WAIT).await;
+            return Err(err);
+        }
+    };
+    let format = stored_format(&session)?;
     let documents = state.store.documents(&session.id).await?;
+    let body: SubmitResultRequest =
+        read_json_capped(request, max_result_body_bytes(format, documents.len())).await?;
     if body.signatures.len() != documents.len() {
         return Err(ApiError::bad_request(format!(
             "expected {} signatures, one per document, got {}",
@@ -347,7 +399,6 @@ pub async fn submit_result(
             )));
         }
     }
-    let format = stored_format(&session)?;
     let max_signature = match format {
         SignatureFormat::Raw => MAX_SIGNATURE_BYTES,
         SignatureFormat::Cms => MAX_CMS_BYTES,
@@ -565,4 +616,51 @@ pub async fn cancel(
         signature_algorithm: None,
         signer: None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_body_bounds_are_the_documented_numbers() {
+        assert_eq!(RESULT_BODY_FIXED_BYTES, 200_755);
+        assert_eq!(result_body_bytes_per_document(SignatureFormat::Raw), 2_008);
+        assert_eq!(result_body_bytes_per_document(SignatureFormat::Cms), 27_948);
+        assert_eq!(max_result_body_bytes(SignatureFormat::Raw, 1), 202_763);
+        assert_eq!(MAX_RESULT_BODY_BYTES, 14_174_755);
+    }
+
+    /// The largest result a client may send (largest certificate, full chain, largest
+    /// signatures, longest ids of 4-byte characters), pretty-printed, fits the bound.
+    #[test]
+    fn the_largest_valid_result_fits_its_bound() {
+        let b64 = |n: usize| BASE64.encode(vec![0xA5; n]);
+        for (format, documents) in [
+            (SignatureFormat::Raw, 1),
+            (SignatureFormat::Raw, 500),
+            (SignatureFormat::Cms, 1),
+            (SignatureFormat::Cms, 20),
+        ] {
+            let signature = match format {
+                SignatureFormat::Raw => MAX_SIGNATURE_BYTES,
+                SignatureFormat::Cms => MAX_CMS_BYTES,
+            };
+            let body = serde_json::json!({
+                "certificate": b64(MAX_CERTIFICATE_BYTES),
+                "chain": vec![b64(MAX_CERTIFICATE_BYTES); MAX_CHAIN_CERTIFICATES],
+                "signatures": (0..documents).map(|i| serde_json::json!({
+                    "documentId": format!("{i:0>128}").replace('0', "\u{1F600}"),
+                    "signature": b64(signature),
+                })).collect::<Vec<_>>(),
+            });
+            let text = serde_json::to_string_pretty(&body).unwrap();
+            assert!(
+                text.len() <= max_result_body_bytes(format, documents),
+                "{format:?} × {documents}: {} > {}",
+                text.len(),
+                max_result_body_bytes(format, documents)
+            );
+        }
+    }
 }

@@ -1,0 +1,172 @@
+//! The connection loop: HTTP/1.1 over TCP with bounds on what a client can hold.
+//!
+//! * **Header read timeout** (hyper's): a request head (request line and headers) must
+//!   arrive whole within it, else the connection is closed; it also bounds how long an
+//!   idle keep-alive connection is kept, since hyper waits for the next head under it.
+//! * **Body read timeout**: every request body must arrive whole within it, counted from
+//!   the head ([`DeadlineBody`]).
+//! * **Connections**: at most `max_connections` open (beyond, new connections wait in
+//!   the listen backlog), and at most `max_connections_per_address` from one client
+//!   address (beyond, a new one is closed at once), so one client holding connections
+//!   open cannot take all the slots.
+//!
+//! Every request carries its peer address as axum's `ConnectInfo<SocketAddr>`, for the
+//! per-address request limits of the app routes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt as _;
+
+use super::body_deadline::DeadlineBody;
+use super::client_limits::ConnectionsPerAddress;
+
+/// Bounds on connections and request reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Time to receive a request head; also the idle time of a keep-alive connection.
+    pub header_read_timeout: Duration,
+    /// Time to receive a request body, from its head.
+    pub body_read_timeout: Duration,
+    /// Open connections at most (0: no limit).
+    pub max_connections: usize,
+    /// Open connections from one client address at most (0: no limit).
+    pub max_connections_per_address: usize,
+}
+
+impl ServeOptions {
+    /// Default header read timeout: ample for any client that means to send a request.
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default body read timeout: the largest result body (~14 MB) at about 2 Mbit/s.
+    pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default connection limit (below the usual 1024 open files, leaving room for the
+    /// database and outgoing callbacks).
+    pub const MAX_CONNECTIONS: usize = 768;
+    /// Default connection limit per client address (a portal backend or a NAT of many
+    /// desktops needs several; one client cannot take all [`Self::MAX_CONNECTIONS`]).
+    pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Self::HEADER_READ_TIMEOUT,
+            body_read_timeout: Self::BODY_READ_TIMEOUT,
+            max_connections: Self::MAX_CONNECTIONS,
+            max_connections_per_address: Self::MAX_CONNECTIONS_PER_ADDRESS,
+        }
+    }
+}
+
+/// Serves `router` on `listener` with `options` until `shutdown` completes; then stops
+/// accepting, lets open connections finish their requests, and returns once all closed.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(if options.max_connections == 0 {
+        Semaphore::MAX_PERMITS
+    } else {
+        options.max_connections
+    }));
+    let per_address = ConnectionsPerAddress::new(options.max_connections_per_address);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+
+    // Dropping `stop_rx` tells the loop and the connections to stop.
+    let (stop_tx, stop_rx) = watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        drop(stop_rx);
+    });
+    // Each connection holds a receiver; `closed()` resolves when the last is gone.
+    let (done_tx, done_rx) = watch::channel(());
+
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = stop_tx.closed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    accept_error(&err).await;
+                    continue;
+                }
+            },
+            () = stop_tx.closed() => break,
+        };
+        let Some(slot) = per_address.open(peer.ip()) else {
+            tracing::info!("connection refused: too many open from one client address");
+            drop(stream);
+            continue;
+        };
+        let body_timeout = options.body_read_timeout;
+        let service = router
+            .clone()
+            .map_request(move |req: axum::http::Request<Incoming>| {
+                let mut req = req.map(|body| Body::new(DeadlineBody::new(body, body_timeout)));
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            });
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let stop = stop_tx.clone();
+        let done = done_rx.clone();
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let mut stopping = std::pin::pin!(async move { stop.closed().await });
+            let mut told = false;
+            loop {
+                tokio::select! {
+                    served = connection.as_mut() => {
+                        if let Err(err) = served {
+                            tracing::debug!(error = %err, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = &mut stopping, if !told => {
+                        told = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop((permit, slot, done));
+        });
+    }
+    drop(done_rx);
+    drop(listener);
+    done_tx.closed().await;
+    Ok(())
+}
+
+/// After a failed `accept`: a connection that failed before we took it is skipped;
+/// anything else (e.g. out of file descriptors) is logged and waited out for a second,
+/// as hyper's own server did, rather than spinning.
+async fn accept_error(err: &std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %err, "accept failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
