@@ -595,6 +595,11 @@ impl BinaryServer {
         format!("http://{}", self.addr)
     }
 
+    /// The server process's id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then wait for a graceful exit (SIGKILL after 10 s).
     pub fn stop(mut self) {
         self.terminate();
