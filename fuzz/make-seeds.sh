@@ -3,7 +3,8 @@
 # and an RSA-2048 signer under it, a CRL) made with the openssl CLI, then raw and CMS
 # signatures, PIV card answers and API bodies built from it by the `make-seeds` example.
 # Writes fuzz/targets/data/anchor.pem (the anchor the cert_cms and server_bodies targets
-# trust) and fuzz/corpus/<target>/seed-*. Run once; the results are committed.
+# trust) and fuzz/seeds/<target>/seed-* (never minimised; the fuzzers read them beside
+# fuzz/corpus/<target>/). Run once; the results are committed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 pki=$(mktemp -d)
@@ -46,4 +47,4 @@ openssl crl -in crl.pem -outform DER -out crl.der
 for name in ca ec rsa; do openssl x509 -in $name.pem -outform DER -out $name.der; done
 cp ca.pem "$here/targets/data/anchor.pem"
 cd "$here/.."
-cargo run -q -p securesign-fuzz-targets --example make-seeds -- "$pki" "$here/corpus"
+cargo run -q -p securesign-fuzz-targets --example make-seeds -- "$pki" "$here/seeds"

@@ -2,14 +2,19 @@
 # Fuzzes every target (or the ones named) for SECONDS each, one after the other:
 #   fuzz/run.sh [seconds] [target...]        (default: 60 seconds, every target)
 # cargo-fuzz (libFuzzer) on the stable toolchain with RUSTC_BOOTSTRAP=1; installed with
-# `cargo install cargo-fuzz --locked` when missing. New inputs go to fuzz/corpus/<target>/
-# (trim it with `cmin` below before committing), crashes to fuzz/artifacts/<target>/:
-# copy a minimised crash (`cargo fuzz tmin`) to fuzz/regressions/<target>/ with the fix,
-# and the workspace test `securesign-fuzz-targets --test replay` keeps it fixed.
+# `cargo install cargo-fuzz --locked` when missing. The targets are built once, then each
+# binary runs on its corpus, fuzz/corpus/<target>/, which grows with what it finds new,
+# and on the seeds, fuzz/seeds/<target>/ (made by fuzz/make-seeds.sh, never minimised);
+# crashes go to fuzz/artifacts/<target>/ (git-ignored), logs to fuzz/logs/. A finding's
+# minimised input (`<binary> -minimize_crash=1 <crash>`, or `cargo fuzz tmin`) belongs in
+# fuzz/regressions/<target>/ with the fix: the workspace test
+# `cargo test -p securesign-fuzz-targets --test replay` runs it and the corpora on stable.
 #
-# Environment: FUZZ_JOBS (parallel libFuzzer jobs, default 1), FUZZ_SANITIZER (none by
-# default: the code is safe Rust but for two FFI/mmap wrappers; `address` for ASan),
-# FUZZ_NICE (niceness, default 10), FUZZ_CMIN=1 (minimise each corpus after its run).
+# Environment:
+#   FUZZ_JOBS       parallel libFuzzer jobs per target (default 1)
+#   FUZZ_SANITIZER  none (default; safe Rust but for the FFI/mmap wrappers) or address
+#   FUZZ_NICE       niceness (default 10)
+#   FUZZ_CMIN=1     after its run, minimise each corpus in place (libFuzzer -merge=1)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
@@ -27,27 +32,37 @@ sanitizer=${FUZZ_SANITIZER:-none}
 jobs=${FUZZ_JOBS:-1}
 nice_level=${FUZZ_NICE:-10}
 # Optimised, with debug assertions and overflow checks (an overflow is a finding).
-flags=(--release --debug-assertions --sanitizer "$sanitizer")
-nice -n "$nice_level" cargo fuzz build "${flags[@]}"
+nice -n "$nice_level" cargo fuzz build --release --debug-assertions --sanitizer "$sanitizer"
+triple=$(rustc -vV | sed -n 's/^host: //p')
+bin_dir="$here/target/$triple/release"
 mkdir -p logs
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" "artifacts/$target"
   log="logs/$target.log"
   echo "==> $target: ${seconds}s (log: fuzz/$log)"
   set +e
-  nice -n "$nice_level" cargo fuzz run "${flags[@]}" "$target" \
-    "corpus/$target" -- -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" \
-    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="artifacts/$target/" >"$log" 2>&1
+  nice -n "$nice_level" "$bin_dir/$target" "corpus/$target" "seeds/$target" \
+    -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$target/" \
+    >"$log" 2>&1
   status=$?
   set -e
+  if [ "$jobs" -gt 1 ]; then cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log; fi
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
-  echo "    corpus: $(find "corpus/$target" -type f | wc -l) files; artifacts: $(find "artifacts/$target" -type f | wc -l)"
+  echo "    corpus: $(find "corpus/$target" -type f | wc -l) files," \
+    "$(du -sk "corpus/$target" | cut -f1) KiB; artifacts: $(find "artifacts/$target" -type f | wc -l)"
   if [ "$status" -ne 0 ]; then
     echo "    FINDING: libFuzzer exited $status; see fuzz/$log and fuzz/artifacts/$target/"
   fi
   if [ "${FUZZ_CMIN:-0}" = 1 ]; then
-    nice -n "$nice_level" cargo fuzz cmin "${flags[@]}" "$target" "corpus/$target" \
-      >"logs/$target.cmin.log" 2>&1 || echo "    cmin failed: fuzz/logs/$target.cmin.log"
+    # Keeps the inputs that add coverage beyond the seeds (these are not copied).
+    minimised=$(mktemp -d)
+    cp "seeds/$target"/* "$minimised"/
+    nice -n "$nice_level" "$bin_dir/$target" -merge=1 "$minimised" "corpus/$target" \
+      >"logs/$target.cmin.log" 2>&1
+    rm -f "$minimised"/seed-*
+    rm -rf "corpus/$target" && mv "$minimised" "corpus/$target"
+    echo "    minimised: $(find "corpus/$target" -type f | wc -l) files," \
+      "$(du -sk "corpus/$target" | cut -f1) KiB"
   fi
 done

@@ -3,7 +3,7 @@
 //! Each module has one `run(data: &[u8])`: it feeds `data` to a parser or protocol
 //! handler of the core or the server and panics when a property breaks (not only on a
 //! crash). `fuzz/fuzz_targets/<name>.rs` (cargo-fuzz, libFuzzer) calls it; so does this
-//! crate's `replay` test, which runs every file of `fuzz/corpus/<name>/` and
+//! crate's `replay` test, which runs every file of `fuzz/seeds/<name>/`, `fuzz/corpus/<name>/` and
 //! `fuzz/regressions/<name>/` through it on the stable toolchain in seconds.
 //!
 //! | target | what |

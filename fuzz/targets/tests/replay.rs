@@ -1,6 +1,7 @@
-//! Replays every committed fuzz input through its target: the seeds and minimised corpus
-//! (`fuzz/corpus/<target>/`) and the reproducers of past findings
-//! (`fuzz/regressions/<target>/`). Seconds on the stable toolchain, no cargo-fuzz.
+//! Replays every committed fuzz input through its target: the seeds
+//! (`fuzz/seeds/<target>/`), the minimised corpus the fuzzers grew (`fuzz/corpus/<target>/`)
+//! and the reproducers of past findings (`fuzz/regressions/<target>/`). Seconds on the
+//! stable toolchain, no cargo-fuzz.
 
 #![allow(clippy::unwrap_used)]
 
@@ -33,7 +34,7 @@ fn replay(target: &str) {
         .unwrap();
     let started = Instant::now();
     let mut count = 0;
-    for kind in ["corpus", "regressions"] {
+    for kind in ["seeds", "corpus", "regressions"] {
         for file in inputs(&fuzz_dir().join(kind).join(target)) {
             let data = std::fs::read(&file).unwrap();
             let outcome = std::panic::catch_unwind(|| run(&data));

@@ -15,7 +15,7 @@ use securesign_server::trust::Candidate;
 
 fn seed(target: &str, name: &str) -> Vec<u8> {
     let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../corpus")
+        .join("../seeds")
         .join(target)
         .join(format!("seed-{name}"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
