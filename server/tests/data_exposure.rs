@@ -240,6 +240,14 @@ async fn the_database_keeps_only_the_sha256_of_each_request_id() {
     f.stop().await;
 }
 
+/// Sessions beside the two the test looks up, so the conversion rewrites many pages.
+const MORE_SESSIONS: usize = 300;
+const OTHER_REQUEST: &str = "OtherRequest0000000000000000000x";
+
+fn more_request(i: usize) -> String {
+    format!("MoreRequest{i:0>21}")
+}
+
 /// Applies the migrations before the requestId hashing one (copied into `into`) to a
 /// new database at `db`, and writes a session the way the server did then.
 async fn database_of_the_previous_release(db: &Path, into: &Path, request_id: &str) {
@@ -275,10 +283,12 @@ async fn database_of_the_previous_release(db: &Path, into: &Path, request_id: &s
     .execute(&mut connection)
     .await
     .unwrap();
-    for (id, request) in [
-        ("sess_old", request_id),
-        ("sess_other", "OtherRequest0000000000000000000x"),
-    ] {
+    let mut sessions = vec![
+        ("sess_old".to_owned(), request_id.to_owned()),
+        ("sess_other".to_owned(), OTHER_REQUEST.to_owned()),
+    ];
+    sessions.extend((0..MORE_SESSIONS).map(|i| (format!("sess_{i}"), more_request(i))));
+    for (id, request) in &sessions {
         sqlx::query(
             "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, status, created_at, expires_at)
              VALUES ($1, $2, 'org_old', 'key_old', 'https://portal.example.gov.in', 'pending', 1, 4102444800)",
@@ -309,10 +319,7 @@ async fn clear_request_ids_of_an_older_database_are_hashed_once_at_open() {
         let session = session.unwrap_or_else(|| panic!("round {round}: the old session is lost"));
         assert_eq!(session.id, "sess_old");
         assert_eq!(session.request_id, request_id);
-        let other = store
-            .session_by_request("OtherRequest0000000000000000000x")
-            .await
-            .unwrap();
+        let other = store.session_by_request(OTHER_REQUEST).await.unwrap();
         assert_eq!(
             other.map(|s| s.id).as_deref(),
             Some("sess_other"),
@@ -326,11 +333,24 @@ async fn clear_request_ids_of_an_older_database_are_hashed_once_at_open() {
                 .is_none(),
             "the stored hash is not itself a capability"
         );
+        let clear: Vec<String> = [request_id.to_owned(), OTHER_REQUEST.to_owned()]
+            .into_iter()
+            .chain((0..MORE_SESSIONS).map(more_request))
+            .collect();
+        assert!(clear.iter().all(|id| id.len() == 32));
         for path in [db.clone(), with_suffix(&db, "-wal")] {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            // Every id is 32 characters: one pass over the file finds them all.
+            let wanted: std::collections::HashSet<&[u8]> =
+                clear.iter().map(|id| id.as_bytes()).collect();
+            let left: std::collections::BTreeSet<&[u8]> =
+                bytes.windows(32).filter(|w| wanted.contains(w)).collect();
             assert!(
-                !file_holds(&path, request_id.as_bytes()),
-                "round {round}: {} still holds the clear requestId",
-                path.display()
+                left.is_empty(),
+                "round {round}: {} still holds {} clear requestIds, e.g. {:?}",
+                path.display(),
+                left.len(),
+                left.first().map(|id| String::from_utf8_lossy(id))
             );
         }
         store.close().await;

@@ -11,9 +11,10 @@ pub(super) fn stored_form(request_id: &str) -> String {
 
 /// Hashes the requestIds that rows written before migration
 /// `20250601000000_request_id_sha256.sql` hold in clear, in one write transaction (two
-/// processes opening at once convert each row once), then checkpoints and truncates the
-/// WAL so the pages that held them are gone from it too. The connections run with
-/// `secure_delete`, so the clear values are overwritten, not left in free space.
+/// processes opening at once convert each row once). When it converted any, it then
+/// rebuilds the file (`VACUUM`: `secure_delete` zeroes freed cells and pages, but a
+/// B-tree rebalance can leave old bytes in the unused middle of a page) and
+/// checkpoints and truncates the WAL, so the clear values are gone from both files.
 /// Returns how many rows it converted; idempotent.
 pub(super) async fn hash_clear_request_ids(pool: &SqlitePool) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -30,6 +31,7 @@ pub(super) async fn hash_clear_request_ids(pool: &SqlitePool) -> Result<usize, s
     }
     tx.commit().await?;
     if !rows.is_empty() {
+        sqlx::query("VACUUM").execute(pool).await?;
         let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
             .fetch_one(pool)
             .await?;
