@@ -81,12 +81,12 @@ fn server_bodies() {
 }
 
 #[test]
-fn every_target_has_a_fuzz_target_file_and_a_corpus() {
+fn every_target_has_a_fuzz_target_file_and_seeds() {
     for (name, _) in TARGETS {
         let file = fuzz_dir().join("fuzz_targets").join(format!("{name}.rs"));
         assert!(file.is_file(), "{} is missing", file.display());
         assert!(
-            !inputs(&fuzz_dir().join("corpus").join(name)).is_empty(),
+            !inputs(&fuzz_dir().join("seeds").join(name)).is_empty(),
             "{name}"
         );
     }

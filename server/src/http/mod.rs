@@ -6,6 +6,7 @@ pub mod client_limits;
 pub mod connections;
 pub mod error;
 pub mod json;
+pub mod path;
 pub mod portal;
 pub mod sign_request;
 pub mod verification;

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use super::auth::AuthedKey;
 use super::error::{ApiError, ErrorDetail, ErrorEnvelope};
 use super::json::{ApiJson, JsonBody};
+use super::path::ApiPath;
 use super::{AppState, SessionState};
 use crate::clock::format_rfc3339;
 use crate::ids;
@@ -462,7 +463,7 @@ pub async fn create_session(
 pub async fn session_status(
     State(state): State<AppState>,
     key: AuthedKey,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
 ) -> Result<Json<SessionStatusResponse>, ApiError> {
     let session = state
         .store

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use std::time::Duration;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorDetail, ErrorEnvelope};
 use super::json::{discard_body, read_json_capped};
+use super::path::ApiPath;
 use super::verification::{verify_all, SignatureCheck, SigningWindow, VerifiedSignatures};
 use super::{AppState, SessionState};
 use crate::api_key::KeyMode;
@@ -296,11 +297,12 @@ async fn lost_race(state: &AppState, request_id: &str) -> ApiError {
         (status = 404, description = "SS_NOT_FOUND", body = ErrorEnvelope),
         (status = 409, description = "SS_CONFLICT (completed) or SS_SIGN_CANCELLED", body = ErrorEnvelope),
         (status = 410, description = "SS_SESSION_EXPIRED", body = ErrorEnvelope),
+        (status = 429, description = "SS_RATE_LIMITED: too many requests from this client address (`serve --app-rpm-per-ip`); `Retry-After` says when to try again", body = ErrorEnvelope),
     )
 )]
 pub async fn get_sign_request(
     State(state): State<AppState>,
-    Path(request_id): Path<String>,
+    ApiPath(request_id): ApiPath<String>,
 ) -> Result<Json<SignRequestView>, ApiError> {
     let session = pending_request(&state, &request_id).await?;
     let signature_format = stored_format(&session)?;
@@ -361,12 +363,13 @@ fn decode_b64(value: &str, max: usize, what: &str) -> Result<Vec<u8>, ApiError> 
         (status = 404, description = "SS_NOT_FOUND", body = ErrorEnvelope),
         (status = 409, description = "SS_CONFLICT (completed) or SS_SIGN_CANCELLED", body = ErrorEnvelope),
         (status = 410, description = "SS_SESSION_EXPIRED", body = ErrorEnvelope),
+        (status = 429, description = "SS_RATE_LIMITED: too many requests from this client address (`serve --app-rpm-per-ip`); `Retry-After` says when to try again", body = ErrorEnvelope),
         (status = 422, description = "SS_CERT_INVALID, SS_SIGNATURE_INVALID, SS_SIGNER_UNTRUSTED (the message says which check failed: chain, validity, key usage, policy, revocation) or SS_SIGNER_MISMATCH (not the signer the portal named); the session stays pending", body = ErrorEnvelope),
     )
 )]
 pub async fn submit_result(
     State(state): State<AppState>,
-    Path(request_id): Path<String>,
+    ApiPath(request_id): ApiPath<String>,
     request: Request,
 ) -> Result<Json<FinishResponse>, ApiError> {
     let session = match pending_request(&state, &request_id).await {
@@ -571,11 +574,12 @@ async fn judge_signer(
         (status = 404, description = "SS_NOT_FOUND", body = ErrorEnvelope),
         (status = 409, description = "SS_CONFLICT or SS_SIGN_CANCELLED", body = ErrorEnvelope),
         (status = 410, description = "SS_SESSION_EXPIRED", body = ErrorEnvelope),
+        (status = 429, description = "SS_RATE_LIMITED: too many requests from this client address (`serve --app-rpm-per-ip`); `Retry-After` says when to try again", body = ErrorEnvelope),
     )
 )]
 pub async fn cancel(
     State(state): State<AppState>,
-    Path(request_id): Path<String>,
+    ApiPath(request_id): ApiPath<String>,
 ) -> Result<Json<FinishResponse>, ApiError> {
     let session = pending_request(&state, &request_id).await?;
     let now_ms = state.clock.now_unix_millis();
