@@ -1,5 +1,6 @@
-//! Writes the fuzz seeds that need real keys (see `fuzz/make-seeds.sh`, which makes the
-//! PKI with openssl and runs this): `make-seeds <pki dir> <corpus dir>`.
+//! Writes the fuzz seeds (see `fuzz/make-seeds.sh`, which makes the PKI with openssl and
+//! runs this): `make-seeds <pki dir> <seeds dir> [target...]` (every target when none is
+//! named; `piv_card` needs only the certificates of the PKI, not its keys).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -20,10 +21,19 @@ const ID32: &str = "a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV";
 
 struct Seeds {
     root: PathBuf,
+    /// Targets to write (all when empty).
+    only: Vec<String>,
 }
 
 impl Seeds {
+    fn wants(&self, target: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|t| t == target)
+    }
+
     fn put(&self, target: &str, name: &str, data: &[u8]) {
+        if !self.wants(target) {
+            return;
+        }
         let dir = self.root.join(target);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
@@ -105,9 +115,9 @@ fn main() {
     let pki = PathBuf::from(&args[1]);
     let seeds = Seeds {
         root: PathBuf::from(&args[2]),
+        only: args[3..].to_vec(),
     };
-    let read = |name: &str| std::fs::read(pki.join(name)).unwrap();
-    let (ca, ec, rsa) = (read("ca.der"), read("ec.der"), read("rsa.der"));
+    let pki_file = |name: &str| std::fs::read(pki.join(name)).unwrap();
 
     // deeplink
     for (name, link) in [
@@ -204,159 +214,167 @@ fn main() {
     );
 
     // piv_card: ops 0 info, 1 pin state, 2 login, 3 logout, 4 change, 5 unblock,
-    // 6 certificates, 7 sign 9A EC, 8 sign 9C EC, 9 sign 9A RSA, 10 sign 9C RSA.
-    let ok = || vec![0x90, 0x00];
-    let ec_sig = sign(&pki, "ec.key", &[0x5A; 32]);
-    let rsa_sig = sign(&pki, "rsa.key", &[0x5A; 32]);
-    let template = |sig: &[u8]| with_sw(tlv(&[0x7C], &tlv(&[0x82], sig)), [0x90, 0x00]);
-    let head = |ops: &[u8], flags: u8| {
-        let mut out = Vec::new();
-        encode_chunk(&mut out, ops);
-        out.push(flags);
-        out
-    };
-    seeds.put(
-        "piv_card",
-        "certificates",
-        &script(
-            &head(&[6, 0], 0),
-            &[
-                ok(),
-                with_sw(cert_object(&ec, false), [0x90, 0]),
-                with_sw(cert_object(&rsa, true), [0x90, 0]),
-            ],
-        ),
-    );
-    let object = cert_object(&ec, true);
-    let (first, second) = object.split_at(object.len() / 2);
-    seeds.put(
-        "piv_card",
-        "certificate-chained",
-        &script(
-            &head(&[6], 0),
-            &[
-                ok(),
-                with_sw(first.to_vec(), [0x61, second.len().min(255) as u8]),
-                with_sw(second.to_vec(), [0x90, 0]),
-                vec![0x6A, 0x82],
-            ],
-        ),
-    );
-    seeds.put(
-        "piv_card",
-        "login-sign-ec",
-        &script(
-            &head(&[1, 2, 7, 8, 3], 0),
-            &[
-                ok(),
-                vec![0x63, 0xC3],
-                ok(),
-                template(&ec_sig),
-                ok(),
-                template(&ec_sig),
-                ok(),
-            ],
-        ),
-    );
-    seeds.put(
-        "piv_card",
-        "login-sign-rsa",
-        &script(
-            &head(&[2, 9, 10, 3], 0),
-            &[
-                ok(),
-                ok(),
-                template(&rsa_sig),
-                ok(),
-                template(&rsa_sig),
-                ok(),
-            ],
-        ),
-    );
-    seeds.put(
-        "piv_card",
-        "pin-errors",
-        &script(
-            &head(&[2, 4, 5, 1], 0),
-            &[
-                ok(),
-                vec![0x63, 0x00],
-                vec![0x63, 0xC2],
-                vec![0x63, 0xC1],
-                vec![0x69, 0x83],
-                vec![0x63, 0xC1],
-            ],
-        ),
-    );
-    seeds.put(
-        "piv_card",
-        "9c-verify-refused",
-        &script(
-            &head(&[2, 8, 8], 0),
-            &[ok(), ok(), vec![0x63, 0xC2], vec![0x63, 0xC2]],
-        ),
-    );
+    // 6 certificates, 7 sign 9A EC, 8 sign 9C EC, 9 sign 9A RSA, 10 sign 9C RSA. The
+    // signatures are shapes only (the backend checks the form, not the value): a DER
+    // ECDSA (r = s = 1) and 256 bytes for RSA-2048.
+    if seeds.wants("piv_card") {
+        let ok = || vec![0x90, 0x00];
+        let ec_sig = [0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01];
+        let rsa_sig = [0x01; 256];
+        let template = |sig: &[u8]| with_sw(tlv(&[0x7C], &tlv(&[0x82], sig)), [0x90, 0x00]);
+        let head = |ops: &[u8], flags: u8| {
+            let mut out = Vec::new();
+            encode_chunk(&mut out, ops);
+            out.push(flags);
+            out
+        };
+        let (ec, rsa) = (pki_file("ec.der"), pki_file("rsa.der"));
+        let object = cert_object(&ec, true);
+        let (first, second) = object.split_at(object.len() / 2);
+        for (name, ops, answers) in [
+            (
+                "certificates",
+                &[6, 0][..],
+                vec![
+                    ok(),
+                    with_sw(cert_object(&ec, false), [0x90, 0]),
+                    with_sw(cert_object(&rsa, true), [0x90, 0]),
+                ],
+            ),
+            (
+                "certificate-chained",
+                &[6],
+                vec![
+                    ok(),
+                    with_sw(first.to_vec(), [0x61, second.len().min(255) as u8]),
+                    with_sw(second.to_vec(), [0x90, 0]),
+                    vec![0x6A, 0x82],
+                ],
+            ),
+            // 9C: the status VERIFY (empty), VERIFY with the kept PIN, the signature.
+            (
+                "login-sign-ec",
+                &[1, 2, 7, 8, 3],
+                vec![
+                    ok(),
+                    vec![0x63, 0xC3],
+                    ok(),
+                    template(&ec_sig),
+                    ok(),
+                    ok(),
+                    template(&ec_sig),
+                    ok(),
+                ],
+            ),
+            (
+                "login-sign-rsa",
+                &[2, 9, 10, 3],
+                vec![
+                    ok(),
+                    ok(),
+                    template(&rsa_sig),
+                    ok(),
+                    ok(),
+                    template(&rsa_sig),
+                    ok(),
+                ],
+            ),
+            // Failures elsewhere since the login: two tries left, the kept PIN is wrong.
+            (
+                "9c-stale-pin",
+                &[2, 8, 8],
+                vec![
+                    ok(),
+                    ok(),
+                    vec![0x63, 0xC2],
+                    vec![0x63, 0xC1],
+                    vec![0x63, 0xC1],
+                ],
+            ),
+            // One try left: the kept PIN must not be sent.
+            ("9c-final-try", &[2, 8], vec![ok(), ok(), vec![0x63, 0xC1]]),
+            (
+                "pin-errors",
+                &[2, 4, 5, 1],
+                vec![
+                    ok(),
+                    vec![0x63, 0x00],
+                    vec![0x63, 0xC2],
+                    vec![0x63, 0xC1],
+                    vec![0x69, 0x83],
+                    vec![0x63, 0xC1],
+                ],
+            ),
+        ] {
+            seeds.put("piv_card", name, &script(&head(ops, 0), &answers));
+        }
+    }
 
-    // cert_cms
-    for (name, der) in [("ca", &ca), ("ec", &ec), ("rsa", &rsa)] {
-        let mut data = vec![0];
-        data.extend_from_slice(der);
-        seeds.put("cert_cms", &format!("certificate-{name}"), &data);
+    if seeds.wants("cert_cms") {
+        let (ca, ec, rsa) = (pki_file("ca.der"), pki_file("ec.der"), pki_file("rsa.der"));
+        // cert_cms
+        for (name, der) in [("ca", &ca), ("ec", &ec), ("rsa", &rsa)] {
+            let mut data = vec![0];
+            data.extend_from_slice(der);
+            seeds.put("cert_cms", &format!("certificate-{name}"), &data);
+        }
+        let digest = [0x42u8; 32];
+        for (name, cert, key, scheme) in [
+            ("ec", &ec, "ec.key", SignatureScheme::EcdsaP256Sha256),
+            ("rsa", &rsa, "rsa.key", SignatureScheme::RsaPkcs1Sha256),
+        ] {
+            let mut data = vec![1];
+            encode_chunk(&mut data, cert);
+            data.extend_from_slice(&digest);
+            data.extend(sign(&pki, key, &digest));
+            seeds.put("cert_cms", &format!("raw-{name}"), &data);
+            let mut data = vec![2];
+            data.extend_from_slice(&digest);
+            data.extend(cms_for(&pki, key, cert, scheme, &digest));
+            seeds.put("cert_cms", &format!("cms-{name}"), &data);
+            let mut data = vec![3];
+            encode_chunk(&mut data, cert);
+            encode_chunk(&mut data, &ca);
+            seeds.put("cert_cms", &format!("trust-{name}"), &data);
+        }
+        let mut crl = vec![4];
+        crl.extend(pki_file("crl.der"));
+        seeds.put("cert_cms", "crl-der", &crl);
+        let mut crl = vec![4];
+        crl.extend(pki_file("crl.pem"));
+        seeds.put("cert_cms", "crl-pem", &crl);
     }
-    let digest = [0x42u8; 32];
-    for (name, cert, key, scheme) in [
-        ("ec", &ec, "ec.key", SignatureScheme::EcdsaP256Sha256),
-        ("rsa", &rsa, "rsa.key", SignatureScheme::RsaPkcs1Sha256),
-    ] {
-        let mut data = vec![1];
-        encode_chunk(&mut data, cert);
-        data.extend_from_slice(&digest);
-        data.extend(sign(&pki, key, &digest));
-        seeds.put("cert_cms", &format!("raw-{name}"), &data);
-        let mut data = vec![2];
-        data.extend_from_slice(&digest);
-        data.extend(cms_for(&pki, key, cert, scheme, &digest));
-        seeds.put("cert_cms", &format!("cms-{name}"), &data);
-        let mut data = vec![3];
-        encode_chunk(&mut data, cert);
-        encode_chunk(&mut data, &ca);
-        seeds.put("cert_cms", &format!("trust-{name}"), &data);
-    }
-    let mut crl = vec![4];
-    crl.extend(read("crl.der"));
-    seeds.put("cert_cms", "crl-der", &crl);
-    let mut crl = vec![4];
-    crl.extend(read("crl.pem"));
-    seeds.put("cert_cms", "crl-pem", &crl);
 
-    // server_bodies: selector bits 0-2 route, bit 4 live key.
-    let body = |selector: u8, value: serde_json::Value| {
-        let mut out = vec![selector];
-        out.extend(value.to_string().into_bytes());
-        out
-    };
-    for (name, selector, origin) in [
-        ("validate-test", 0x00, PORTAL),
-        ("validate-live", 0x10, PORTAL),
-        ("validate-local", 0x00, LOCAL),
-        ("validate-live-local", 0x10, LOCAL),
-        (
-            "validate-evil",
-            0x00,
-            "https://portal.example.gov.in.evil.com",
-        ),
-    ] {
-        seeds.put(
-            "server_bodies",
-            name,
-            &body(selector, json!({"origin": origin, "platform": "web"})),
-        );
-    }
-    let documents: Vec<_> = DOCUMENTS
+    if seeds.wants("server_bodies") {
+        let (ca, ec, rsa) = (pki_file("ca.der"), pki_file("ec.der"), pki_file("rsa.der"));
+        // server_bodies: selector bits 0-2 route, bit 4 live key.
+        let body = |selector: u8, value: serde_json::Value| {
+            let mut out = vec![selector];
+            out.extend(value.to_string().into_bytes());
+            out
+        };
+        for (name, selector, origin) in [
+            ("validate-test", 0x00, PORTAL),
+            ("validate-live", 0x10, PORTAL),
+            ("validate-local", 0x00, LOCAL),
+            ("validate-live-local", 0x10, LOCAL),
+            (
+                "validate-evil",
+                0x00,
+                "https://portal.example.gov.in.evil.com",
+            ),
+        ] {
+            seeds.put(
+                "server_bodies",
+                name,
+                &body(selector, json!({"origin": origin, "platform": "web"})),
+            );
+        }
+        let documents: Vec<_> = DOCUMENTS
         .iter()
         .map(|(id, d)| json!({"id": id, "name": format!("{id}.pdf"), "digestAlgorithm": "SHA-256", "digest": BASE64.encode(d)}))
         .collect();
-    seeds.put(
+        seeds.put(
         "server_bodies",
         "session-full",
         &body(
@@ -368,62 +386,63 @@ fn main() {
                               "policyClasses": ["class3"]}}),
         ),
     );
-    seeds.put(
-        "server_bodies",
-        "session-local",
-        &body(0x01, json!({"origin": LOCAL, "documents": documents})),
-    );
-    for (name, cert, key, scheme) in [
-        ("ec", &ec, "ec.key", SignatureScheme::EcdsaP256Sha256),
-        ("rsa", &rsa, "rsa.key", SignatureScheme::RsaPkcs1Sha256),
-    ] {
-        let raw: Vec<_> = DOCUMENTS
+        seeds.put(
+            "server_bodies",
+            "session-local",
+            &body(0x01, json!({"origin": LOCAL, "documents": documents})),
+        );
+        for (name, cert, key, scheme) in [
+            ("ec", &ec, "ec.key", SignatureScheme::EcdsaP256Sha256),
+            ("rsa", &rsa, "rsa.key", SignatureScheme::RsaPkcs1Sha256),
+        ] {
+            let raw: Vec<_> = DOCUMENTS
             .iter()
             .map(
                 |(id, d)| json!({"documentId": id, "signature": BASE64.encode(sign(&pki, key, d))}),
             )
             .collect();
-        let cms: Vec<_> = DOCUMENTS
+            let cms: Vec<_> = DOCUMENTS
             .iter()
             .map(|(id, d)| json!({"documentId": id, "signature": BASE64.encode(cms_for(&pki, key, cert, scheme, d))}))
             .collect();
-        let raw = json!({"certificate": BASE64.encode(cert), "chain": [BASE64.encode(&ca)], "signatures": raw});
-        let cms = json!({"certificate": BASE64.encode(cert), "signatures": cms});
+            let raw = json!({"certificate": BASE64.encode(cert), "chain": [BASE64.encode(&ca)], "signatures": raw});
+            let cms = json!({"certificate": BASE64.encode(cert), "signatures": cms});
+            seeds.put(
+                "server_bodies",
+                &format!("result-raw-{name}"),
+                &body(0x02, raw.clone()),
+            );
+            seeds.put(
+                "server_bodies",
+                &format!("result-raw-{name}-live"),
+                &body(0x12, raw),
+            );
+            seeds.put(
+                "server_bodies",
+                &format!("result-cms-{name}"),
+                &body(0x03, cms.clone()),
+            );
+            seeds.put(
+                "server_bodies",
+                &format!("result-cms-{name}-live"),
+                &body(0x13, cms),
+            );
+        }
         seeds.put(
             "server_bodies",
-            &format!("result-raw-{name}"),
-            &body(0x02, raw.clone()),
+            "request-id",
+            format!("\x04{ID32}").as_bytes(),
         );
         seeds.put(
             "server_bodies",
-            &format!("result-raw-{name}-live"),
-            &body(0x12, raw),
+            "origin-header",
+            format!("\x05{PORTAL}").as_bytes(),
         );
         seeds.put(
             "server_bodies",
-            &format!("result-cms-{name}"),
-            &body(0x03, cms.clone()),
-        );
-        seeds.put(
-            "server_bodies",
-            &format!("result-cms-{name}-live"),
-            &body(0x13, cms),
+            "origin-header-other",
+            b"\x05https://evil.example",
         );
     }
-    seeds.put(
-        "server_bodies",
-        "request-id",
-        format!("\x04{ID32}").as_bytes(),
-    );
-    seeds.put(
-        "server_bodies",
-        "origin-header",
-        format!("\x05{PORTAL}").as_bytes(),
-    );
-    seeds.put(
-        "server_bodies",
-        "origin-header-other",
-        b"\x05https://evil.example",
-    );
     println!("seeds written to {}", seeds.root.display());
 }

@@ -7,7 +7,9 @@
 //! repeats its last answer once the script is used up), then the card's answers (chunks).
 //!
 //! Properties, per operation: no panic and no endless exchange; a PIN or PUK goes to
-//! the card at most once (no retry the user did not ask for); a login succeeds only on
+//! the card at most once (no retry the user did not ask for), only in the operations
+//! that take one, and the kept PIN of a 9C signature only after an empty VERIFY showed
+//! the PIN verified or more than one try left; a login succeeds only on
 //! the card's `9000` to that VERIFY; a 9C (PIN always) signature is preceded by a
 //! successful VERIFY; a signature returned has the scheme's shape (256 bytes for RSA-2048,
 //! a valid DER ECDSA signature); a PIN or PUK error is reported only when the card said
@@ -69,6 +71,11 @@ fn carries_secret(apdu: &[u8]) -> bool {
         Some(&INS_CHANGE_REFERENCE) | Some(&INS_RESET_RETRY) => true,
         _ => false,
     }
+}
+
+/// Whether an APDU is the empty VERIFY that reads the PIN status (spends nothing).
+fn is_status_verify(apdu: &[u8]) -> bool {
+    apdu.len() == 4 && apdu[1] == INS_VERIFY && apdu[2] == 0x00
 }
 
 /// The final status word of the exchange that starts at `log[start]` (its answer and
@@ -160,6 +167,27 @@ fn check(op: Op, outcome: &Outcome, log: &[(Vec<u8>, Vec<u8>)]) {
         "{op:?} sent a PIN or PUK {} times",
         secrets.len()
     );
+    match op {
+        Op::Login | Op::ChangePin | Op::Unblock => {}
+        Op::Sign(0x9C, _) => {
+            // The kept PIN goes only after an empty VERIFY showed the PIN verified, or
+            // more than one try left: the final try is the user's, never ours.
+            if let Some(&at) = secrets.first() {
+                let status = (0..at)
+                    .rev()
+                    .find(|&i| is_status_verify(&log[i].0))
+                    .unwrap_or_else(|| panic!("{op:?}: the kept PIN without a status VERIFY"));
+                let sw = final_sw(log, status);
+                let more_than_one =
+                    matches!(sw, Some([0x63, x]) if x & 0xF0 == 0xC0 && x & 0x0F >= 2);
+                assert!(
+                    sw == Some([0x90, 0x00]) || more_than_one,
+                    "{op:?}: the kept PIN sent after the card said {sw:02X?}"
+                );
+            }
+        }
+        _ => assert!(secrets.is_empty(), "{op:?} sent a PIN or PUK"),
+    }
     match (op, outcome) {
         (Op::Login, Outcome::Done) => {
             let &[at] = secrets.as_slice() else {
