@@ -6,7 +6,8 @@
 //! machine) and for the median round.
 //!
 //! * 9A, ECDSA P-256: one GENERAL AUTHENTICATE per signature.
-//! * 9C, RSA-2048 ("PIN always"): VERIFY, then GENERAL AUTHENTICATE (command-chained, with
+//! * 9C, RSA-2048 ("PIN always"): an empty VERIFY (the try counter: the kept PIN is never
+//!   sent at the final try), VERIFY, then GENERAL AUTHENTICATE (command-chained, with
 //!   GET RESPONSE) per signature.
 //!
 //! Run: `cargo bench -p securesign-core --bench piv_sign` (after `tests/lab/piv/install.sh`
@@ -47,6 +48,7 @@ fn apdus(slot: u8, digest: &Sha256Digest) -> Vec<Vec<u8>> {
             // 7C 82 01 06 { 82 00, 81 82 01 00 <256> }
             let mut body = vec![0x7C, 0x82, 0x01, 0x06, 0x82, 0x00, 0x81, 0x82, 0x01, 0x00];
             body.extend_from_slice(&block);
+            let status = vec![0x00, 0x20, 0x00, 0x80];
             let mut verify = vec![0x00, 0x20, 0x00, 0x80, 0x08];
             verify.extend_from_slice(PIV_PIN.as_bytes());
             verify.resize(13, 0xFF);
@@ -56,7 +58,7 @@ fn apdus(slot: u8, digest: &Sha256Digest) -> Vec<Vec<u8>> {
             let mut last = vec![0x00, 0x87, 0x07, 0x9C, rest.len() as u8];
             last.extend_from_slice(rest);
             last.push(0x00);
-            vec![verify, first, last]
+            vec![status, verify, first, last]
         }
     }
 }
@@ -118,7 +120,7 @@ fn main() {
     );
     for (slot, label, rounds) in [
         (0x9Au8, "9A ECDSA P-256", 7),
-        (0x9C, "9C RSA-2048 (VERIFY + sign)", 5),
+        (0x9C, "9C RSA-2048 (VERIFY status + VERIFY + sign)", 5),
     ] {
         let batches: Vec<Vec<Vec<u8>>> = digests.iter().map(|d| apdus(slot, d)).collect();
         let mut bare = || {

@@ -15,9 +15,10 @@
 mod piv_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use piv_support::{pin, provisioned_lab, token};
+use securesign_core::apdu::{exchange, ApduTransport, Command, TransportError};
 use securesign_core::batch::CancelFlag;
 use securesign_core::clock::{Clock, SystemClock};
 use securesign_core::digest::Sha256Digest;
@@ -27,17 +28,21 @@ use securesign_testlab::{PivSlot, PIV_PIN, PIV_PUK};
 const NEW_PIN: &str = "7391482";
 const RESET_PIN: &str = "5017263";
 
-/// Every form a secret takes on its way to the card: as typed, and padded with `FF`.
-const SECRETS: [&[u8]; 6] = [
+/// Every form a secret takes on its way to the card: as typed, and padded with `FF`;
+/// and (last) the marker of the `Command` test.
+const SECRETS: [&[u8]; 7] = [
     b"123456\xFF\xFF",
     b"7391482\xFF",
     b"5017263\xFF",
     b"12345678",
     b"7391482",
     b"5017263",
+    MARKER,
 ];
+const MARKER: &[u8] = b"\xA5command data marker\x5A";
 
-static WATCHING: AtomicBool = AtomicBool::new(false);
+/// How many tests are looking (tests may share the process under `cargo test`).
+static WATCHING: AtomicUsize = AtomicUsize::new(0);
 static FREED_WITH_SECRET: [AtomicUsize; SECRETS.len()] =
     [const { AtomicUsize::new(0) }; SECRETS.len()];
 
@@ -49,7 +54,7 @@ unsafe impl GlobalAlloc for Inspecting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if WATCHING.load(Ordering::Relaxed) && layout.size() >= 6 {
+        if WATCHING.load(Ordering::Relaxed) > 0 && layout.size() >= 6 {
             // The block is still ours until `System.dealloc` below.
             let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
             for (secret, hits) in SECRETS.iter().zip(&FREED_WITH_SECRET) {
@@ -72,7 +77,7 @@ fn no_pin_or_puk_bytes_are_freed_unwiped() {
     let lab = provisioned_lab();
     let now = || SystemClock.now();
     let mut t = token(&lab);
-    WATCHING.store(true, Ordering::SeqCst);
+    WATCHING.fetch_add(1, Ordering::SeqCst);
 
     t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
         .unwrap();
@@ -105,8 +110,8 @@ fn no_pin_or_puk_bytes_are_freed_unwiped() {
     t.logout().unwrap();
     drop(t);
 
-    WATCHING.store(false, Ordering::SeqCst);
-    let found: Vec<String> = SECRETS
+    WATCHING.fetch_sub(1, Ordering::SeqCst);
+    let found: Vec<String> = SECRETS[..6]
         .iter()
         .zip(&FREED_WITH_SECRET)
         .filter_map(|(secret, hits)| {
@@ -119,4 +124,50 @@ fn no_pin_or_puk_bytes_are_freed_unwiped() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Answers every short APDU with `9000` and keeps nothing.
+struct Accepting;
+
+impl ApduTransport for Accepting {
+    fn reader_name(&self) -> &str {
+        "accepting"
+    }
+    fn card_present(&mut self) -> Result<bool, TransportError> {
+        Ok(true)
+    }
+    fn transmit(&mut self, _apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        Ok(vec![0x90, 0x00])
+    }
+}
+
+/// The `Command` type itself: its data and every short APDU cut from it (here a chained
+/// command of two parts) are wiped before they are freed. The control — a plain `Vec`
+/// with the same bytes — shows the allocator does see an unwiped copy.
+#[test]
+fn command_data_and_its_short_apdus_are_wiped_when_dropped() {
+    let hits = || FREED_WITH_SECRET[6].load(Ordering::SeqCst);
+    let mut data = MARKER.to_vec();
+    data.resize(300, 0x31);
+    let control = data.clone();
+    WATCHING.fetch_add(1, Ordering::SeqCst);
+    let before = hits();
+    drop(std::hint::black_box(control));
+    let control_hits = hits() - before;
+
+    let before = hits();
+    let command = Command::new(0x00, 0x20, 0x00, 0x80, data).without_response();
+    let reply = exchange(&mut Accepting, &command).unwrap();
+    assert!(reply.sw.is_ok());
+    let copy = command.clone();
+    drop(std::hint::black_box(command));
+    drop(std::hint::black_box(copy));
+    let command_hits = hits() - before;
+    WATCHING.fetch_sub(1, Ordering::SeqCst);
+
+    assert_eq!(
+        control_hits, 1,
+        "the control Vec was seen freed with the marker"
+    );
+    assert_eq!(command_hits, 0, "Command data or an APDU was freed unwiped");
 }

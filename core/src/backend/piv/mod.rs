@@ -148,8 +148,10 @@ impl<T: ApduTransport> PivBackend<T> {
         };
         let status = Command::new(0x00, INS_VERIFY, 0x00, PIN_REF, Vec::new()).without_response();
         let verify = verify_command(&pin);
-        // Still verified (no failure since our last VERIFY: a failed comparison clears
-        // the verified state): status, VERIFY and the signature go in one transaction.
+        // `9000`: still verified. SP 800-73-4 part 2 §3.2.1/§3.2.2: a failed VERIFY or
+        // CHANGE REFERENCE DATA sets the security status to FALSE, and a successful one
+        // resets the retry counter, so a verified card has all its tries. Then status,
+        // VERIFY and the signature go in one transaction (PC/SC), nothing in between.
         let sequence = self
             .transport
             .exchange_sequence(&[status, verify.clone(), command.clone()]);
