@@ -258,13 +258,15 @@ fn run(
                     emit(TokenEvent::Progress(p))
                 });
                 if was_active && token.deadline().is_none() {
-                    if let Some(Error::SessionEnded(reason)) = &outcome.error {
-                        emit(TokenEvent::SessionEnded { reason: *reason });
-                    } else if let Some(Error::TokenNotPresent) = &outcome.error {
-                        emit(TokenEvent::SessionEnded {
-                            reason: SessionEndReason::Removed,
-                        });
-                    }
+                    // The batch ended the session: always say so, with the reason.
+                    let reason = match &outcome.error {
+                        Some(Error::SessionEnded(reason)) => *reason,
+                        Some(Error::TokenNotPresent) => SessionEndReason::Removed,
+                        // The PIN is needed again (final try left, PIN changed or the
+                        // card reset elsewhere): the session was ended, not timed out.
+                        _ => SessionEndReason::Explicit,
+                    };
+                    emit(TokenEvent::SessionEnded { reason });
                 }
                 let _ = tx.send(outcome);
             }

@@ -504,3 +504,43 @@ fn a_kept_pin_is_not_sent_to_a_card_blocked_elsewhere() {
     assert_eq!(out.error.map(|e| e.code()), Some(ErrorCode::PinBlocked));
     assert_eq!(card_tries(&lab), Some(0));
 }
+
+/// The worker tells the app when the final-try refusal ended the PIN session (the banner
+/// must not say "signed in" while the next signature needs the PIN).
+#[test]
+fn the_worker_announces_the_session_a_final_try_refusal_ended() {
+    use securesign_core::worker::{TokenEvent, TokenWorker};
+    use securesign_core::SessionEndReason;
+    use std::sync::Arc;
+
+    let lab = provisioned_lab();
+    let (worker, events) = TokenWorker::spawn(
+        Box::new(backend(&lab)),
+        SessionPolicy::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    worker
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed)
+        .unwrap();
+    let signer = worker.signer(key(PivSlot::Sign9C)).unwrap();
+    let first = worker
+        .sign_batch(signer.clone(), digests(1), CancelFlag::new())
+        .unwrap();
+    assert!(first.is_complete(), "{:?}", first.error);
+    spend_tries_elsewhere(&lab, 2);
+    let out = worker
+        .sign_batch(signer, digests(1), CancelFlag::new())
+        .unwrap();
+    assert_eq!(out.error.map(|e| e.code()), Some(ErrorCode::PinRequired));
+    assert_eq!(worker.remaining().unwrap(), None);
+    let reason = loop {
+        match events.recv_timeout(Duration::from_secs(5)) {
+            Ok(TokenEvent::SessionEnded { reason }) => break reason,
+            Ok(_) => continue,
+            Err(e) => panic!("no SessionEnded event: {e}"),
+        }
+    };
+    assert_eq!(reason, SessionEndReason::Explicit);
+    assert_eq!(card_tries(&lab), Some(1));
+}
