@@ -70,8 +70,9 @@ impl SlotPresence {
     }
 }
 
-/// Default time between two looks at the slot (OpenSC itself re-reads the reader state
-/// at most once a second).
+/// Default time between two looks at the slot: a pulled token is noticed within about
+/// this long plus one `C_GetSlotInfo` (OpenSC over the virtual card: ~0.2 s after the
+/// card went, with a 100 ms interval).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Polls one slot of a module in its own thread and reports token removal and
