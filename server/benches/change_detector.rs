@@ -5,8 +5,10 @@
 //! * `PRAGMA data_version` on a read-only rusqlite connection (the check used before
 //!   issue 3, kept here for comparison);
 //! * `pread` of the wal-index header alone (how the check read it before it was mapped);
-//! * `Store::auth_version()` on an unchanged database (a read of the mapped header
-//!   and the compare);
+//! * `stat` of the `-shm` path alone (the check that the file is still the one mapped,
+//!   which every `Store::auth_version()` makes first: issue 13);
+//! * `Store::auth_version()` on an unchanged database (that `stat`, a read of the
+//!   mapped header and the compare);
 //! * `Store::auth_version()` after a commit that is not an auth change (the header
 //!   compare plus the read of the `auth_version` row);
 //! * a whole cached `KeyCache::lookup`.
@@ -92,6 +94,11 @@ fn main() {
         black_box(bytes);
     });
 
+    let shm_path = dir.path().join("bench.db-shm");
+    let stat = per_call(ROUNDS, || {
+        black_box(std::fs::metadata(black_box(&shm_path)).unwrap());
+    });
+
     let unchanged = per_call(ROUNDS, || {
         black_box(store.auth_version().unwrap());
     });
@@ -131,6 +138,7 @@ fn main() {
     line("baseline (mutex + HashMap lookup)", baseline);
     line("PRAGMA data_version (the check before issue 3)", pragma);
     line("pread of the wal-index header (before the map)", header);
+    line("stat of the -shm path (the replacement check)", stat);
     line("Store::auth_version(), nothing committed", unchanged);
     line(
         "Store::auth_version(), after a non-auth commit",
