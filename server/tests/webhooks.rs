@@ -175,8 +175,9 @@ async fn a_receiver_failing_twice_gets_exactly_one_accepted_delivery_on_the_thir
     assert_eq!(signer["policyClasses"], json!(["class3"]));
     assert_eq!(signer["revocation"]["status"], "good");
     assert_eq!(signer["chainSha256"].as_array().map(Vec::len), Some(3));
+    // The session was made with the test key: only a test key sees it.
     let status = f
-        .get_bearer(&format!("/v1/auth/session/{session_id}"), &f.live_key)
+        .get_bearer(&format!("/v1/auth/session/{session_id}"), &f.test_key)
         .await;
     assert_eq!(&status.body["signer"], signer);
     for i in 0..2 {
