@@ -6,6 +6,7 @@ const COMMANDS: &[&str] = &[
     "startup_link",
     "open_request",
     "biometric_prompt",
+    "pin_key",
     "verify_pin",
     "sign_request",
     "signing_progress",

@@ -63,19 +63,35 @@ function triesText(retries) {
 
 const isFinalTry = (r) => !!r && (r.indicator === "final_try" || r.remaining === 1);
 
-// PINs go to Rust as raw bytes (never a JSON string): the secrets, NUL-separated, in one
-// Uint8Array that is zeroed once the call is answered. The JS strings read from the inputs
-// cannot be wiped (the engine owns them); the inputs themselves are cleared at submit.
+// PINs go to Rust encrypted, as raw bytes (never a JSON string): on WebKitGTK the IPC body
+// passes through buffers of the app's own process that nobody wipes. Per call: Rust's
+// one-use P-256 key (pin_key), our ephemeral ECDH key, HKDF-SHA-256 → AES-256-GCM over the
+// NUL-separated secrets (aad = the command). Body: our public key (65) ‖ nonce (12) ‖
+// ciphertext. The plaintext array is zeroed; the JS strings read from the inputs cannot be
+// wiped (the engine owns them); the inputs themselves are cleared at submit.
+const PIN_INFO = new TextEncoder().encode("securesign pin v1");
 async function invokeSecrets(cmd, secrets, headers) {
   const enc = new TextEncoder();
   const parts = secrets.map((s) => enc.encode(s));
-  const body = new Uint8Array(parts.reduce((n, p) => n + p.length, 0) + parts.length - 1);
+  const plain = new Uint8Array(parts.reduce((n, p) => n + p.length, 0) + parts.length - 1);
   let at = 0;
-  parts.forEach((p, i) => { if (i) body[at++] = 0; body.set(p, at); at += p.length; p.fill(0); });
+  parts.forEach((p, i) => { if (i) plain[at++] = 0; plain.set(p, at); at += p.length; p.fill(0); });
   try {
+    const subtle = window.crypto.subtle;
+    const appKey = await subtle.importKey("raw", new Uint8Array(await invoke("pin_key")), { name: "ECDH", namedCurve: "P-256" }, false, []);
+    const ours = await subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, ["deriveBits"]);
+    const shared = await subtle.deriveBits({ name: "ECDH", public: appKey }, ours.privateKey, 256);
+    const hkdf = await subtle.importKey("raw", shared, "HKDF", false, ["deriveKey"]);
+    const key = await subtle.deriveKey({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: PIN_INFO }, hkdf, { name: "AES-GCM", length: 256 }, false, ["encrypt"]);
+    new Uint8Array(shared).fill(0);
+    const nonce = window.crypto.getRandomValues(new Uint8Array(12));
+    const sealed = new Uint8Array(await subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: enc.encode(cmd) }, key, plain));
+    const pub = new Uint8Array(await subtle.exportKey("raw", ours.publicKey));
+    const body = new Uint8Array(pub.length + nonce.length + sealed.length);
+    body.set(pub, 0); body.set(nonce, pub.length); body.set(sealed, pub.length + nonce.length);
     return await invoke(cmd, body, { headers });
   } finally {
-    body.fill(0);
+    plain.fill(0);
   }
 }
 
@@ -249,7 +265,6 @@ async function cancelAtPin() {
     if (view) await invoke("decline_request", { requestId: view.requestId });
     view = null; viewLink = null;
     showError({ code: "SS_SIGN_CANCELLED", message: t("pinCancelled"), resolution: "Allow user to retry" });
-    takeLink();
   } catch (err) { showError(err); }
 }
 
@@ -268,10 +283,10 @@ async function sign() {
     const outcome = await invoke("sign_request", { requestId: view.requestId });
     $("done-msg").textContent = t("done", t("docCount", outcome.signed), view.tenant.displayName);
     view = null; viewLink = null;
+    $("link-waiting-show").hidden = true;
     show("done");
     announce("");
     refreshBanner();
-    takeLink();
   } catch (err) {
     const e = normalise(err);
     if (e.code === "SS_PIN_REQUIRED") return askPinFresh();
@@ -407,7 +422,7 @@ async function saveSettings(ev) {
 // signatures) a new link waits in Rust and is only announced; it opens once the open
 // request is finished or declined. Rust refuses it too (SS_CONFLICT).
 async function takeLink() {
-  if (view) { $("link-waiting").hidden = false; announce(t("linkWaiting")); return; }
+  if (view) { $("link-waiting").hidden = false; $("link-waiting-show").hidden = false; announce(t("linkWaiting")); return; }
   const link = await invoke("startup_link");
   $("link-waiting").hidden = true;
   if (link) await openLink(link);
@@ -428,8 +443,9 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("pin-form").addEventListener("submit", submitPin);
   $("pin-cancel").addEventListener("click", cancelAtPin);
   $("signing-cancel").addEventListener("click", () => invoke("cancel_signing"));
-  $("done-ok").addEventListener("click", () => show("home"));
-  $("error-ok").addEventListener("click", () => { if (view?.refusal) renderRefusal(); else show(view ? "request" : "home"); });
+  // A link that waited opens once the user has seen how the open request ended.
+  $("done-ok").addEventListener("click", () => { show("home"); takeLink(); });
+  $("error-ok").addEventListener("click", () => { if (view?.refusal) renderRefusal(); else if (view) show("request"); else { show("home"); takeLink(); } });
   $("error-retry").addEventListener("click", () => retryAction && retryAction());
   $("error-puk").addEventListener("click", openPinManagement);
   $("logout-btn").addEventListener("click", logoutNow);

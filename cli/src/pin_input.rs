@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn an_overlong_line_is_refused_without_growing_the_buffer() {
-        let long = vec![b'1'; MAX_LINE + 1];
+        let long = [b'1'; MAX_LINE + 1];
         let err = read_line_from(&long[..], "PIN").err().unwrap();
         assert!(err.to_string().contains("longer than"), "{err}");
     }

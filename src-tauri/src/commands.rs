@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use crate::api::{ApiClient, Document, FinishResponse, SignatureFormat, Tenant};
 use crate::error::{CommandError, CommandResult};
-use crate::pin_ipc;
+use crate::pin_ipc::{self, PinChannel};
 use crate::settings::Settings;
 use crate::signer_gate::{self, SignerDecision, SignerRefusal};
 use crate::signing::{sign_pending, PassResult, Pending};
@@ -362,9 +362,16 @@ fn current_for<'a>(current: &'a Option<Current>, request_id: &str) -> CommandRes
         .ok_or_else(|| CommandError::new(ErrorCode::NotFound, "that signing request is not open"))
 }
 
+/// A one-use key for the next PIN command: the app's ephemeral P-256 public key (SEC1
+/// uncompressed), for the page to encrypt the PIN to (see [`crate::pin_ipc`]).
+#[tauri::command]
+pub fn pin_key(channel: State<'_, PinChannel>) -> Vec<u8> {
+    channel.new_key()
+}
+
 /// Verifies the PIN once (the token counts a wrong PIN) and starts the PIN session.
 ///
-/// The PIN is the raw body (see [`crate::pin_ipc`]); headers: `ss-request-id` (the request
+/// The PIN is the encrypted raw body (see [`crate::pin_ipc`]); headers: `ss-request-id` (the request
 /// on screen: refused when another is open, and required while one is) and
 /// `ss-confirm-final-try: 1`. While a request is open whose signer was refused, no PIN goes
 /// to the token; when the portal named a signer, the token's certificate is read again (no
@@ -373,12 +380,12 @@ fn current_for<'a>(current: &'a Option<Current>, request_id: &str) -> CommandRes
 #[tauri::command]
 pub async fn verify_pin(
     state: State<'_, AppState>,
+    channel: State<'_, PinChannel>,
     request: Request<'_>,
 ) -> CommandResult<PinState> {
-    let [pin] = pin_ipc::secrets::<1>(&request)?;
+    let [pin] = channel.secrets::<1>("verify_pin", &request)?;
     let confirm_final_try = pin_ipc::flag(&request, pin_ipc::CONFIRM_FINAL_TRY);
     let shown = pin_ipc::header(&request, pin_ipc::REQUEST_ID).map(str::to_owned);
-    drop(request);
     let expected = match state.current().as_ref() {
         Some(current) => {
             if shown.as_deref() != Some(current.request.request_id.as_str()) {
@@ -590,24 +597,30 @@ pub async fn pin_status(state: State<'_, AppState>) -> CommandResult<PinStatusVi
         .await
 }
 
-/// Changes the PIN (the old PIN costs a try when wrong). Body: old PIN, NUL, new PIN
+/// Changes the PIN (the old PIN costs a try when wrong). Encrypted body: old PIN, NUL, new PIN
 /// (see [`crate::pin_ipc`]); header `ss-confirm-final-try: 1` confirms the final try.
 #[tauri::command]
-pub async fn change_pin(state: State<'_, AppState>, request: Request<'_>) -> CommandResult<()> {
-    let [old, new] = pin_ipc::secrets::<2>(&request)?;
+pub async fn change_pin(
+    state: State<'_, AppState>,
+    channel: State<'_, PinChannel>,
+    request: Request<'_>,
+) -> CommandResult<()> {
+    let [old, new] = channel.secrets::<2>("change_pin", &request)?;
     let confirm_final_try = pin_ipc::flag(&request, pin_ipc::CONFIRM_FINAL_TRY);
-    drop(request);
     state
         .with_token(move |w| w.change_pin(old, new, confirm(confirm_final_try)))
         .await
 }
 
 /// Unblocks the PIN with the PUK and sets a new PIN (where the token supports it). Body:
-/// PUK, NUL, new PIN (see [`crate::pin_ipc`]).
+/// encrypted PUK, NUL, new PIN (see [`crate::pin_ipc`]).
 #[tauri::command]
-pub async fn unblock_pin(state: State<'_, AppState>, request: Request<'_>) -> CommandResult<()> {
-    let [puk, new] = pin_ipc::secrets::<2>(&request)?;
-    drop(request);
+pub async fn unblock_pin(
+    state: State<'_, AppState>,
+    channel: State<'_, PinChannel>,
+    request: Request<'_>,
+) -> CommandResult<()> {
+    let [puk, new] = channel.secrets::<2>("unblock_pin", &request)?;
     state.with_token(move |w| w.unblock_pin(puk, new)).await
 }
 

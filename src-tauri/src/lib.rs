@@ -42,6 +42,7 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::startup_link,
         commands::open_request,
         commands::biometric_prompt,
+        commands::pin_key,
         commands::verify_pin,
         commands::sign_request,
         commands::signing_progress,
@@ -70,6 +71,7 @@ pub fn install<R: Runtime>(
         let _ = handle.emit_to(MAIN_WINDOW, TOKEN_EVENT, event);
     }));
     app.manage(state);
+    app.manage(pin_ipc::PinChannel::default());
     Ok(())
 }
 

@@ -144,7 +144,7 @@ fn a_link_arriving_mid_batch_keeps_the_signatures_made_and_declining_lets_it_ope
 }
 
 #[test]
-fn pins_sent_as_json_are_refused_before_the_token_and_cost_no_try() {
+fn pins_sent_as_json_or_in_the_clear_are_refused_before_the_token_and_cost_no_try() {
     let (server, _token, app) = setup();
     let link = server.create_request(1);
     app.invoke("open_request", json!({ "link": link })).unwrap();
@@ -165,6 +165,29 @@ fn pins_sent_as_json_are_refused_before_the_token_and_cost_no_try() {
         let err = invoke_from(&app.main(), "tauri://localhost", cmd, args).unwrap_err();
         assert_eq!(code(&err), "SS_BAD_REQUEST", "{cmd}: {err}");
     }
+    // Raw but unencrypted (the PIN in the clear), or encrypted for another command, or
+    // with a key used already: refused too.
+    let clear = common::invoke_raw(
+        &app.main(),
+        "verify_pin",
+        b"123456".to_vec(),
+        Default::default(),
+    )
+    .unwrap_err();
+    assert_eq!(code(&clear), "SS_BAD_REQUEST", "{clear}");
+    let app_key: Vec<u8> =
+        serde_json::from_value(app.invoke("pin_key", json!({})).unwrap()).unwrap();
+    let for_change = common::seal_for(&app_key, "change_pin", b"123456\x00654321");
+    let err =
+        common::invoke_raw(&app.main(), "verify_pin", for_change, Default::default()).unwrap_err();
+    assert_eq!(code(&err), "SS_BAD_REQUEST", "{err}");
+    let again = common::seal_for(&app_key, "verify_pin", b"123456");
+    let err = common::invoke_raw(&app.main(), "verify_pin", again, Default::default()).unwrap_err();
+    assert_eq!(
+        code(&err),
+        "SS_BAD_REQUEST",
+        "a key is good for one PIN command: {err}"
+    );
     let status = app.invoke("pin_status", json!({})).unwrap();
     assert_eq!(status["pin"]["status"], "ACTIVE", "{status}");
     assert_eq!(

@@ -245,8 +245,43 @@ impl TestApp {
                 headers.insert("ss-request-id", id.parse().unwrap());
             }
         }
-        invoke_raw(&self.main(), cmd, body.into_bytes(), headers)
+        let body = self.seal(cmd, body.as_bytes());
+        invoke_raw(&self.main(), cmd, body, headers)
     }
+
+    /// What ui/app.js `invokeSecrets` does: the app's one-use key (`pin_key`), an ephemeral
+    /// P-256 key of ours, HKDF-SHA-256 → AES-256-GCM (aad = the command); the body is our
+    /// public key ‖ nonce ‖ ciphertext.
+    pub fn seal(&self, cmd: &str, plain: &[u8]) -> Vec<u8> {
+        let app_key: Vec<u8> =
+            serde_json::from_value(self.invoke("pin_key", json!({})).unwrap()).unwrap();
+        seal_for(&app_key, cmd, plain)
+    }
+}
+
+/// Encrypts `plain` for the app's public key `app_key` as ui/app.js does.
+pub fn seal_for(app_key: &[u8], cmd: &str, plain: &[u8]) -> Vec<u8> {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let ours = p256::ecdh::EphemeralSecret::random(&mut rand_core::OsRng);
+    let shared = ours.diffie_hellman(&p256::PublicKey::from_sec1_bytes(app_key).unwrap());
+    let mut key = [0u8; 32];
+    shared
+        .extract::<sha2::Sha256>(None)
+        .expand(securesign_app::pin_ipc::HKDF_INFO, &mut key)
+        .unwrap();
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).unwrap());
+    let nonce: [u8; 12] = std::array::from_fn(|i| i as u8 ^ 0x5a);
+    let mut sealed = plain.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(cmd.as_bytes()),
+        &mut sealed,
+    )
+    .unwrap();
+    let mut body = ours.public_key().to_sec1_bytes().to_vec();
+    body.extend_from_slice(&nonce);
+    body.extend_from_slice(&sealed);
+    body
 }
 
 /// Invokes `cmd` with a raw (`application/octet-stream`) body and `headers`.
