@@ -466,3 +466,32 @@ async fn app_routes_are_limited_per_client_address() {
     assert_eq!(other.get(&lookup).send().await.unwrap().status(), 404);
     assert_eq!(s.timed_validate().await.0, 200);
 }
+
+/// A result for an unknown request is answered `404 SS_NOT_FOUND` without waiting for
+/// its body: the head promises 13 MB, none comes, and the answer is there within the
+/// short drain wait (1 s) instead of after the body (never, before the lookup came
+/// first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_for_an_unknown_request_is_answered_before_its_body() {
+    let s = start(&[]);
+    let addr = s.server.addr;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(result_head(addr, UNKNOWN_REQUEST, 13_000_000).as_bytes())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let took = started.elapsed();
+    eprintln!("answered after {took:?}");
+    assert!(read.is_ok(), "no answer within 10 s without the body");
+    assert_eq!(
+        status_of(&answer),
+        Some(404),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(json_of(&answer)["error"]["code"], "SS_NOT_FOUND");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}

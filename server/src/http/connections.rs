@@ -10,8 +10,8 @@
 //!   address (beyond, a new one is closed at once), so one client holding connections
 //!   open cannot take all the slots.
 //!
-//! Every request carries its peer address as axum's `ConnectInfo<SocketAddr>`, for the
-//! per-address request limits of the app routes.
+//! Every request to an app route ([`super::APP_ROUTES_PREFIX`]) carries its peer address
+//! as axum's `ConnectInfo<SocketAddr>`, for the per-address request limits of those routes.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -113,7 +113,7 @@ pub async fn serve_with(
             () = stop_tx.closed() => break,
         };
         let Some(slot) = per_address.open(peer.ip()) else {
-            tracing::info!("connection refused: too many open from one client address");
+            tracing::debug!("connection refused: too many open from one client address");
             drop(stream);
             continue;
         };
@@ -122,7 +122,12 @@ pub async fn serve_with(
             .clone()
             .map_request(move |req: axum::http::Request<Incoming>| {
                 let mut req = req.map(|body| Body::new(DeadlineBody::new(body, body_timeout)));
-                req.extensions_mut().insert(ConnectInfo(peer));
+                // Only the app routes read the address (their per-address limit). Put
+                // into every request, it would make axum's extension map grow on the
+                // portal's hot path too (about 400 instructions a request, callgrind).
+                if req.uri().path().starts_with(super::APP_ROUTES_PREFIX) {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                }
                 req
             });
         let connection =

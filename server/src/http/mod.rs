@@ -37,6 +37,11 @@ use crate::webhook::worker::{DeliveryPolicy, Worker, WorkerError};
 use crate::webhook::WebhookEvent;
 use error::ApiError;
 
+/// The path prefix of the app routes (no API key; the `requestId` is the capability):
+/// they are limited per client address, and `serve` gives only their requests the
+/// peer address.
+pub const APP_ROUTES_PREFIX: &str = "/v1/sign-requests/";
+
 /// Largest request body (500 documents or 500 signatures fit comfortably).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
