@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{json, securesign};
-use securesign_testlab::{LabToken, USER_PIN};
+use securesign_testlab::{LabToken, PivLab, PivSlot, PIV_PIN, PIV_READER, USER_PIN};
 
 /// Documents in the batch: their report (~450 bytes each) must exceed a 64 KiB pipe.
 const DOCUMENTS: usize = 400;
@@ -39,7 +39,7 @@ fn unusual_pin() -> String {
         seed = seed.rotate_left(13) ^ 0x9E37_79B9_7F4A_7C15;
         pin.push(char::from(digits.remove(i)));
     }
-    assert!(!USER_PIN.contains(&pin));
+    assert!(!USER_PIN.contains(&pin) && !PIV_PIN.contains(&pin));
     pin
 }
 
@@ -100,46 +100,35 @@ fn core_dump(pid: u32, dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join(format!("core.{pid}"))).unwrap()
 }
 
-#[test]
-fn no_pin_copy_in_the_cli_after_a_pin_change_a_batch_and_the_logout() {
-    let tok = LabToken::softhsm().unwrap_or_else(|e| panic!("token lab: {e}"));
-    let module = tok.module_path().display().to_string();
+/// Changes the PIN from `old` to a fresh unusual one, signs `documents` digests with `key`,
+/// dumps the CLI once it blocks on its report (after the logout), lets it finish, and
+/// asserts that the dump holds the fresh PIN in no form. `target` selects the token
+/// (`--module …` or `--reader …`).
+fn assert_no_pin_after_change_batch_and_logout(
+    target: &[String],
+    env: &[(String, String)],
+    old: &str,
+    key: &str,
+    documents: usize,
+) {
     let pin = unusual_pin();
-
-    // The PIN change: the token now has the unusual PIN.
-    let out = securesign(
-        &[
-            "--module",
-            &module,
-            "pin",
-            "change",
-            "--pin-stdin",
-            "--json",
-        ],
-        tok.env(),
-        &format!("{USER_PIN}\n{pin}\n"),
-    );
+    let mut change: Vec<&str> = target.iter().map(String::as_str).collect();
+    change.extend(["pin", "change", "--pin-stdin", "--json"]);
+    let out = securesign(&change, env.to_vec(), &format!("{old}\n{pin}\n"));
     assert!(out.status.success(), "pin change: {out:?}");
 
     // A batch long enough that its report fills the stdout pipe after the logout.
-    let digests: Vec<String> = (0..DOCUMENTS)
-        .map(|i| format!("{:064x}", i as u128 + 1))
-        .collect();
-    let mut args = vec![
-        "--module".to_owned(),
-        module,
-        "sign".into(),
-        "--key".into(),
-        "01".into(),
-        "--pin-stdin".into(),
-        "--json".into(),
-    ];
-    for d in &digests {
-        args.extend(["--digest-sha256".to_owned(), d.clone()]);
+    let mut args: Vec<String> = target.to_vec();
+    args.extend(["sign", "--key", key, "--pin-stdin", "--json"].map(String::from));
+    for i in 0..documents {
+        args.extend([
+            "--digest-sha256".to_owned(),
+            format!("{:064x}", i as u128 + 1),
+        ]);
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_securesign"))
         .args(&args)
-        .envs(tok.env())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env_remove("SECURESIGN_PKCS11_MODULE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -151,7 +140,7 @@ fn no_pin_copy_in_the_cli_after_a_pin_change_a_batch_and_the_logout() {
     // Standard input stays open: nothing but the CLI's own reading decides what it keeps.
 
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while !blocked_writing_stdout(pid) {
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -181,7 +170,7 @@ fn no_pin_copy_in_the_cli_after_a_pin_change_a_batch_and_the_logout() {
     };
     let v = json(&out);
     assert_eq!(v["complete"], true, "{v}");
-    assert_eq!(v["signatures"].as_array().unwrap().len(), DOCUMENTS);
+    assert_eq!(v["signatures"].as_array().unwrap().len(), documents);
     assert!(out.stdout.len() > 1 << 16, "the report must exceed a pipe");
 
     let hits = find_pin(&dump, &pin);
@@ -190,4 +179,25 @@ fn no_pin_copy_in_the_cli_after_a_pin_change_a_batch_and_the_logout() {
         "the CLI's core dump holds the PIN {} time(s): {hits:?}",
         hits.len()
     );
+}
+
+#[test]
+fn no_pin_copy_in_the_cli_after_a_pin_change_a_batch_and_the_logout() {
+    let tok = LabToken::softhsm().unwrap_or_else(|e| panic!("token lab: {e}"));
+    let target = [
+        "--module".to_owned(),
+        tok.module_path().display().to_string(),
+    ];
+    assert_no_pin_after_change_batch_and_logout(&target, &tok.env(), USER_PIN, "01", DOCUMENTS);
+}
+
+/// The virtual PIV card: the PIN is sent padded with `0xFF` to 8 bytes, and slot 9C's kept
+/// PIN is re-sent in a VERIFY before every signature.
+#[test]
+fn no_pin_copy_in_the_cli_after_a_piv_pin_change_a_9c_batch_and_the_logout() {
+    let lab = PivLab::start_provisioned().unwrap_or_else(|e| panic!("PIV lab: {e:?}"));
+    let target = ["--reader".to_owned(), PIV_READER.to_owned()];
+    let key = format!("{:02x}", PivSlot::Sign9C.key_ref());
+    // RSA-2048: about 450 bytes of report per document.
+    assert_no_pin_after_change_batch_and_logout(&target, lab.env(), PIV_PIN, &key, 200);
 }
