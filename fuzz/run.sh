@@ -50,7 +50,7 @@ for target in "${targets[@]}"; do
   if [ "$jobs" -gt 1 ]; then cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log; fi
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
   echo "    corpus: $(find "corpus/$target" -type f | wc -l) files," \
-    "$(du -sk "corpus/$target" | cut -f1) KiB; artifacts: $(find "artifacts/$target" -type f | wc -l)"
+    "$(du -sk --apparent-size "corpus/$target" | cut -f1) KiB; artifacts: $(find "artifacts/$target" -type f | wc -l)"
   if [ "$status" -ne 0 ]; then
     echo "    FINDING: libFuzzer exited $status; see fuzz/$log and fuzz/artifacts/$target/"
   fi
@@ -63,6 +63,6 @@ for target in "${targets[@]}"; do
     rm -f "$minimised"/seed-*
     rm -rf "corpus/$target" && mv "$minimised" "corpus/$target"
     echo "    minimised: $(find "corpus/$target" -type f | wc -l) files," \
-      "$(du -sk "corpus/$target" | cut -f1) KiB"
+      "$(du -sk --apparent-size "corpus/$target" | cut -f1) KiB"
   fi
 done
