@@ -125,13 +125,14 @@ function pinForms(pin) {
   const ascii = Buffer.from(pin, "latin1");
   return { ascii, "piv-padded": Buffer.concat([ascii, Buffer.alloc(8 - ascii.length, 0xff)]), "utf-16le": Buffer.from(pin, "utf16le") };
 }
-// gcore of `pid`; how many times each form of `pin` occurs in the dump. The dump is read
-// in chunks (WebKit's processes reserve gigabytes), each overlapping the last by a needle.
-async function pinCopiesInCore(pid, pin) {
+// gcore of `pid`; how many times each form of each of `pins` ({label: pin}) occurs in the
+// dump (keys `label:form`). The dump is read in chunks (WebKit's processes reserve
+// gigabytes), each overlapping the last by a needle.
+async function pinCopiesInCore(pid, pins) {
   const prefix = join(tmpdir(), `ss-core-${process.pid}`);
   await run("gcore", ["-o", prefix, String(pid)], 300000);
   const file = `${prefix}.${pid}`;
-  const forms = Object.entries(pinForms(pin));
+  const forms = Object.entries(pins).flatMap(([label, pin]) => Object.entries(pinForms(pin)).map(([form, needle]) => [`${label}:${form}`, needle]));
   const counts = { bytes: 0 }, contexts = [];
   for (const [form] of forms) counts[form] = 0;
   const fd = openSync(file, "r");
@@ -389,15 +390,30 @@ async function main() {
     await browser.waitUntil(async () => !(await visible("#session-banner")), { timeout: 10000, timeoutMsg: "banner still shown" });
     await changePinInUi(fresh, PIN);
     await (await browser.$("#nav-home")).click();
+    // Control: a PIN-like value the page makes itself and sends the old way (a JSON
+    // argument; refused, SS_BAD_REQUEST), so the dump must show it — the search is not
+    // blind. It comes back to the test shifted (each digit +1), so WebDriver's own traffic
+    // through the app's process never carries it.
+    const shifted = await browser.execute(async () => {
+      const digits = [..."0123456789"], pick = new Uint32Array(6);
+      crypto.getRandomValues(pick);
+      let value = "";
+      for (const n of pick) value += digits.splice(n % digits.length, 1)[0];
+      const answer = await window.__TAURI__.core.invoke("verify_pin", { pin: value, confirmFinalTry: false }).then(() => "accepted", (e) => e.code);
+      return { answer, shifted: [...value].map((d) => String((Number(d) + 1) % 10)).join("") };
+    });
+    if (shifted.answer !== "SS_BAD_REQUEST") throw new Error(`a JSON PIN was answered ${shifted.answer}`);
+    const control = [...shifted.shifted].map((d) => String((Number(d) + 9) % 10)).join("");
     const { pid, children } = await appPid();
-    const rust = await pinCopiesInCore(pid, fresh);
+    const rust = await pinCopiesInCore(pid, { pin: fresh, control });
     console.log(`  app ${pid} core: ${JSON.stringify(rust)}`);
     for (const child of children) {
-      const c = await pinCopiesInCore(child.pid, fresh).catch((e) => ({ error: e.message }));
+      const c = await pinCopiesInCore(child.pid, { pin: fresh }).catch((e) => ({ error: e.message }));
       console.log(`  webview-side ${child.prog.split("/").pop()} ${child.pid} core: ${JSON.stringify(c)}`);
     }
-    const found = ["ascii", "piv-padded", "utf-16le"].filter((f) => rust[f] > 0);
-    if (found.length) throw new Error(`the app's Rust process holds the PIN: ${found.map((f) => `${f} x${rust[f]}`).join(", ")}`);
+    if (!(rust["control:ascii"] > 0)) throw new Error("the control value sent as JSON is not found in the dump: the search is blind");
+    const found = ["ascii", "piv-padded", "utf-16le"].filter((f) => rust[`pin:${f}`] > 0);
+    if (found.length) throw new Error(`the app's Rust process holds the PIN: ${found.map((f) => `${f} x${rust[`pin:${f}`]}`).join(", ")}`);
   }, 900000);
 
   // Crash safety (issue 13): the app killed (SIGKILL) mid-batch posts nothing, the session
