@@ -133,7 +133,7 @@ impl<'a> Admin<'a> {
     pub async fn deliveries(&self, session_id: &str) -> Result<Vec<DeliveryRecord>, AdminError> {
         let known: Option<(String,)> = sqlx::query_as("SELECT id FROM sessions WHERE id = $1")
             .bind(session_id)
-            .fetch_optional(self.store.pool()?)
+            .fetch_optional(&self.store.pool()?)
             .await
             .map_err(StoreError::from)?;
         if known.is_none() {

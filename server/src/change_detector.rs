@@ -22,7 +22,8 @@
 //!    `20250301000000_auth_version.sql`), so sessions, results and webhook rows written by
 //!    the server's own pool never move it.
 //!
-//! The detector's connection stays open as long as the detector. A WAL-mode connection
+//! The detector's connection stays open as long as the detector (unless it is closed
+//! after a replacement of the `-shm` file, below). A WAL-mode connection
 //! keeps a shared lock on the database file, and every way around the `-shm` file needs
 //! an exclusive one: deleting or reinitialising it, leaving WAL mode, or a writer in
 //! `locking_mode=EXCLUSIVE` (whose wal-index lives in its own heap). So while the
@@ -30,7 +31,8 @@
 //! makes the memory map safe: the `-shm` file is only ever shortened (reinitialised) by
 //! a connection holding it exclusively, and touching a mapped page past the end of a
 //! shortened file would kill the process with `SIGBUS`. The map is dropped before the
-//! connection.
+//! connection, or, when [`ChangeDetector::close`] drops the connection first (after a
+//! replacement, below), it is never read again.
 //!
 //! The `-shm` descriptor this module reads through is **never closed**: SQLite's locks
 //! on that file are POSIX (`fcntl`) locks, which belong to the process and inode, and
@@ -52,8 +54,8 @@
 //! compares the path's device and inode with the mapped file's (one `stat`, a few
 //! hundred nanoseconds) and, once they differ or the file is gone, answers
 //! [`ChangeDetectorError::SharedMemoryReplaced`] for good: the store refuses every
-//! query ([`crate::store::Store`] runs the same check before each one) until the
-//! process is restarted and opens the file that is there.
+//! query ([`crate::store::Store`] runs the same check before each one), closes all its
+//! connections and this detector, and opens new ones on the file that is there.
 //!
 //! `rusqlite` and `sqlx` link the same `libsqlite3-sys` (one bundled SQLite in the
 //! binary), so both sides share SQLite's per-process table of open files and their
@@ -148,7 +150,8 @@ struct Seen {
 /// What the slow path (reading the counter) holds under its lock.
 #[derive(Debug)]
 struct Slow {
-    connection: Connection,
+    /// `None` once [`ChangeDetector::close`]d.
+    connection: Option<Connection>,
     stats: DetectorStats,
 }
 
@@ -204,7 +207,7 @@ impl ChangeDetector {
             header,
             seen: ArcSwapOption::empty(),
             slow: Mutex::new(Slow {
-                connection,
+                connection: Some(connection),
                 stats: DetectorStats::default(),
             }),
             shm_identity: (meta.dev(), meta.ino()),
@@ -260,7 +263,12 @@ impl ChangeDetector {
         slow.stats.reads += 1;
         // Read after the header: the value is at least as new as the header it is
         // remembered with, so an unchanged header later proves it still current.
-        let result = read_auth_version(&slow.connection);
+        let result = match &slow.connection {
+            Some(connection) => read_auth_version(connection),
+            None => Err(ChangeDetectorError::SharedMemoryReplaced {
+                path: self.shm_path.clone(),
+            }),
+        };
         let seen = match (&result, header) {
             (Ok(version), Some(header)) => Some(Arc::new(Seen {
                 header,
@@ -275,6 +283,15 @@ impl ChangeDetector {
     /// Counters so far.
     pub fn stats(&self) -> DetectorStats {
         self.slow.lock().stats
+    }
+
+    /// Closes the detector's SQLite connection now (the store does, after a
+    /// replacement, so that the process's connections can map the new `-shm` file);
+    /// checks fail from then on. The header stays mapped but is never read again: a
+    /// closed detector has seen a replacement, and every check stops at that.
+    pub fn close(&self) {
+        self.replaced.store(true, Ordering::Release);
+        self.slow.lock().connection = None;
     }
 }
 

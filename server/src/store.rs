@@ -13,7 +13,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use arc_swap::ArcSwap;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 
 use crate::api_key::KeyMode;
@@ -21,7 +22,9 @@ use crate::change_detector::{AuthVersion, ChangeDetector, ChangeDetectorError, D
 use crate::secrets_key::{default_key_path, SecretsKey, SecretsKeyError};
 use crate::webhook::outbox::{self, NewEvent};
 use crate::webhook::secret::{MalformedSecret, SigningSecrets, WebhookSecret};
+use connections::{Connections, Reopener};
 
+mod connections;
 mod files;
 mod request_ids;
 
@@ -190,8 +193,10 @@ struct KeyOriginRow {
 /// The database handle (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    changes: Arc<ChangeDetector>,
+    /// The current connections: replaced as a whole when the `-shm` file was
+    /// replaced (see [`connections`]).
+    connections: Arc<ArcSwap<Connections>>,
+    reopener: Arc<Reopener>,
     secrets: Arc<SecretsKey>,
 }
 
@@ -221,16 +226,13 @@ impl Store {
             // Deleted and overwritten content is zeroed, not left in free space.
             .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
+        let pool = connections::pool(&options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         request_ids::hash_clear_request_ids(&pool).await?;
-        let changes = Arc::new(ChangeDetector::open(path)?);
+        let changes = ChangeDetector::open(path)?;
         Ok(Self {
-            pool,
-            changes,
+            connections: Arc::new(ArcSwap::from_pointee(Connections { pool, changes })),
+            reopener: Arc::new(Reopener::new(path, options)),
             secrets,
         })
     }
@@ -244,31 +246,48 @@ impl Store {
     /// is found to be the one this process's connections map (see
     /// [`ChangeDetector::check_shared_memory`]): after it was replaced, this process's
     /// view of the database is stale and its writes could land over other processes'
-    /// commits, so every query is refused.
-    pub(crate) fn pool(&self) -> Result<&SqlitePool, StoreError> {
+    /// commits, so every query is refused until the connections are reopened.
+    pub(crate) fn pool(&self) -> Result<SqlitePool, StoreError> {
         self.db()
     }
 
-    fn db(&self) -> Result<&SqlitePool, StoreError> {
-        self.changes.check_shared_memory()?;
-        Ok(&self.pool)
+    fn db(&self) -> Result<SqlitePool, StoreError> {
+        let current = self.connections.load();
+        match current.changes.check_shared_memory() {
+            Ok(()) => Ok(current.pool.clone()),
+            Err(err) => Err(self.refused(err)),
+        }
+    }
+
+    /// Starts reopening the connections when `err` says the `-shm` file was replaced.
+    fn refused(&self, err: ChangeDetectorError) -> StoreError {
+        if matches!(err, ChangeDetectorError::SharedMemoryReplaced { .. }) {
+            connections::start_reopen(&self.connections, &self.reopener);
+        }
+        err.into()
     }
 
     /// The auth version: it moves when a key, tenant or whitelist changes, from this
-    /// process or another one (see [`ChangeDetector`]). Synchronous and cheap (one
-    /// `pread` unless something committed); call it before reading what must be current.
+    /// process or another one (see [`ChangeDetector`]). Synchronous and cheap (a `stat`
+    /// and a read of the mapped header unless something committed); call it before
+    /// reading what must be current.
     pub fn auth_version(&self) -> Result<AuthVersion, StoreError> {
-        Ok(self.changes.auth_version()?)
+        self.connections
+            .load()
+            .changes
+            .auth_version()
+            .map_err(|err| self.refused(err))
     }
 
     /// How often [`Store::auth_version`] had to read the counter.
     pub fn change_detector_stats(&self) -> DetectorStats {
-        self.changes.stats()
+        self.connections.load().changes.stats()
     }
 
     /// Closes all connections (waits for them to be returned).
     pub async fn close(&self) {
-        self.pool.close().await;
+        let pool = self.connections.load().pool.clone();
+        pool.close().await;
     }
 
     // ---- tenants ----
@@ -279,7 +298,7 @@ impl Store {
             .bind(&tenant.id)
             .bind(&tenant.display_name)
             .bind(tenant.created_at)
-            .execute(self.db()?)
+            .execute(&self.db()?)
             .await?;
         Ok(())
     }
@@ -344,7 +363,7 @@ impl Store {
         .bind(&sealed)
         .bind(now)
         .bind(keep_previous_until)
-        .execute(self.db()?)
+        .execute(&self.db()?)
         .await?;
         Ok(())
     }
@@ -360,7 +379,7 @@ impl Store {
             "SELECT sealed, previous_sealed, previous_until FROM webhook_secrets WHERE tenant_id = $1",
         )
         .bind(tenant_id)
-        .fetch_optional(self.db()?)
+        .fetch_optional(&self.db()?)
         .await?;
         let Some((sealed, previous_sealed, previous_until)) = row else {
             return Ok(None);
@@ -386,7 +405,7 @@ impl Store {
         Ok(
             sqlx::query_as("SELECT id, display_name, created_at FROM tenants WHERE id = $1")
                 .bind(id)
-                .fetch_optional(self.db()?)
+                .fetch_optional(&self.db()?)
                 .await?,
         )
     }
@@ -397,7 +416,7 @@ impl Store {
         let row: Option<(Option<String>,)> =
             sqlx::query_as("SELECT policy_classes FROM tenants WHERE id = $1")
                 .bind(id)
-                .fetch_optional(self.db()?)
+                .fetch_optional(&self.db()?)
                 .await?;
         Ok(row.and_then(|(classes,)| classes))
     }
@@ -411,7 +430,7 @@ impl Store {
         sqlx::query("UPDATE tenants SET policy_classes = $2 WHERE id = $1")
             .bind(id)
             .bind(classes)
-            .execute(self.db()?)
+            .execute(&self.db()?)
             .await?;
         Ok(())
     }
@@ -421,7 +440,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT id, display_name, created_at FROM tenants ORDER BY created_at, id",
         )
-        .fetch_all(self.db()?)
+        .fetch_all(&self.db()?)
         .await?)
     }
 
@@ -443,7 +462,7 @@ impl Store {
         .bind(key.expires_at)
         .bind(key.revoked_at)
         .bind(&key.replaced_by)
-        .execute(self.db()?)
+        .execute(&self.db()?)
         .await?;
         Ok(())
     }
@@ -463,7 +482,7 @@ impl Store {
              WHERE k.key_hash = $1",
         )
         .bind(hash_hex)
-        .fetch_all(self.db()?)
+        .fetch_all(&self.db()?)
         .await?;
         let mut rows = rows.into_iter();
         let Some(first) = rows.next() else {
@@ -484,7 +503,7 @@ impl Store {
         let sql = format!("SELECT {} FROM api_keys WHERE id = $1", Self::KEY_COLUMNS);
         Ok(sqlx::query_as(&sql)
             .bind(id)
-            .fetch_optional(self.db()?)
+            .fetch_optional(&self.db()?)
             .await?)
     }
 
@@ -496,7 +515,7 @@ impl Store {
         );
         Ok(sqlx::query_as(&sql)
             .bind(tenant_id)
-            .fetch_all(self.db()?)
+            .fetch_all(&self.db()?)
             .await?)
     }
 
@@ -506,7 +525,7 @@ impl Store {
             sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(id)
                 .bind(now)
-                .execute(self.db()?)
+                .execute(&self.db()?)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -561,7 +580,7 @@ impl Store {
         .bind(tenant_id)
         .bind(origin)
         .bind(now)
-        .execute(self.db()?)
+        .execute(&self.db()?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -571,7 +590,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM domains WHERE tenant_id = $1 AND origin = $2")
             .bind(tenant_id)
             .bind(origin)
-            .execute(self.db()?)
+            .execute(&self.db()?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -582,7 +601,7 @@ impl Store {
             "SELECT tenant_id, origin, created_at FROM domains WHERE tenant_id = $1 ORDER BY origin",
         )
         .bind(tenant_id)
-        .fetch_all(self.db()?)
+        .fetch_all(&self.db()?)
         .await?)
     }
 
@@ -657,7 +676,7 @@ impl Store {
             .bind(session_id)
             .bind(tenant_id)
             .bind(mode.as_str())
-            .fetch_optional(self.db()?)
+            .fetch_optional(&self.db()?)
             .await?)
     }
 
@@ -673,7 +692,7 @@ impl Store {
         );
         let session: Option<SessionRecord> = sqlx::query_as(&sql)
             .bind(request_ids::stored_form(request_id))
-            .fetch_optional(self.db()?)
+            .fetch_optional(&self.db()?)
             .await?;
         Ok(session.map(|session| SessionRecord {
             request_id: request_id.to_owned(),
@@ -688,7 +707,7 @@ impl Store {
              WHERE session_id = $1 ORDER BY position",
         )
         .bind(session_id)
-        .fetch_all(self.db()?)
+        .fetch_all(&self.db()?)
         .await?)
     }
 

@@ -155,7 +155,7 @@ pub async fn claim_next(
     .bind(now_ms)
     .bind(lease_ms)
     .bind(max_attempts)
-    .fetch_optional(store.pool()?)
+    .fetch_optional(&store.pool()?)
     .await?)
 }
 
@@ -177,7 +177,7 @@ pub async fn fail_exhausted(
     )
     .bind(now_ms)
     .bind(max_attempts)
-    .execute(store.pool()?)
+    .execute(&store.pool()?)
     .await?;
     Ok(done.rows_affected())
 }
@@ -219,7 +219,7 @@ pub async fn settle(
     .bind(error)
     .bind(next_at)
     .bind(delivered_at)
-    .execute(store.pool()?)
+    .execute(&store.pool()?)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -231,7 +231,7 @@ pub async fn next_due(store: &Store) -> Result<Option<i64>, StoreError> {
         "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) \
          FROM webhook_events WHERE status IN ('pending', 'delivering')",
     )
-    .fetch_one(store.pool()?)
+    .fetch_one(&store.pool()?)
     .await?;
     Ok(row.0)
 }
@@ -247,7 +247,7 @@ pub async fn for_session(
          ORDER BY created_at, id",
     )
     .bind(session_id)
-    .fetch_all(store.pool()?)
+    .fetch_all(&store.pool()?)
     .await?)
 }
 
@@ -261,7 +261,7 @@ pub async fn callback_policy(
         "SELECT k.mode FROM sessions s JOIN api_keys k ON k.id = s.key_id WHERE s.id = $1",
     )
     .bind(session_id)
-    .fetch_optional(store.pool()?)
+    .fetch_optional(&store.pool()?)
     .await?;
     let Some((mode,)) = mode else {
         return Ok(None);
@@ -271,7 +271,7 @@ pub async fn callback_policy(
          WHERE s.id = $1",
     )
     .bind(session_id)
-    .fetch_all(store.pool()?)
+    .fetch_all(&store.pool()?)
     .await?;
     Ok(Some((mode, origins.into_iter().map(|(o,)| o).collect())))
 }
