@@ -9,3 +9,5 @@
 -- conversion again finds nothing to do.
 ALTER TABLE sessions ADD COLUMN request_id_hashed INTEGER NOT NULL DEFAULT 0
     CHECK (request_id_hashed IN (0, 1));
+-- Finds the rows still to convert without a scan (empty once they are converted).
+CREATE INDEX sessions_clear_request_id ON sessions(id) WHERE request_id_hashed = 0;

@@ -17,6 +17,15 @@ pub(super) fn stored_form(request_id: &str) -> String {
 /// checkpoints and truncates the WAL, so the clear values are gone from both files.
 /// Returns how many rows it converted; idempotent.
 pub(super) async fn hash_clear_request_ids(pool: &SqlitePool) -> Result<usize, sqlx::Error> {
+    // A read first (on the partial index): most opens have nothing to convert and
+    // need not take the write lock.
+    let (pending,): (bool,) =
+        sqlx::query_as("SELECT EXISTS (SELECT 1 FROM sessions WHERE request_id_hashed = 0)")
+            .fetch_one(pool)
+            .await?;
+    if !pending {
+        return Ok(0);
+    }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT id, request_id FROM sessions WHERE request_id_hashed = 0")
