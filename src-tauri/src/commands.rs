@@ -147,9 +147,20 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The deep link the app was started with, or that arrived before the UI was ready.
+/// The link the page should open now: the open request's own link when one is open (the
+/// page was reloaded mid-flow and forgot it; reopening it keeps its signatures, and it
+/// stays the only request that can be signed), otherwise the oldest link that waited (the
+/// one the app was started with, or one that arrived while another request was open).
 #[tauri::command]
 pub fn startup_link(state: State<'_, AppState>) -> Option<String> {
+    if let Some(open) = state.current().as_ref() {
+        return Some(
+            SignLink {
+                request_id: open.request.request_id.clone(),
+            }
+            .to_link(),
+        );
+    }
     state.take_pending_link()
 }
 

@@ -144,6 +144,69 @@ fn a_link_arriving_mid_batch_keeps_the_signatures_made_and_declining_lets_it_ope
 }
 
 #[test]
+fn a_page_reloaded_mid_flow_gets_the_open_request_back_with_its_signatures() {
+    let (server, _token, app) = setup();
+    let n = 300;
+    let (link_a, link_b) = (server.create_request(n), server.create_request(1));
+    let id_a = request_id(&link_a);
+    app.invoke("open_request", json!({ "link": link_a }))
+        .unwrap();
+    app.invoke("verify_pin", json!({"pin": "123456"})).unwrap();
+    let (tx, events) = mpsc::channel();
+    app.app.listen_any("token-event", move |event| {
+        let payload: Value = serde_json::from_str(event.payload()).unwrap();
+        if payload["event"] == "progress" {
+            let _ = tx.send(payload["done"].as_u64().unwrap());
+        }
+    });
+    let (answer_tx, answer) = mpsc::channel();
+    let (window, id) = (app.main(), id_a.clone());
+    std::thread::spawn(move || {
+        let _ = answer_tx.send(invoke_from(
+            &window,
+            "tauri://localhost",
+            "sign_request",
+            json!({ "requestId": id }),
+        ));
+    });
+    while events.recv_timeout(WAIT).unwrap() < 2 {}
+    assert_eq!(app.invoke("cancel_signing", json!({})).unwrap(), true);
+    let err = answer.recv_timeout(WAIT).unwrap().unwrap_err();
+    assert_eq!(code(&err), "SS_SIGN_CANCELLED", "{err}");
+    let kept = app
+        .invoke("signing_progress", json!({ "requestId": id_a }))
+        .unwrap()["signed"]
+        .as_u64()
+        .unwrap();
+    securesign_app::links::deliver(app.app.handle(), link_b.clone());
+
+    // The page reloads and has forgotten A: it asks what to open, and gets A, not B
+    // (B would be refused with SS_CONFLICT and A could be neither shown nor declined).
+    for _ in 0..2 {
+        let link = app.invoke("startup_link", json!({})).unwrap();
+        assert_eq!(
+            link,
+            Value::String(link_a.clone()),
+            "the open request first"
+        );
+    }
+    let view = app
+        .invoke("open_request", json!({ "link": link_a }))
+        .unwrap();
+    assert_eq!(view["requestId"], id_a.as_str());
+    let again = app
+        .invoke("signing_progress", json!({ "requestId": id_a }))
+        .unwrap();
+    assert_eq!(again["signed"].as_u64().unwrap(), kept, "signatures kept");
+
+    // Once A is declined, B (which waited) is next.
+    app.invoke("decline_request", json!({ "requestId": id_a }))
+        .unwrap();
+    let link = app.invoke("startup_link", json!({})).unwrap();
+    assert_eq!(link, Value::String(link_b));
+}
+
+#[test]
 fn pins_sent_as_json_or_in_the_clear_are_refused_before_the_token_and_cost_no_try() {
     let (server, _token, app) = setup();
     let link = server.create_request(1);
