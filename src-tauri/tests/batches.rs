@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{code, settings_for, Server, TestApp};
 use securesign_app::settings::{Settings, TokenSource};
 use securesign_core::biometric::{BiometricAuthenticator, NoBiometrics};
-use securesign_testlab::{LabToken, PivLab, PivSlot, PIV_PIN};
+use securesign_testlab::{LabToken, PivLab, PivSlot, OPENSC_PKCS11, PIV_PIN};
 use serde_json::{json, Value};
 use tauri::Listener;
 
@@ -327,4 +327,47 @@ fn a_cms_request_is_signed_as_detached_cms_that_the_server_and_the_core_accept()
             portal["signerCertificate"].as_str().unwrap()
         );
     }
+}
+
+/// A USB token behind a PKCS#11 module (OpenSC over the virtual card) pulled while the PIN
+/// session is open: the app's slot watcher ends the session as `removed` and drops the
+/// kept PIN at once, without waiting for the next token call or the idle timeout.
+#[test]
+fn a_pkcs11_token_pulled_ends_the_pin_session_without_a_token_call() {
+    let lab = fresh_card();
+    let server = Server::start();
+    let settings = Settings {
+        api_base_url: server.base.clone(),
+        token_source: TokenSource::Pkcs11 {
+            module_path: Some(OPENSC_PKCS11.into()),
+        },
+        signing_key: Some(format!("{:02x}", PivSlot::Sign9C.opensc_id())),
+        ..Settings::default()
+    };
+    let app = TestApp::start(&settings, desktop());
+    let link = server.create_request(1);
+    app.invoke("open_request", json!({ "link": link })).unwrap();
+    app.invoke(
+        "verify_pin",
+        json!({"pin": PIV_PIN, "confirmFinalTry": false}),
+    )
+    .unwrap();
+    let status = app.invoke("pin_status", json!({})).unwrap();
+    assert_eq!(status["pin"]["status"], "SESSION_ACTIVE", "{status}");
+
+    let (tx, ended) = mpsc::channel();
+    app.app.listen_any("token-event", move |event| {
+        let payload: Value = serde_json::from_str(event.payload()).unwrap();
+        if payload["event"] == "sessionEnded" {
+            let _ = tx.send(payload["reason"].as_str().unwrap_or_default().to_owned());
+        }
+    });
+    lab.kill_card().unwrap();
+    // The app polls the slot every 500 ms; no command is invoked until the event came.
+    let reason = ended
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the session ends on removal, without a token call");
+    assert_eq!(reason, "removed");
+    let remaining = app.invoke("session_remaining", json!({})).unwrap();
+    assert!(remaining.is_null(), "no PIN session left: {remaining}");
 }
