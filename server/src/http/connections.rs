@@ -13,19 +13,21 @@
 //! Every request to an app route ([`super::APP_ROUTES_PREFIX`]) carries its peer address
 //! as axum's `ConnectInfo<SocketAddr>`, for the per-address request limits of those routes.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::routing::future::RouteFuture;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tower::ServiceExt as _;
+use tower::Service as _;
 
 use super::body_deadline::DeadlineBody;
 use super::client_limits::ConnectionsPerAddress;
@@ -117,21 +119,12 @@ pub async fn serve_with(
             drop(stream);
             continue;
         };
-        let body_timeout = options.body_read_timeout;
-        let service = router
-            .clone()
-            .map_request(move |req: axum::http::Request<Incoming>| {
-                let mut req = req.map(|body| Body::new(DeadlineBody::new(body, body_timeout)));
-                // Only the app routes read the address (their per-address limit). Put
-                // into every request, it would make axum's extension map grow on the
-                // portal's hot path too (about 400 instructions a request, callgrind).
-                if req.uri().path().starts_with(super::APP_ROUTES_PREFIX) {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                }
-                req
-            });
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let service = ConnectionService {
+            router: router.clone(),
+            peer,
+            body_timeout: options.body_read_timeout,
+        };
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         let stop = stop_tx.clone();
         let done = done_rx.clone();
         tokio::spawn(async move {
@@ -159,6 +152,35 @@ pub async fn serve_with(
     drop(listener);
     done_tx.closed().await;
     Ok(())
+}
+
+/// The router as hyper's service on one connection: each request's body gets its
+/// deadline and, on the app routes, the peer address. (Called directly rather than
+/// through `tower::ServiceExt::map_request` and hyper-util's adapter, which cost a few
+/// hundred instructions a request more; axum's router is always ready.)
+#[derive(Clone)]
+struct ConnectionService {
+    router: Router,
+    peer: SocketAddr,
+    body_timeout: Duration,
+}
+
+impl hyper::service::Service<axum::http::Request<Incoming>> for ConnectionService {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = RouteFuture<Infallible>;
+
+    fn call(&self, req: axum::http::Request<Incoming>) -> Self::Future {
+        let timeout = self.body_timeout;
+        let mut req = req.map(|body| Body::new(DeadlineBody::new(body, timeout)));
+        // Only the app routes read the address (their per-address limit). Put into every
+        // request, it would make axum's extension map grow on the portal's hot path too
+        // (about 400 instructions a request, callgrind).
+        if req.uri().path().starts_with(super::APP_ROUTES_PREFIX) {
+            req.extensions_mut().insert(ConnectInfo(self.peer));
+        }
+        self.router.clone().call(req)
+    }
 }
 
 /// After a failed `accept`: a connection that failed before we took it is skipped;
