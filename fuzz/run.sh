@@ -14,7 +14,7 @@
 #   FUZZ_JOBS       parallel libFuzzer jobs per target (default 1)
 #   FUZZ_SANITIZER  none (default; safe Rust but for the FFI/mmap wrappers) or address
 #   FUZZ_NICE       niceness (default 10)
-#   FUZZ_CMIN=1     after its run, minimise each corpus in place (libFuzzer -merge=1)
+#   FUZZ_CMIN=1     after its run, minimise each corpus in place (libFuzzer set-cover merge)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
@@ -40,9 +40,11 @@ for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" "artifacts/$target"
   log="logs/$target.log"
   echo "==> $target: ${seconds}s (log: fuzz/$log)"
+  parallel=()
+  if [ "$jobs" -gt 1 ]; then parallel=(-jobs="$jobs" -workers="$jobs"); fi
   set +e
   nice -n "$nice_level" "$bin_dir/$target" "corpus/$target" "seeds/$target" \
-    -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" -timeout=10 \
+    -max_total_time="$seconds" "${parallel[@]}" -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$target/" \
     >"$log" 2>&1
   status=$?
@@ -55,10 +57,12 @@ for target in "${targets[@]}"; do
     echo "    FINDING: libFuzzer exited $status; see fuzz/$log and fuzz/artifacts/$target/"
   fi
   if [ "${FUZZ_CMIN:-0}" = 1 ]; then
-    # Keeps the inputs that add coverage beyond the seeds (these are not copied).
+    # Keeps a small set of inputs covering the edges the seeds do not (counters and
+    # value profiles ignored, to keep the committed corpus small); seeds are not copied.
     minimised=$(mktemp -d)
     cp "seeds/$target"/* "$minimised"/
-    nice -n "$nice_level" "$bin_dir/$target" -merge=1 "$minimised" "corpus/$target" \
+    nice -n "$nice_level" "$bin_dir/$target" -set_cover_merge=1 -use_counters=0 \
+      "$minimised" "corpus/$target" \
       >"logs/$target.cmin.log" 2>&1
     rm -f "$minimised"/seed-*
     rm -rf "corpus/$target" && mv "$minimised" "corpus/$target"
