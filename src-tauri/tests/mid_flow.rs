@@ -35,6 +35,30 @@ fn setup() -> (Server, LabToken, TestApp) {
     (server, token, app)
 }
 
+/// Starts signing `id` in the background (as the page does) and returns, with the batch
+/// still running, once two documents are signed; the receiver gets the command's answer.
+fn sign_until_two_are_done(app: &TestApp, id: &str) -> mpsc::Receiver<Result<Value, Value>> {
+    let (tx, events) = mpsc::channel();
+    app.app.listen_any("token-event", move |event| {
+        let payload: Value = serde_json::from_str(event.payload()).unwrap();
+        if payload["event"] == "progress" {
+            let _ = tx.send(payload["done"].as_u64().unwrap());
+        }
+    });
+    let (answer_tx, answer) = mpsc::channel();
+    let (window, id) = (app.main(), id.to_owned());
+    std::thread::spawn(move || {
+        let _ = answer_tx.send(invoke_from(
+            &window,
+            "tauri://localhost",
+            "sign_request",
+            json!({ "requestId": id }),
+        ));
+    });
+    while events.recv_timeout(WAIT).unwrap() < 2 {}
+    answer
+}
+
 #[test]
 fn a_link_arriving_after_the_pin_waits_and_the_pin_signs_only_the_open_request() {
     let (server, _token, app) = setup();
@@ -93,24 +117,7 @@ fn a_link_arriving_mid_batch_keeps_the_signatures_made_and_declining_lets_it_ope
     app.invoke("open_request", json!({ "link": link_a }))
         .unwrap();
     app.invoke("verify_pin", json!({"pin": "123456"})).unwrap();
-    let (tx, events) = mpsc::channel();
-    app.app.listen_any("token-event", move |event| {
-        let payload: Value = serde_json::from_str(event.payload()).unwrap();
-        if payload["event"] == "progress" {
-            let _ = tx.send(payload["done"].as_u64().unwrap());
-        }
-    });
-    let (answer_tx, answer) = mpsc::channel();
-    let (window, id) = (app.main(), id_a.clone());
-    std::thread::spawn(move || {
-        let _ = answer_tx.send(invoke_from(
-            &window,
-            "tauri://localhost",
-            "sign_request",
-            json!({ "requestId": id }),
-        ));
-    });
-    while events.recv_timeout(WAIT).unwrap() < 2 {}
+    let answer = sign_until_two_are_done(&app, &id_a);
     // B arrives while A's batch runs: refused, A's batch goes on.
     let err = app
         .invoke("open_request", json!({ "link": link_b }))
@@ -152,24 +159,7 @@ fn a_page_reloaded_mid_flow_gets_the_open_request_back_with_its_signatures() {
     app.invoke("open_request", json!({ "link": link_a }))
         .unwrap();
     app.invoke("verify_pin", json!({"pin": "123456"})).unwrap();
-    let (tx, events) = mpsc::channel();
-    app.app.listen_any("token-event", move |event| {
-        let payload: Value = serde_json::from_str(event.payload()).unwrap();
-        if payload["event"] == "progress" {
-            let _ = tx.send(payload["done"].as_u64().unwrap());
-        }
-    });
-    let (answer_tx, answer) = mpsc::channel();
-    let (window, id) = (app.main(), id_a.clone());
-    std::thread::spawn(move || {
-        let _ = answer_tx.send(invoke_from(
-            &window,
-            "tauri://localhost",
-            "sign_request",
-            json!({ "requestId": id }),
-        ));
-    });
-    while events.recv_timeout(WAIT).unwrap() < 2 {}
+    let answer = sign_until_two_are_done(&app, &id_a);
     assert_eq!(app.invoke("cancel_signing", json!({})).unwrap(), true);
     let err = answer.recv_timeout(WAIT).unwrap().unwrap_err();
     assert_eq!(code(&err), "SS_SIGN_CANCELLED", "{err}");
