@@ -59,6 +59,26 @@ fn sign_until_two_are_done(app: &TestApp, id: &str) -> mpsc::Receiver<Result<Val
     answer
 }
 
+/// Cancels the batch `answer` belongs to and returns how many signatures `id` kept.
+fn cancel_and_count_kept(
+    app: &TestApp,
+    answer: &mpsc::Receiver<Result<Value, Value>>,
+    id: &str,
+) -> u64 {
+    assert_eq!(app.invoke("cancel_signing", json!({})).unwrap(), true);
+    let err = answer.recv_timeout(WAIT).unwrap().unwrap_err();
+    assert_eq!(code(&err), "SS_SIGN_CANCELLED", "{err}");
+    signed(app, id)
+}
+
+/// How many of `id`'s documents are signed and kept.
+fn signed(app: &TestApp, id: &str) -> u64 {
+    app.invoke("signing_progress", json!({ "requestId": id }))
+        .unwrap()["signed"]
+        .as_u64()
+        .unwrap()
+}
+
 #[test]
 fn a_link_arriving_after_the_pin_waits_and_the_pin_signs_only_the_open_request() {
     let (server, _token, app) = setup();
@@ -123,24 +143,14 @@ fn a_link_arriving_mid_batch_keeps_the_signatures_made_and_declining_lets_it_ope
         .invoke("open_request", json!({ "link": link_b }))
         .unwrap_err();
     assert_eq!(code(&err), "SS_CONFLICT", "{err}");
-    assert_eq!(app.invoke("cancel_signing", json!({})).unwrap(), true);
-    let err = answer.recv_timeout(WAIT).unwrap().unwrap_err();
-    assert_eq!(code(&err), "SS_SIGN_CANCELLED", "{err}");
-    let kept = app
-        .invoke("signing_progress", json!({ "requestId": id_a }))
-        .unwrap()["signed"]
-        .as_u64()
-        .unwrap();
+    let kept = cancel_and_count_kept(&app, &answer, &id_a);
     assert!(kept >= 2, "kept {kept}");
     // B again, with A's kept signatures: still refused, and they are still there.
     let err = app
         .invoke("open_request", json!({ "link": link_b }))
         .unwrap_err();
     assert_eq!(code(&err), "SS_CONFLICT", "{err}");
-    let again = app
-        .invoke("signing_progress", json!({ "requestId": id_a }))
-        .unwrap();
-    assert_eq!(again["signed"].as_u64().unwrap(), kept);
+    assert_eq!(signed(&app, &id_a), kept);
     // The user declines A: then B opens.
     app.invoke("decline_request", json!({ "requestId": id_a }))
         .unwrap();
@@ -160,14 +170,7 @@ fn a_page_reloaded_mid_flow_gets_the_open_request_back_with_its_signatures() {
         .unwrap();
     app.invoke("verify_pin", json!({"pin": "123456"})).unwrap();
     let answer = sign_until_two_are_done(&app, &id_a);
-    assert_eq!(app.invoke("cancel_signing", json!({})).unwrap(), true);
-    let err = answer.recv_timeout(WAIT).unwrap().unwrap_err();
-    assert_eq!(code(&err), "SS_SIGN_CANCELLED", "{err}");
-    let kept = app
-        .invoke("signing_progress", json!({ "requestId": id_a }))
-        .unwrap()["signed"]
-        .as_u64()
-        .unwrap();
+    let kept = cancel_and_count_kept(&app, &answer, &id_a);
     securesign_app::links::deliver(app.app.handle(), link_b.clone());
 
     // The page reloads and has forgotten A: it asks what to open, and gets A, not B
@@ -184,10 +187,7 @@ fn a_page_reloaded_mid_flow_gets_the_open_request_back_with_its_signatures() {
         .invoke("open_request", json!({ "link": link_a }))
         .unwrap();
     assert_eq!(view["requestId"], id_a.as_str());
-    let again = app
-        .invoke("signing_progress", json!({ "requestId": id_a }))
-        .unwrap();
-    assert_eq!(again["signed"].as_u64().unwrap(), kept, "signatures kept");
+    assert_eq!(signed(&app, &id_a), kept, "signatures kept");
 
     // Once A is declined, B (which waited) is next.
     app.invoke("decline_request", json!({ "requestId": id_a }))
