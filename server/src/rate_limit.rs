@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use axum::http::HeaderValue;
 use governor::clock::Clock as GovernorClock;
-use governor::middleware::StateInformationMiddleware;
+use governor::middleware::{StateInformationMiddleware, StateSnapshot};
 use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
+use governor::{NotUntil, Quota, RateLimiter};
 
 use crate::clock::Clock;
 
@@ -113,24 +113,7 @@ impl std::fmt::Debug for KeyLimit {
 impl KeyLimit {
     /// Counts one request.
     pub fn check(&self) -> Decision {
-        let rpm = self.rpm.get();
-        match self.limiter.check() {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let used = rpm.saturating_sub(remaining);
-                let per_request = snapshot.quota().replenish_interval();
-                let reset = per_request.saturating_mul(used);
-                Decision::Allowed {
-                    limit: rpm,
-                    remaining,
-                    reset_secs: ceil_secs(reset),
-                }
-            }
-            Err(not_until) => Decision::Limited {
-                limit: rpm,
-                retry_after_secs: ceil_secs(not_until.wait_time_from(self.clock.now())).max(1),
-            },
-        }
+        decide(self.rpm, self.limiter.check(), &self.clock)
     }
 
     /// The `RateLimit-Limit` and `RateLimit-Policy` values.
@@ -181,6 +164,34 @@ impl RateLimits {
         });
         map.insert(key_id.to_owned(), Arc::clone(&limit));
         limit
+    }
+}
+
+/// The [`Decision`] for one check of a `governor` limiter of `rpm` requests per minute
+/// (burst `rpm`): shared by the per-key limiters here and the per-address one of
+/// `http::client_limits`, so both answer with the same numbers.
+pub(crate) fn decide(
+    rpm: NonZeroU32,
+    outcome: Result<StateSnapshot, NotUntil<Duration>>,
+    clock: &LimiterClock,
+) -> Decision {
+    let rpm = rpm.get();
+    match outcome {
+        Ok(snapshot) => {
+            let remaining = snapshot.remaining_burst_capacity();
+            let used = rpm.saturating_sub(remaining);
+            let per_request = snapshot.quota().replenish_interval();
+            let reset = per_request.saturating_mul(used);
+            Decision::Allowed {
+                limit: rpm,
+                remaining,
+                reset_secs: ceil_secs(reset),
+            }
+        }
+        Err(not_until) => Decision::Limited {
+            limit: rpm,
+            retry_after_secs: ceil_secs(not_until.wait_time_from(clock.now())).max(1),
+        },
     }
 }
 

@@ -22,7 +22,6 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::Clock as _;
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -32,7 +31,7 @@ use securesign_core::ErrorCode;
 use super::auth::{add_rate_headers, number_value};
 use super::error::ApiError;
 use crate::clock::Clock;
-use crate::rate_limit::{Decision, LimitHeaders, LimiterClock};
+use crate::rate_limit::{decide, Decision, LimitHeaders, LimiterClock};
 
 /// Requests per minute per address on the app routes, by default: generous for many
 /// signers behind one NAT (each signing is two or three requests), small against a flood.
@@ -97,33 +96,17 @@ impl ClientRateLimit {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.limiter.retain_recent();
         }
-        let rpm = self.rpm.get();
-        match self.limiter.check_key(&client_key(ip)) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let used = rpm.saturating_sub(remaining);
-                let reset = snapshot.quota().replenish_interval().saturating_mul(used);
-                Decision::Allowed {
-                    limit: rpm,
-                    remaining,
-                    reset_secs: ceil_secs(reset),
-                }
-            }
-            Err(not_until) => Decision::Limited {
-                limit: rpm,
-                retry_after_secs: ceil_secs(not_until.wait_time_from(self.clock.now())).max(1),
-            },
-        }
+        decide(
+            self.rpm,
+            self.limiter.check_key(&client_key(ip)),
+            &self.clock,
+        )
     }
 
     /// Addresses currently tracked (for tests).
     pub fn tracked(&self) -> usize {
         self.limiter.len()
     }
-}
-
-fn ceil_secs(d: std::time::Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// Middleware: counts the request against its peer address (from the `ConnectInfo`
