@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{cli, sha256, BinaryServer, PORTAL};
+use common::{cli, curl_validate, request_id_of, sha256, BinaryServer, PORTAL};
 use serde_json::{json, Value};
 
 struct Setup {
@@ -56,35 +54,6 @@ fn setup() -> Setup {
         tenant,
         key,
     }
-}
-
-/// The seed's example, in the seed's exact shape, with the real curl.
-fn curl_validate(base: &str, key: &str) -> (String, String) {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            "POST",
-            &format!("{base}/v1/auth/validate"),
-            "-H",
-            &format!("Authorization: Bearer {key}"),
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"origin":"https://portal.example.gov.in","platform":"web"}"#,
-        ])
-        .output()
-        .expect("curl must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, status) = text.rsplit_once('\n').unwrap();
-    (body.to_owned(), status.to_owned())
 }
 
 #[test]
@@ -188,14 +157,9 @@ async fn restart_keeps_tenants_keys_and_sessions_and_no_plaintext_key_is_stored(
         "debug log missing"
     );
     assert!(!log.contains(&s.key[8..]), "the API key appears in the log");
-    let request_id = created["deepLink"]
-        .as_str()
-        .unwrap()
-        .rsplit('=')
-        .next()
-        .unwrap();
+    let request_id = request_id_of(&created);
     assert!(
-        !log.contains(request_id),
+        !log.contains(&request_id),
         "the request id appears in the log"
     );
 

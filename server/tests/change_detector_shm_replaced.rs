@@ -11,38 +11,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{cli, BinaryServer, PORTAL};
+use common::{cli, cli_key, cli_tenant, curl_validate, BinaryServer, PORTAL};
 use serde_json::Value;
 
 /// `POST /v1/auth/validate` with the real curl: (status, error code if any).
 fn validate(base: &str, key: &str) -> (u16, Option<String>) {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            "POST",
-            &format!("{base}/v1/auth/validate"),
-            "-H",
-            &format!("Authorization: Bearer {key}"),
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"origin":"https://portal.example.gov.in","platform":"web"}"#,
-        ])
-        .output()
-        .expect("curl must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, status) = text.rsplit_once('\n').unwrap();
-    let body: Value = serde_json::from_str(body).unwrap();
+    let (body, status) = curl_validate(base, key);
+    let body: Value = serde_json::from_str(&body).unwrap();
     let code = body["error"]["code"].as_str().map(str::to_owned);
     (status.parse().unwrap(), code)
 }
@@ -76,16 +52,9 @@ fn a_key_revoked_after_the_shm_file_was_replaced_is_refused_on_the_next_request(
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("securesign.db");
     let log = dir.path().join("server.log");
-    let tenant = cli(&db, &["tenant", "create", "--name", "Example Portal"]);
-    let tenant = tenant.trim();
-    cli(&db, &["domain", "add", "--tenant", tenant, PORTAL]);
-    let create = |mode| {
-        cli(&db, &["key", "create", "--tenant", tenant, "--mode", mode])
-            .trim()
-            .to_owned()
-    };
-    let revoked = create("live");
-    let kept = create("live");
+    let tenant = cli_tenant(&db, &[PORTAL]);
+    let revoked = cli_key(&db, &tenant, "live", &[]);
+    let kept = cli_key(&db, &tenant, "live", &[]);
 
     let server = BinaryServer::spawn(&db, &log);
     // Twice each: the second answers come from the key cache.
@@ -161,14 +130,8 @@ fn a_removed_shm_file_fails_closed_too() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("securesign.db");
     let log = dir.path().join("server.log");
-    let tenant = cli(&db, &["tenant", "create", "--name", "Example Portal"]);
-    cli(&db, &["domain", "add", "--tenant", tenant.trim(), PORTAL]);
-    let key = cli(
-        &db,
-        &["key", "create", "--tenant", tenant.trim(), "--mode", "live"],
-    )
-    .trim()
-    .to_owned();
+    let tenant = cli_tenant(&db, &[PORTAL]);
+    let key = cli_key(&db, &tenant, "live", &[]);
     let server = BinaryServer::spawn(&db, &log);
     assert_eq!(validate(&server.base(), &key), (200, None));
     std::fs::remove_file(shm_of(&db)).unwrap();

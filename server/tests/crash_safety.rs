@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::receiver::Receiver;
-use common::{b64, cli, sha256, BinaryServer, Signer, LOCAL};
+use common::{b64, cli_key, cli_tenant, session_ids, sha256, BinaryServer, Signer, LOCAL};
 use serde_json::{json, Value};
 
 /// Rounds of load, each ended by a SIGKILL.
@@ -78,14 +78,7 @@ impl Load {
                 return;
             };
             assert_eq!(status, 201, "{created}");
-            let session = created["sessionId"].as_str().unwrap().to_owned();
-            let request = created["deepLink"]
-                .as_str()
-                .unwrap()
-                .rsplit('=')
-                .next()
-                .unwrap()
-                .to_owned();
+            let (session, request) = session_ids(&created);
             ledger
                 .lock()
                 .unwrap()
@@ -143,19 +136,8 @@ async fn sigkill_under_load_loses_no_acknowledged_session_result_or_callback() {
     let db = dir.path().join("securesign.db");
     let log = dir.path().join("server.log");
     let receiver = Receiver::start(|_| 200).await;
-    let tenant = cli(&db, &["tenant", "create", "--name", "Example Portal"]);
-    let tenant = tenant.trim();
-    for origin in [LOCAL.to_owned(), receiver.origin()] {
-        cli(&db, &["domain", "add", "--tenant", tenant, &origin]);
-    }
-    let key = cli(
-        &db,
-        &[
-            "key", "create", "--tenant", tenant, "--mode", "test", "--rpm", "100000",
-        ],
-    )
-    .trim()
-    .to_owned();
+    let tenant = cli_tenant(&db, &[LOCAL, &receiver.origin()]);
+    let key = cli_key(&db, &tenant, "test", &["--rpm", "100000"]);
     let signer = Signer::new("rsa");
     let digest = sha256(b"crash safety");
     // RSA PKCS#1 v1.5 is deterministic: one signature serves every session.

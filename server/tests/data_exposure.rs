@@ -13,7 +13,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{b64, cli, documents_json, lab_trust_args, sha256, Fixture, Signer, LOCAL, PORTAL};
+use common::{
+    b64, cli, documents_json, lab_trust_args, session_ids, sha256, Fixture, Signer, LOCAL, PORTAL,
+};
 use serde_json::json;
 
 /// Creates a session with `key` for `origin`; returns (sessionId, requestId).
@@ -26,16 +28,7 @@ async fn create(f: &Fixture, key: &str, origin: &str, digest: &[u8; 32]) -> (Str
         )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
-    let request_id = reply.body["deepLink"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("securesign://sign?requestId=")
-        .unwrap()
-        .to_owned();
-    (
-        reply.body["sessionId"].as_str().unwrap().to_owned(),
-        request_id,
-    )
+    session_ids(&reply.body)
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{b64, documents_json, sha256, Fixture, Signer, PORTAL, T0};
+use common::{b64, documents_json, session_ids, sha256, Fixture, Signer, PORTAL, T0};
 use securesign_server::http::verification::SIGNING_TIME_SKEW_SECS;
 use securesign_server::Clock;
 use serde_json::{json, Value};
@@ -24,16 +24,7 @@ async fn create(f: &Fixture, digests: &[[u8; 32]], format: Option<Value>) -> com
 
 fn ids(reply: &common::Reply) -> (String, String) {
     assert_eq!(reply.status, 201, "{}", reply.body);
-    let request_id = reply.body["deepLink"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("securesign://sign?requestId=")
-        .unwrap()
-        .to_owned();
-    (
-        reply.body["sessionId"].as_str().unwrap().to_owned(),
-        request_id,
-    )
+    session_ids(&reply.body)
 }
 
 fn result_body(cert: &[u8], signatures: &[Vec<u8>]) -> Value {

@@ -12,7 +12,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{b64, cli, documents_json, sha256, BinaryServer, PORTAL};
+use common::{
+    b64, cli_key, cli_tenant, documents_json, request_id_of, sha256, BinaryServer, PORTAL,
+};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -36,18 +38,8 @@ fn start(flags: &[&str]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("securesign.db");
     let log = dir.path().join("server.log");
-    let tenant = cli(&db, &["tenant", "create", "--name", "Example Portal"])
-        .trim()
-        .to_owned();
-    cli(&db, &["domain", "add", "--tenant", &tenant, PORTAL]);
-    let key = cli(
-        &db,
-        &[
-            "key", "create", "--tenant", &tenant, "--mode", "live", "--rpm", "100000",
-        ],
-    )
-    .trim()
-    .to_owned();
+    let tenant = cli_tenant(&db, &[PORTAL]);
+    let key = cli_key(&db, &tenant, "live", &["--rpm", "100000"]);
     let server = BinaryServer::spawn_with(&db, &log, flags);
     Setup {
         _dir: dir,
@@ -71,13 +63,7 @@ impl Setup {
             .await
             .unwrap();
         assert_eq!(reply.status(), 201);
-        let body: Value = reply.json().await.unwrap();
-        body["deepLink"]
-            .as_str()
-            .unwrap()
-            .strip_prefix("securesign://sign?requestId=")
-            .unwrap()
-            .to_owned()
+        request_id_of(&reply.json().await.unwrap())
     }
 
     /// One `POST /v1/auth/validate` on a fresh connection; its status and duration.

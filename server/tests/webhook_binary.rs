@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::receiver::Receiver;
-use common::{b64, cli, cli_full, sha256, BinaryServer, Signer, LOCAL};
+use common::{b64, cli, cli_full, session_ids, sha256, BinaryServer, Signer, LOCAL};
 use serde_json::{json, Value};
 
 /// Polls `webhook deliveries` until its only line contains every one of `parts`.
@@ -84,14 +84,7 @@ async fn a_crash_in_the_middle_of_the_retries_still_delivers_exactly_once() {
         .json()
         .await
         .unwrap();
-    let session_id = created["sessionId"].as_str().unwrap().to_owned();
-    let request_id = created["deepLink"]
-        .as_str()
-        .unwrap()
-        .rsplit('=')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (session_id, request_id) = session_ids(&created);
     let signer = Signer::new("rsa");
     let result = http
         .post(format!("{}/v1/sign-requests/{request_id}/result", server.base()))
@@ -225,14 +218,13 @@ async fn serve_refuses_a_callback_host_resolving_to_loopback_unless_allowed() {
             .json()
             .await
             .unwrap();
-        let session_id = created["sessionId"].as_str().unwrap().to_owned();
-        let request_id = created["deepLink"].as_str().unwrap().rsplit('=').next();
+        let (session_id, request_id) = session_ids(&created);
         let signer = Signer::new("ec");
         let result = http
             .post(format!(
                 "{}/v1/sign-requests/{}/result",
                 server.base(),
-                request_id.unwrap()
+                request_id
             ))
             .json(&json!({"certificate": b64(&signer.cert_der),
                 "signatures": [{"documentId": "c", "signature": b64(&signer.sign(&sha256(b"one")))}]}))

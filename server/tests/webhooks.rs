@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::receiver::Receiver;
-use common::{b64, documents_json, sha256, test_policy, Fixture, Signer, LOCAL};
+use common::{b64, documents_json, session_ids, sha256, test_policy, Fixture, Signer, LOCAL};
 use securesign_server::webhook::{DeliveryPolicy, DeliveryRecord};
 use serde_json::{json, Value};
 
@@ -38,17 +38,7 @@ async fn session_with_callback_url(
         )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
-    let request_id = reply.body["deepLink"]
-        .as_str()
-        .unwrap()
-        .rsplit('=')
-        .next()
-        .unwrap()
-        .to_owned();
-    (
-        reply.body["sessionId"].as_str().unwrap().to_owned(),
-        request_id,
-    )
+    session_ids(&reply.body)
 }
 
 /// Posts a valid raw result for the two documents; returns the posted body.

@@ -222,15 +222,7 @@ impl Fixture {
             .post_bearer("/v1/auth/session", &self.live_key, &body)
             .await;
         assert_eq!(reply.status, 201, "{}", reply.body);
-        let link = reply.body["deepLink"].as_str().unwrap();
-        let request_id = link
-            .strip_prefix("securesign://sign?requestId=")
-            .unwrap()
-            .to_owned();
-        (
-            reply.body["sessionId"].as_str().unwrap().to_owned(),
-            request_id,
-        )
+        session_ids(&reply.body)
     }
 
     pub async fn stop(mut self) {
@@ -296,6 +288,54 @@ impl Reply {
 }
 
 /// The real time, in Unix seconds.
+/// The `requestId` of a created session's `deepLink` (`securesign://sign?requestId=…`).
+pub fn request_id_of(created: &Value) -> String {
+    created["deepLink"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("securesign://sign?requestId=")
+        .unwrap_or_else(|| panic!("not a deep link: {created}"))
+        .to_owned()
+}
+
+/// (sessionId, requestId) of a created session's answer.
+pub fn session_ids(created: &Value) -> (String, String) {
+    (
+        created["sessionId"].as_str().unwrap().to_owned(),
+        request_id_of(created),
+    )
+}
+
+/// `POST /v1/auth/validate` for the seed's portal with the real curl, in the seed's exact
+/// shape: (body, HTTP status).
+pub fn curl_validate(base: &str, key: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            &format!("{base}/v1/auth/validate"),
+            "-H",
+            &format!("Authorization: Bearer {key}"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"origin":"https://portal.example.gov.in","platform":"web"}"#,
+        ])
+        .output()
+        .expect("curl must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (body.to_owned(), status.to_owned())
+}
+
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -525,6 +565,25 @@ pub fn cli_full(db: &Path, args: &[&str]) -> (String, String) {
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
     )
+}
+
+/// With the admin CLI: a tenant "Example Portal" with `origins` as its domains; its id.
+pub fn cli_tenant(db: &Path, origins: &[&str]) -> String {
+    let tenant = cli(db, &["tenant", "create", "--name", "Example Portal"])
+        .trim()
+        .to_owned();
+    for origin in origins {
+        cli(db, &["domain", "add", "--tenant", &tenant, origin]);
+    }
+    tenant
+}
+
+/// With the admin CLI: a new `mode` key of `tenant` (`extra`: more `key create`
+/// arguments); the key.
+pub fn cli_key(db: &Path, tenant: &str, mode: &str, extra: &[&str]) -> String {
+    let mut args = vec!["key", "create", "--tenant", tenant, "--mode", mode];
+    args.extend_from_slice(extra);
+    cli(db, &args).trim().to_owned()
 }
 
 /// Runs the real binary's admin command; returns stdout (asserts success).
