@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+// PC/SC is desktop only (core's `pcsc` feature, see Cargo.toml); phones have no PC/SC.
+#[cfg(desktop)]
 use securesign_core::apdu::pcsc::{list_readers, CardEvent, ReaderWatcher};
+#[cfg(desktop)]
 use securesign_core::backend::piv::PivBackend;
 use securesign_core::backend::pkcs11::watch::DEFAULT_POLL_INTERVAL;
 use securesign_core::backend::pkcs11::{Pkcs11Module, SlotEvent, SlotWatcher, TokenSelector};
@@ -83,6 +86,7 @@ impl Current {
 /// Reports token removal to the worker: reader events for a PC/SC card, `C_GetSlotInfo`
 /// polling for a PKCS#11 token. Held for its `Drop`, which stops it.
 enum RemovalWatcher {
+    #[cfg(desktop)]
     Reader(#[allow(dead_code)] ReaderWatcher),
     Slot(#[allow(dead_code)] SlotWatcher),
 }
@@ -297,12 +301,19 @@ fn worker(
             let slot = backend.slot_id();
             (Box::new(backend), Watched::Slot(module, slot))
         }
+        #[cfg(desktop)]
         TokenSource::PcscReader { reader } => {
             let name = reader_name(reader.as_deref())?;
             (
                 Box::new(PivBackend::open_reader(&name)?),
                 Watched::Reader(name),
             )
+        }
+        #[cfg(mobile)]
+        TokenSource::PcscReader { .. } => {
+            return Err(Error::Config(
+                "PC/SC readers exist on desktop only: choose another token source".into(),
+            ))
         }
     };
     let (worker, events) =
@@ -330,6 +341,7 @@ fn worker(
 
 /// The reader to use: the configured one, else the one reader holding a card, else the
 /// only reader there is (virtual and multi-slot drivers show several readers).
+#[cfg(desktop)]
 fn reader_name(configured: Option<&str>) -> securesign_core::Result<String> {
     if let Some(name) = configured {
         return Ok(name.to_owned());
@@ -354,6 +366,7 @@ fn reader_name(configured: Option<&str>) -> securesign_core::Result<String> {
 /// Where the open token lives, for its removal watcher.
 enum Watched {
     /// A PC/SC reader, by name.
+    #[cfg(desktop)]
     Reader(String),
     /// A PKCS#11 module's slot.
     Slot(Pkcs11Module, u64),
@@ -373,6 +386,7 @@ fn watch_removal(
         let _ = notify.token_removed();
     };
     match watched {
+        #[cfg(desktop)]
         Watched::Reader(reader) => ReaderWatcher::spawn(&reader, move |event| {
             if event == CardEvent::Removed {
                 gone();
