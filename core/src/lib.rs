@@ -7,6 +7,7 @@ pub mod apdu;
 pub mod backend;
 pub mod batch;
 pub mod biometric;
+pub mod ccid;
 pub mod cert;
 pub mod clock;
 pub mod cms;
