@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use piv_support::{card_tries, lab, pin, provisioned_lab};
+use piv_support::{
+    card_tries, lab, next_session_end, pin, provisioned_lab, sign_all, signed_in_worker,
+};
 use securesign_core::backend::pkcs11::{
     Pkcs11Backend, Pkcs11Module, SlotEvent, SlotWatcher, TokenSelector, UnblockStyle,
 };
@@ -125,7 +127,7 @@ fn ec_signatures_through_opensc_verify_against_the_certificate() {
     let key = signer(&mut t, PivSlot::Auth9A);
     assert_eq!(key.certificate_der, cert);
     let batch: Vec<_> = (0..5).map(|i| Sha256Digest::of(&[i])).collect();
-    let out = t.sign_batch(&key, &batch, &SystemClock, &CancelFlag::new(), &mut |_| {});
+    let out = sign_all(&mut t, &key, &batch);
     assert!(out.is_complete(), "{:?}", out.error);
     for s in &out.signed {
         verify_digest_signature(&cert, &s.digest.0, &s.signature).unwrap();
@@ -195,9 +197,7 @@ fn card_pulled_mid_batch_keeps_completed_signatures() {
 /// any kept PIN) within a bounded time, with no token call from the app in between.
 #[test]
 fn pulling_the_card_ends_the_pkcs11_session_via_the_slot_watcher() {
-    use securesign_core::worker::{TokenEvent, TokenWorker};
     use securesign_core::SessionEndReason;
-    use std::sync::Arc;
     use std::time::Instant;
 
     const BOUND: Duration = Duration::from_secs(5);
@@ -205,15 +205,7 @@ fn pulling_the_card_ends_the_pkcs11_session_via_the_slot_watcher() {
     let backend = backend();
     let slot = backend.slot_id();
     let module = backend.module().clone();
-    let (worker, events) = TokenWorker::spawn(
-        Box::new(backend),
-        SessionPolicy::default(),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
-    worker
-        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed)
-        .unwrap();
+    let (worker, events) = signed_in_worker(Box::new(backend));
     assert_eq!(worker.status().unwrap().status, PinStatus::SessionActive);
 
     let (seen_tx, seen) = mpsc::channel();
@@ -229,13 +221,7 @@ fn pulling_the_card_ends_the_pkcs11_session_via_the_slot_watcher() {
     let pulled = Instant::now();
     lab.kill_card().unwrap();
     assert_eq!(seen.recv_timeout(BOUND).unwrap(), SlotEvent::Removed);
-    let reason = loop {
-        match events.recv_timeout(BOUND) {
-            Ok(TokenEvent::SessionEnded { reason }) => break reason,
-            Ok(_) => continue,
-            Err(e) => panic!("no SessionEnded within {BOUND:?}: {e}"),
-        }
-    };
+    let reason = next_session_end(&events, BOUND);
     let noticed = pulled.elapsed();
     eprintln!("PKCS#11 removal noticed after {noticed:?}");
     assert_eq!(reason, SessionEndReason::Removed);

@@ -6,7 +6,10 @@ mod piv_support;
 
 use std::time::Duration;
 
-use piv_support::{backend, card_tries, lab, pin, provisioned_lab, token, FreezeBefore};
+use piv_support::{
+    backend, card_tries, lab, next_session_end, pin, piv_key, provisioned_lab, sign_all,
+    signed_in_worker, token, FreezeBefore,
+};
 use securesign_core::apdu::pcsc::list_readers;
 use securesign_core::backend::piv::PivBackend;
 use securesign_core::backend::{KeyId, SignatureScheme, TokenBackend};
@@ -15,8 +18,8 @@ use securesign_core::clock::{Clock, SystemClock};
 use securesign_core::digest::Sha256Digest;
 use securesign_core::session::SessionPolicy;
 use securesign_core::verify::verify_digest_signature;
-use securesign_core::{Error, ErrorCode, FinalTry, KeySelector, PinStatus, Retries, Token};
-use securesign_testlab::{PivSlot, PIV_PIN, PIV_PUK, PIV_READER};
+use securesign_core::{Error, ErrorCode, FinalTry, PinStatus, Retries, SignerKey, Token};
+use securesign_testlab::{PivLab, PivSlot, PIV_PIN, PIV_PUK, PIV_READER};
 
 const WRONG: &str = "999999";
 
@@ -30,8 +33,25 @@ fn digests(n: usize) -> Vec<Sha256Digest> {
         .collect()
 }
 
-fn key(slot: PivSlot) -> KeySelector {
-    KeySelector::IdOrLabel(format!("{:02x}", slot.key_ref()))
+/// The card behind the core's policy, its PIN session open, and the 9C ("PIN always")
+/// signing key.
+fn signed_in_9c(lab: &PivLab) -> (Token<Box<dyn TokenBackend>>, SignerKey) {
+    let mut t = token(lab);
+    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .expect("the lab's PIN");
+    let signer = t
+        .signer(&piv_key(PivSlot::Sign9C), SystemClock.wall())
+        .expect("the 9C key");
+    (t, signer)
+}
+
+/// Another application changes the PIN (to 24681357) and logs the card out.
+fn change_pin_elsewhere(lab: &PivLab) {
+    let mut other = backend(lab);
+    other
+        .change_pin(&pin(PIV_PIN), &pin("24681357"))
+        .expect("change the PIN");
+    other.logout().expect("log out");
 }
 
 #[test]
@@ -223,16 +243,10 @@ fn signatures_from_both_slots_verify_against_their_certificates() {
             .find(|c| c.id == KeyId(vec![slot.key_ref()]))
             .expect("certificate on card");
         assert_eq!(on_card.der, cert);
-        let signer = t.signer(&key(slot), SystemClock.wall()).unwrap();
+        let signer = t.signer(&piv_key(slot), SystemClock.wall()).unwrap();
         assert_eq!(signer.scheme, scheme);
         let batch = digests(6);
-        let outcome = t.sign_batch(
-            &signer,
-            &batch,
-            &SystemClock,
-            &CancelFlag::new(),
-            &mut |_| {},
-        );
+        let outcome = sign_all(&mut t, &signer, &batch);
         assert!(outcome.is_complete(), "{slot:?}: {:?}", outcome.error);
         for signed in &outcome.signed {
             verify_digest_signature(&cert, &signed.digest.0, &signed.signature)
@@ -292,18 +306,12 @@ fn card_pulled_mid_batch_keeps_completed_signatures_and_spends_no_try() {
     .unwrap();
     t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
         .unwrap();
-    let signer = t.signer(&key(PivSlot::Auth9A), SystemClock.wall()).unwrap();
+    let signer = t
+        .signer(&piv_key(PivSlot::Auth9A), SystemClock.wall())
+        .unwrap();
     let batch = digests(20);
     let outcome = std::thread::scope(|s| {
-        let run = s.spawn(|| {
-            t.sign_batch(
-                &signer,
-                &batch,
-                &SystemClock,
-                &CancelFlag::new(),
-                &mut |_| {},
-            )
-        });
+        let run = s.spawn(|| sign_all(&mut t, &signer, &batch));
         frozen.recv().expect("the 6th signature went out");
         std::thread::sleep(Duration::from_millis(300));
         lab.kill_card().unwrap();
@@ -321,66 +329,36 @@ fn card_pulled_mid_batch_keeps_completed_signatures_and_spends_no_try() {
     lab.restart_card().unwrap();
     assert_eq!(t.status(now()).unwrap().retries, Retries::exact(3));
     // The session ended with the card: signing again needs the PIN.
-    let again = t.sign_batch(
-        &signer,
-        &batch[5..],
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let again = sign_all(&mut t, &signer, &batch[5..]);
     assert!(again.signed.is_empty());
     assert_eq!(again.error.map(|e| e.code()), Some(ErrorCode::PinRequired));
     t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
         .unwrap();
-    let rest = t.sign_batch(
-        &signer,
-        &batch[5..],
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let rest = sign_all(&mut t, &signer, &batch[5..]);
     assert!(rest.is_complete(), "{:?}", rest.error);
 }
 
 #[test]
 fn a_pin_changed_elsewhere_costs_one_try_in_a_pin_always_batch_never_more() {
     let lab = provisioned_lab();
-    let mut t = token(&lab);
-    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
-        .unwrap();
-    let signer = t.signer(&key(PivSlot::Sign9C), SystemClock.wall()).unwrap();
+    let (mut t, signer) = signed_in_9c(&lab);
     // Another application changes the PIN and logs the card out.
-    let mut other = backend(&lab);
-    other.change_pin(&pin(PIV_PIN), &pin("24681357")).unwrap();
-    other.logout().unwrap();
-    drop(other);
+    change_pin_elsewhere(&lab);
 
     // 9C needs VERIFY before each signature: the kept PIN is now wrong, once.
-    let out = t.sign_batch(
-        &signer,
-        &digests(3),
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let out = sign_all(&mut t, &signer, &digests(3));
     assert!(out.signed.is_empty());
     let err = out.error.unwrap();
     assert_eq!(err.retries(), Some(Retries::exact(2)), "{err:?}");
     // The kept PIN is gone: the next batch asks for the PIN instead of trying again.
-    let out = t.sign_batch(
-        &signer,
-        &digests(3),
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let out = sign_all(&mut t, &signer, &digests(3));
     assert_eq!(out.error.map(|e| e.code()), Some(ErrorCode::PinRequired));
     assert_eq!(card_tries(&lab), Some(2), "exactly one try spent");
 }
 
 /// Another application spends tries with wrong PINs on its own connection while our PIN
 /// session is active (a failed VERIFY also ends the card's verified state).
-fn spend_tries_elsewhere(lab: &securesign_testlab::PivLab, n: usize) {
+fn spend_tries_elsewhere(lab: &PivLab, n: usize) {
     let mut other = backend(lab);
     for _ in 0..n {
         let err = other.login(&pin(WRONG)).expect_err("a wrong PIN");
@@ -396,29 +374,14 @@ fn spend_tries_elsewhere(lab: &securesign_testlab::PivLab, n: usize) {
 #[test]
 fn a_kept_pin_is_not_sent_at_the_final_try() {
     let lab = provisioned_lab();
-    let mut t = token(&lab);
-    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
-        .unwrap();
-    let signer = t.signer(&key(PivSlot::Sign9C), SystemClock.wall()).unwrap();
-    let first = t.sign_batch(
-        &signer,
-        &digests(1),
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let (mut t, signer) = signed_in_9c(&lab);
+    let first = sign_all(&mut t, &signer, &digests(1));
     assert!(first.is_complete(), "{:?}", first.error);
 
     spend_tries_elsewhere(&lab, 2);
     assert_eq!(card_tries(&lab), Some(1));
 
-    let out = t.sign_batch(
-        &signer,
-        &digests(2),
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let out = sign_all(&mut t, &signer, &digests(2));
     assert!(out.signed.is_empty());
     let err = out.error.expect("refused");
     assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
@@ -430,13 +393,7 @@ fn a_kept_pin_is_not_sent_at_the_final_try() {
     assert_eq!(err.code(), ErrorCode::PinFinalTry);
     t.verify_pin(pin(PIV_PIN), FinalTry::Confirmed, now())
         .unwrap();
-    let again = t.sign_batch(
-        &signer,
-        &digests(2),
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let again = sign_all(&mut t, &signer, &digests(2));
     assert!(again.is_complete(), "{:?}", again.error);
 }
 
@@ -445,36 +402,18 @@ fn a_kept_pin_is_not_sent_at_the_final_try() {
 #[test]
 fn a_stale_kept_pin_never_blocks_the_card_at_the_final_try() {
     let lab = provisioned_lab();
-    let mut t = token(&lab);
-    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
-        .unwrap();
-    let signer = t.signer(&key(PivSlot::Sign9C), SystemClock.wall()).unwrap();
-    let mut other = backend(&lab);
-    other.change_pin(&pin(PIV_PIN), &pin("24681357")).unwrap();
-    other.logout().unwrap();
-    drop(other);
+    let (mut t, signer) = signed_in_9c(&lab);
+    change_pin_elsewhere(&lab);
     spend_tries_elsewhere(&lab, 2);
     assert_eq!(card_tries(&lab), Some(1));
 
-    let out = t.sign_batch(
-        &signer,
-        &digests(3),
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let out = sign_all(&mut t, &signer, &digests(3));
     assert!(out.signed.is_empty());
     let err = out.error.expect("refused");
     assert_eq!(err.code(), ErrorCode::PinRequired, "{err:?}");
     assert_eq!(card_tries(&lab), Some(1), "not blocked: no try spent");
     // And nothing is tried again on the next batch.
-    let out = t.sign_batch(
-        &signer,
-        &digests(1),
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let out = sign_all(&mut t, &signer, &digests(1));
     assert_eq!(out.error.map(|e| e.code()), Some(ErrorCode::PinRequired));
     assert_eq!(card_tries(&lab), Some(1));
 }
@@ -483,10 +422,7 @@ fn a_stale_kept_pin_never_blocks_the_card_at_the_final_try() {
 #[test]
 fn a_kept_pin_is_not_sent_to_a_card_blocked_elsewhere() {
     let lab = provisioned_lab();
-    let mut t = token(&lab);
-    t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
-        .unwrap();
-    let signer = t.signer(&key(PivSlot::Sign9C), SystemClock.wall()).unwrap();
+    let (mut t, signer) = signed_in_9c(&lab);
     spend_tries_elsewhere(&lab, 2);
     let mut other = backend(&lab);
     assert_eq!(
@@ -494,13 +430,7 @@ fn a_kept_pin_is_not_sent_to_a_card_blocked_elsewhere() {
         ErrorCode::PinBlocked
     );
     drop(other);
-    let out = t.sign_batch(
-        &signer,
-        &digests(1),
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let out = sign_all(&mut t, &signer, &digests(1));
     assert_eq!(out.error.map(|e| e.code()), Some(ErrorCode::PinBlocked));
     assert_eq!(card_tries(&lab), Some(0));
 }
@@ -509,21 +439,11 @@ fn a_kept_pin_is_not_sent_to_a_card_blocked_elsewhere() {
 /// must not say "signed in" while the next signature needs the PIN).
 #[test]
 fn the_worker_announces_the_session_a_final_try_refusal_ended() {
-    use securesign_core::worker::{TokenEvent, TokenWorker};
     use securesign_core::SessionEndReason;
-    use std::sync::Arc;
 
     let lab = provisioned_lab();
-    let (worker, events) = TokenWorker::spawn(
-        Box::new(backend(&lab)),
-        SessionPolicy::default(),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
-    worker
-        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed)
-        .unwrap();
-    let signer = worker.signer(key(PivSlot::Sign9C)).unwrap();
+    let (worker, events) = signed_in_worker(Box::new(backend(&lab)));
+    let signer = worker.signer(piv_key(PivSlot::Sign9C)).unwrap();
     let first = worker
         .sign_batch(signer.clone(), digests(1), CancelFlag::new())
         .unwrap();
@@ -534,13 +454,7 @@ fn the_worker_announces_the_session_a_final_try_refusal_ended() {
         .unwrap();
     assert_eq!(out.error.map(|e| e.code()), Some(ErrorCode::PinRequired));
     assert_eq!(worker.remaining().unwrap(), None);
-    let reason = loop {
-        match events.recv_timeout(Duration::from_secs(5)) {
-            Ok(TokenEvent::SessionEnded { reason }) => break reason,
-            Ok(_) => continue,
-            Err(e) => panic!("no SessionEnded event: {e}"),
-        }
-    };
+    let reason = next_session_end(&events, Duration::from_secs(5));
     assert_eq!(reason, SessionEndReason::Explicit);
     assert_eq!(card_tries(&lab), Some(1));
 }

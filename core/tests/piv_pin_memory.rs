@@ -17,12 +17,11 @@ mod piv_support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use piv_support::{pin, provisioned_lab, token};
+use piv_support::{pin, piv_key, provisioned_lab, sign_all, token};
 use securesign_core::apdu::{exchange, ApduTransport, Command, TransportError};
-use securesign_core::batch::CancelFlag;
 use securesign_core::clock::{Clock, SystemClock};
 use securesign_core::digest::Sha256Digest;
-use securesign_core::{FinalTry, KeySelector};
+use securesign_core::FinalTry;
 use securesign_testlab::{PivSlot, PIV_PIN, PIV_PUK};
 
 const NEW_PIN: &str = "7391482";
@@ -81,28 +80,17 @@ fn no_pin_or_puk_bytes_are_freed_unwiped() {
 
     t.verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
         .unwrap();
-    let sign9c = KeySelector::IdOrLabel(format!("{:02x}", PivSlot::Sign9C.key_ref()));
-    let signer = t.signer(&sign9c, SystemClock.wall()).unwrap();
+    let signer = t
+        .signer(&piv_key(PivSlot::Sign9C), SystemClock.wall())
+        .unwrap();
     let digests: Vec<_> = (0..3u8).map(|i| Sha256Digest::of(&[i])).collect();
-    let out = t.sign_batch(
-        &signer,
-        &digests,
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let out = sign_all(&mut t, &signer, &digests);
     assert!(out.is_complete(), "{:?}", out.error);
     t.change_pin(pin(PIV_PIN), pin(NEW_PIN), FinalTry::NotConfirmed)
         .unwrap();
     t.verify_pin(pin(NEW_PIN), FinalTry::NotConfirmed, now())
         .unwrap();
-    let out = t.sign_batch(
-        &signer,
-        &digests,
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut |_| {},
-    );
+    let out = sign_all(&mut t, &signer, &digests);
     assert!(out.is_complete(), "{:?}", out.error);
     t.unblock_pin(pin(PIV_PUK), pin(RESET_PIN)).unwrap();
     t.verify_pin(pin(RESET_PIN), FinalTry::NotConfirmed, now())

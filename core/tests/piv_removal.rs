@@ -4,41 +4,18 @@
 mod piv_support;
 
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::Duration;
 
-use piv_support::{backend, lab, pin};
+use piv_support::{backend, lab, next_session_end, signed_in_worker};
 use securesign_core::apdu::pcsc::{CardEvent, ReaderWatcher};
-use securesign_core::clock::SystemClock;
-use securesign_core::session::SessionPolicy;
-use securesign_core::worker::{TokenEvent, TokenWorker};
-use securesign_core::{ErrorCode, FinalTry, PinStatus, Retries, SessionEndReason};
-use securesign_testlab::PIV_PIN;
+use securesign_core::{ErrorCode, PinStatus, Retries, SessionEndReason};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn session_end(events: &crossbeam_channel::Receiver<TokenEvent>) -> SessionEndReason {
-    loop {
-        match events.recv_timeout(WAIT) {
-            Ok(TokenEvent::SessionEnded { reason }) => return reason,
-            Ok(_) => continue,
-            Err(e) => panic!("no SessionEnded event within {WAIT:?}: {e}"),
-        }
-    }
-}
 
 #[test]
 fn pulling_the_card_ends_the_session_via_the_reader_watcher() {
     let lab = lab();
-    let (worker, events) = TokenWorker::spawn(
-        Box::new(backend(&lab)),
-        SessionPolicy::default(),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
-    worker
-        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed)
-        .unwrap();
+    let (worker, events) = signed_in_worker(Box::new(backend(&lab)));
     assert_eq!(worker.status().unwrap().status, PinStatus::SessionActive);
 
     let (seen_tx, seen) = mpsc::channel();
@@ -53,7 +30,7 @@ fn pulling_the_card_ends_the_session_via_the_reader_watcher() {
 
     lab.kill_card().unwrap();
     assert_eq!(seen.recv_timeout(WAIT).unwrap(), CardEvent::Removed);
-    assert_eq!(session_end(&events), SessionEndReason::Removed);
+    assert_eq!(next_session_end(&events, WAIT), SessionEndReason::Removed);
     assert_eq!(worker.remaining().unwrap(), None, "no session left");
     let err = worker.status().unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenNotPresent);

@@ -5,14 +5,20 @@
 #![allow(dead_code)]
 
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
 
 use securesign_core::apdu::pcsc::PcscTransport;
 use securesign_core::apdu::{ApduTransport, Command, Response, TransportError};
 use securesign_core::backend::piv::PivBackend;
 use securesign_core::backend::TokenBackend;
+use securesign_core::batch::{BatchOutcome, CancelFlag};
+use securesign_core::clock::SystemClock;
+use securesign_core::digest::Sha256Digest;
 use securesign_core::session::SessionPolicy;
-use securesign_core::{Pin, Token};
-use securesign_testlab::PivLab;
+use securesign_core::worker::{TokenEvent, TokenWorker};
+use securesign_core::{FinalTry, KeySelector, Pin, SessionEndReason, SignerKey, Token};
+use securesign_testlab::{PivLab, PivSlot, PIV_PIN};
 
 /// A fresh card (no keys), its environment applied to this process.
 pub fn lab() -> PivLab {
@@ -43,6 +49,56 @@ pub fn token(lab: &PivLab) -> Token<Box<dyn TokenBackend>> {
 /// A PIN from a literal.
 pub fn pin(s: &str) -> Pin {
     Pin::new(s.to_owned())
+}
+
+/// The selector of a PIV slot's key (its key reference, in hex).
+pub fn piv_key(slot: PivSlot) -> KeySelector {
+    KeySelector::IdOrLabel(format!("{:02x}", slot.key_ref()))
+}
+
+/// Signs `digests` with `signer` in one batch on the system clock: not cancelled, no
+/// progress callback.
+pub fn sign_all<B: TokenBackend>(
+    t: &mut Token<B>,
+    signer: &SignerKey,
+    digests: &[Sha256Digest],
+) -> BatchOutcome {
+    t.sign_batch(
+        signer,
+        digests,
+        &SystemClock,
+        &CancelFlag::new(),
+        &mut |_| {},
+    )
+}
+
+/// A token worker on `backend` (default policy, system clock) whose PIN session was
+/// opened with the lab's PIN, and its events.
+pub fn signed_in_worker(
+    backend: Box<dyn TokenBackend>,
+) -> (TokenWorker, crossbeam_channel::Receiver<TokenEvent>) {
+    let (worker, events) =
+        TokenWorker::spawn(backend, SessionPolicy::default(), Arc::new(SystemClock))
+            .expect("token worker");
+    worker
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed)
+        .expect("the lab's PIN");
+    (worker, events)
+}
+
+/// The reason of the next `SessionEnded` event (other events are passed over); panics
+/// when none comes `within`.
+pub fn next_session_end(
+    events: &crossbeam_channel::Receiver<TokenEvent>,
+    within: Duration,
+) -> SessionEndReason {
+    loop {
+        match events.recv_timeout(within) {
+            Ok(TokenEvent::SessionEnded { reason }) => return reason,
+            Ok(_) => continue,
+            Err(e) => panic!("no SessionEnded event within {within:?}: {e}"),
+        }
+    }
 }
 
 /// Tries left as the card reports them, read with a fresh connection and an empty
