@@ -13,6 +13,7 @@ use securesign_server::api_key::KeyMode;
 use securesign_server::clock::format_rfc3339;
 use securesign_server::http::client_limits::DEFAULT_APP_RPM_PER_ADDRESS;
 use securesign_server::http::connections::{serve_with, ServeOptions};
+use securesign_server::http::well_known::{AppLinks, AppLinksSettings};
 use securesign_server::trust::{RevocationPolicy, SignerTrust, TrustSettings};
 use securesign_server::webhook::DeliveryPolicy;
 use securesign_server::{
@@ -44,7 +45,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the API server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -121,6 +122,26 @@ struct ServeArgs {
     /// Retry-After (0: no limit). Portal routes are limited per API key (--rpm of the key).
     #[arg(long, default_value_t = DEFAULT_APP_RPM_PER_ADDRESS)]
     app_rpm_per_ip: u32,
+    /// Android package name named in /.well-known/assetlinks.json (default: the app's
+    /// identifier, in.securesign.app).
+    #[arg(long, env = "SECURESIGN_ANDROID_PACKAGE")]
+    android_package: Option<String>,
+    /// SHA-256 fingerprint of an Android signing certificate (AA:BB:…:FF or 64 hex
+    /// digits); repeatable (env: comma-separated). Without one, assetlinks.json is 404.
+    #[arg(
+        long = "android-cert-fingerprint",
+        env = "SECURESIGN_ANDROID_CERT_FINGERPRINTS",
+        value_delimiter = ','
+    )]
+    android_cert_fingerprints: Vec<String>,
+    /// Apple developer Team ID (10 characters) for /.well-known/apple-app-site-association;
+    /// without it, that file is 404.
+    #[arg(long, env = "SECURESIGN_APPLE_TEAM_ID")]
+    apple_team_id: Option<String>,
+    /// iOS bundle id in the apple-app-site-association (default: the app's identifier,
+    /// in.securesign.app).
+    #[arg(long, env = "SECURESIGN_APPLE_BUNDLE_ID")]
+    apple_bundle_id: Option<String>,
 }
 
 /// A `humantime` duration that is not zero.
@@ -299,7 +320,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let clock = SystemClock::new();
     let result = match cli.command {
-        Command::Serve(args) => run_server(store.clone(), args).await,
+        Command::Serve(args) => run_server(store.clone(), *args).await,
         Command::Tenant(cmd) => tenant(&Admin::new(&store, &clock), cmd).await,
         Command::Key(cmd) => key(&Admin::new(&store, &clock), &clock, cmd).await,
         Command::Domain(cmd) => domain(&Admin::new(&store, &clock), cmd).await,
@@ -310,6 +331,19 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
+    // Checked before anything starts: a wrong file would make phones verify nothing.
+    let app_links = AppLinks::new(&AppLinksSettings {
+        android_package: args.android_package.clone(),
+        android_cert_fingerprints: args.android_cert_fingerprints.clone(),
+        apple_team_id: args.apple_team_id.clone(),
+        apple_bundle_id: args.apple_bundle_id.clone(),
+    })
+    .map_err(|e| format!("app links configuration: {e}"))?;
+    tracing::info!(
+        assetlinks = app_links.assetlinks().is_some(),
+        apple_app_site_association = app_links.apple_app_site_association().is_some(),
+        "/.well-known/ app link files"
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -347,6 +381,7 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
         RouterOptions {
             bench_routes: args.bench_routes,
             app_rpm_per_address: args.app_rpm_per_ip,
+            app_links: Arc::new(app_links),
         },
     );
     let limits = ServeOptions {

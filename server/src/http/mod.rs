@@ -10,6 +10,7 @@ pub mod path;
 pub mod portal;
 pub mod sign_request;
 pub mod verification;
+pub mod well_known;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -111,7 +112,7 @@ impl std::ops::Deref for AppState {
 }
 
 /// Router switches.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RouterOptions {
     /// Adds `POST /v1/bench/trivial`, a handler doing no work, and `POST
     /// /v1/bench/parse`, which only parses a validate body, for the benchmark.
@@ -120,6 +121,9 @@ pub struct RouterOptions {
     /// which no API key limits); 0: no limit. Default
     /// [`client_limits::DEFAULT_APP_RPM_PER_ADDRESS`].
     pub app_rpm_per_address: u32,
+    /// The `/.well-known/` files for the app's verified links (default: none, both
+    /// answer 404).
+    pub app_links: Arc<well_known::AppLinks>,
 }
 
 impl Default for RouterOptions {
@@ -127,6 +131,7 @@ impl Default for RouterOptions {
         Self {
             bench_routes: false,
             app_rpm_per_address: client_limits::DEFAULT_APP_RPM_PER_ADDRESS,
+            app_links: Arc::default(),
         }
     }
 }
@@ -210,6 +215,8 @@ async fn not_found() -> ApiError {
         sign_request::get_sign_request,
         sign_request::submit_result,
         sign_request::cancel,
+        well_known::assetlinks,
+        well_known::apple_app_site_association,
         healthz,
         openapi_json,
     ),
@@ -282,6 +289,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
     let mut router = Router::new()
         .merge(portal)
         .merge(app)
+        .merge(well_known::routes(options.app_links))
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi_json));
     if options.bench_routes {
