@@ -367,7 +367,7 @@ async fn session_answer_has_the_seed_shape_and_a_secret_free_deep_link() {
     let obj = reply.body.as_object().unwrap();
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["deepLink", "expiresAt", "sessionId"]);
+    assert_eq!(keys, ["appLink", "deepLink", "expiresAt", "sessionId"]);
     assert!(reply.body["sessionId"]
         .as_str()
         .unwrap()

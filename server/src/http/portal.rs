@@ -12,6 +12,7 @@ use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::Bytes;
+use securesign_core::deeplink::{APP_LINK_HOST, APP_LINK_PATH};
 use securesign_core::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -142,8 +143,16 @@ pub struct CreateSessionResponse {
     /// RFC 3339 UTC.
     #[schema(example = "2026-06-22T11:00:00Z")]
     pub expires_at: String,
-    /// `securesign://sign?requestId=…` for the app.
+    /// `securesign://sign?requestId=…` for the app (the spec's link; any Android app
+    /// may claim the scheme).
     pub deep_link: String,
+    /// `https://securesign.toolsbots.com/sign?requestId=…`, the same request as a
+    /// verified App Link / Universal Link: the phone hands it only to the app that the
+    /// host's `/.well-known/` files name (or opens it in the browser). Prefer it on phones.
+    #[schema(
+        example = "https://securesign.toolsbots.com/sign?requestId=a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV"
+    )]
+    pub app_link: String,
 }
 
 /// A document with its signature once completed.
@@ -442,6 +451,10 @@ pub async fn create_session(
         StatusCode::CREATED,
         Json(CreateSessionResponse {
             deep_link: format!("securesign://sign?requestId={}", session.request_id),
+            app_link: format!(
+                "https://{APP_LINK_HOST}{APP_LINK_PATH}?requestId={}",
+                session.request_id
+            ),
             session_id: session.id,
             expires_at: format_rfc3339(session.expires_at),
         }),
