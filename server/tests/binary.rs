@@ -138,15 +138,7 @@ async fn restart_keeps_tenants_keys_and_sessions_and_no_plaintext_key_is_stored(
     let server = BinaryServer::spawn(&s.db, &s.log);
     let (body, status) = curl_validate(&server.base(), &s.key);
     assert_eq!(status, "200", "{body}");
-    let status: Value = http
-        .get(format!("{}/v1/auth/session/{session_id}", server.base()))
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = server.session_status(&http, &s.key, &session_id).await;
     assert_eq!(status["status"], "pending", "{status}");
     assert_eq!(status["documents"][0]["id"], "a");
     server.stop();

@@ -174,15 +174,7 @@ async fn sigkill_under_load_loses_no_acknowledged_session_result_or_callback() {
     let server = BinaryServer::spawn_with(&db, &log, &serve_args);
     let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     for (session, _) in &ledger.created {
-        let status: Value = http
-            .get(format!("{}/v1/auth/session/{session}", server.base()))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = server.session_status(&http, &key, session).await;
         assert_eq!(status["success"], true, "{session} is lost: {status}");
         let expected = if ledger.completed.contains(session) {
             assert_eq!(status["documents"][0]["signature"], signature.as_str());

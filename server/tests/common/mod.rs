@@ -654,6 +654,18 @@ impl BinaryServer {
         format!("http://{}", self.addr)
     }
 
+    /// `GET /v1/auth/session/{session}` with `key`: the answer's body.
+    pub async fn session_status(&self, http: &reqwest::Client, key: &str, session: &str) -> Value {
+        http.get(format!("{}/v1/auth/session/{session}", self.base()))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The server process's id (for `/proc/<pid>/status`).
     pub fn pid(&self) -> u32 {
         self.child.id()
