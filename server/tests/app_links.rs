@@ -354,3 +354,61 @@ fn the_defaults_match_the_apps_checked_in_config() {
         "{entitlements}"
     );
 }
+
+/// The environment configures the same as the flags (fingerprints comma-separated),
+/// as a container deployment sets it.
+#[tokio::test]
+async fn the_environment_configures_the_files() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    /// Kills the server (by its PID) however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_securesign-server"))
+        .arg("--db")
+        .arg(dir.path().join("securesign.db"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env(
+            "SECURESIGN_ANDROID_CERT_FINGERPRINTS",
+            format!("{FP1},{FP2_PLAIN}"),
+        )
+        .env("SECURESIGN_APPLE_TEAM_ID", "ABCDE12345")
+        .env("SECURESIGN_APPLE_BUNDLE_ID", "in.securesign.app-dev")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Killed)
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = format!(
+        "http://{}",
+        line.trim().strip_prefix("listening on ").unwrap()
+    );
+    let get = |path: &'static str| {
+        let url = format!("{base}{path}");
+        async move {
+            let body = reqwest::get(url).await.unwrap().text().await.unwrap();
+            serde_json::from_str::<Value>(&body).unwrap()
+        }
+    };
+    let assetlinks = get("/.well-known/assetlinks.json").await;
+    let aasa = get("/.well-known/apple-app-site-association").await;
+    drop(child);
+    assert_eq!(
+        assetlinks[0]["target"]["sha256_cert_fingerprints"],
+        json!([FP1, FP2])
+    );
+    assert_eq!(assetlinks[0]["target"]["package_name"], APP_IDENTIFIER);
+    assert_eq!(
+        aasa["applinks"]["details"][0]["appIDs"],
+        json!(["ABCDE12345.in.securesign.app-dev"])
+    );
+}
