@@ -235,6 +235,9 @@ async function submitPin(ev) {
   const confirmFinalTry = !$("final-try").hidden && $("final-try-confirm").checked;
   try {
     await invokeSecrets("verify_pin", [pin], { "ss-request-id": view.requestId, "ss-confirm-final-try": confirmFinalTry ? "1" : "0" });
+    // The verified PIN passed the biometric gate (it is the fallback after a failed or
+    // cancelled prompt): a later Sign on this request goes straight to signing.
+    if (view.gate && view.gate.next !== "prompt") view.gate = { next: "skipPin" };
     await sign();
   } catch (err) {
     const e = normalise(err);

@@ -13,6 +13,9 @@
 //!   the setting. Falling back to the PIN ends any cached PIN session, because the
 //!   person at the device could not be confirmed.
 //! - Disabled or unavailable biometrics: the gate is transparent.
+//! - The PIN is the fallback of a biometric that was tried: once a prompt has been
+//!   answered (failed, cancelled, locked out), a PIN verified for the request passes the
+//!   gate ([`BiometricGate::pin_verified`]). Before any answer the prompt comes first.
 
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +137,8 @@ pub struct BiometricGate {
     device_credential: bool,
     failures: u32,
     done: bool,
+    /// A prompt was answered (or the user cancelled at the gate).
+    answered: bool,
 }
 
 impl BiometricGate {
@@ -145,6 +150,7 @@ impl BiometricGate {
             device_credential: false,
             failures: 0,
             done: false,
+            answered: false,
         }
     }
 
@@ -170,6 +176,7 @@ impl BiometricGate {
             // A late or repeated answer changes nothing already decided.
             return GateStep::Cancelled;
         }
+        self.answered = true;
         match outcome {
             BiometricOutcome::Success => {
                 self.done = true;
@@ -230,7 +237,22 @@ impl BiometricGate {
     /// The user chose "cancel" at the gate.
     pub fn cancel(&mut self) -> GateStep {
         self.done = true;
+        self.answered = true;
         GateStep::Cancelled
+    }
+
+    /// The user's PIN was just verified for this request (a fresh PIN session is active).
+    ///
+    /// The PIN screen shown after a failed, cancelled or locked-out prompt is the fallback,
+    /// so the gate passes: [`GateStep::SkipPin`] (sign with that session). `None` while
+    /// the gate is active and no prompt was answered yet: the prompt comes first, and the
+    /// step stays as it is. Inactive gates pass.
+    pub fn pin_verified(&mut self) -> Option<GateStep> {
+        if self.is_active() && !self.answered {
+            return None;
+        }
+        self.done = true;
+        Some(GateStep::SkipPin)
     }
 
     /// Runs the whole gate against an authenticator until it reaches a decision.
@@ -480,6 +502,54 @@ mod tests {
         assert_eq!(step, GateStep::Cancelled);
         assert_eq!(asked, vec![1, 2, 3]);
         assert_eq!(auth.prompts().len(), 3);
+    }
+
+    #[test]
+    fn a_verified_pin_passes_the_gate_after_any_answered_prompt() {
+        for outcome in [
+            BiometricOutcome::Failed,
+            BiometricOutcome::Cancelled,
+            BiometricOutcome::LockedOut,
+            BiometricOutcome::Unavailable,
+            BiometricOutcome::Success,
+        ] {
+            let mut g = gate(ON_PIN_ONLY);
+            g.start(false);
+            g.on_outcome(outcome, false);
+            assert_eq!(g.pin_verified(), Some(GateStep::SkipPin), "{outcome:?}");
+            // Decided: a late prompt answer changes nothing.
+            assert_eq!(
+                g.on_outcome(BiometricOutcome::Failed, true),
+                GateStep::Cancelled
+            );
+        }
+        // Cancel on the retry screen after a failure, then the PIN.
+        let mut g = gate(ON);
+        g.start(false);
+        g.on_outcome(BiometricOutcome::Failed, false);
+        g.cancel();
+        assert_eq!(g.pin_verified(), Some(GateStep::SkipPin));
+    }
+
+    #[test]
+    fn a_verified_pin_before_any_prompt_answer_leaves_the_prompt_first() {
+        let mut g = gate(ON);
+        assert_eq!(
+            g.start(true),
+            GateStep::Prompt {
+                allow_device_credential: false
+            }
+        );
+        assert_eq!(g.pin_verified(), None);
+        // The prompt still runs and decides.
+        assert_eq!(
+            g.on_outcome(BiometricOutcome::Success, true),
+            GateStep::SkipPin
+        );
+        // An inactive gate is transparent: the PIN passes it.
+        let mut off = gate(BiometricSetting::default());
+        off.start(false);
+        assert_eq!(off.pin_verified(), Some(GateStep::SkipPin));
     }
 
     #[test]

@@ -387,7 +387,8 @@ pub fn pin_key(channel: State<'_, PinChannel>) -> Vec<u8> {
 /// `ss-confirm-final-try: 1`. While a request is open whose signer was refused, no PIN goes
 /// to the token; when the portal named a signer, the token's certificate is read again (no
 /// PIN) and must still be that signer (the token may have been changed since the request
-/// screen).
+/// screen). A verified PIN passes the open request's biometric gate once a prompt was
+/// answered (failed, cancelled, locked out): the PIN screen is the biometric's fallback.
 #[tauri::command]
 pub async fn verify_pin(
     state: State<'_, AppState>,
@@ -419,14 +420,28 @@ pub async fn verify_pin(
         None => None,
     };
     let selector = state.key_selector();
-    state
+    let verified = state
         .with_token(move |w| {
             if expected.is_some() {
                 signer_gate::admit(expected.as_ref(), &w.signer(selector)?)?;
             }
             w.verify_pin(pin, confirm(confirm_final_try))
         })
-        .await
+        .await?;
+    // The PIN screen after a failed or cancelled biometric is its fallback: the verified
+    // PIN passes the request's gate (else signing asks for the PIN again, endlessly).
+    if let Some(shown) = shown.as_deref() {
+        let mut current = state.current();
+        if let Some(current) = current
+            .as_mut()
+            .filter(|c| c.request.request_id.as_str() == shown)
+        {
+            if let Some(step) = current.gate.pin_verified() {
+                current.step = step;
+            }
+        }
+    }
+    Ok(verified)
 }
 
 /// Signs the documents of the open request that are not signed yet (all of them the

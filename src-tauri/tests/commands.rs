@@ -499,3 +499,103 @@ fn biometric_gate_failure_never_touches_the_token_and_success_needs_a_session() 
     );
     assert_eq!(*auth.prompts.lock().unwrap(), vec![false, false, false]);
 }
+
+/// An app with biometrics on, replaying `outcomes`, and one open one-document request.
+fn biometric_app(outcomes: Vec<BiometricOutcome>) -> (Server, LabToken, TestApp, String) {
+    let token = LabToken::softhsm().unwrap();
+    token.apply_env();
+    let server = Server::start();
+    let mut settings = settings_for(&server.base, &token);
+    settings.biometric = BiometricSetting {
+        enabled: true,
+        ..Default::default()
+    };
+    let auth = Arc::new(Scripted {
+        outcomes: Mutex::new(outcomes),
+        prompts: Mutex::new(Vec::new()),
+    });
+    let app = TestApp::start(&settings, auth);
+    let link = server.create_request(1);
+    let id = link.rsplit('=').next().unwrap().to_owned();
+    assert_eq!(open(&app, &link)["gate"]["next"], "prompt");
+    (server, token, app, id)
+}
+
+/// The PIN screen the app shows after a failed biometric (the user pressed Cancel on the
+/// retry screen, then Sign) is the fallback: a verified PIN lets the request sign instead
+/// of answering `SS_PIN_REQUIRED` forever. A wrong PIN does not pass the gate.
+#[test]
+fn pin_after_a_failed_biometric_and_cancel_passes_the_gate() {
+    let (_server, _token, app, id) = biometric_app(vec![BiometricOutcome::Failed]);
+    let step = app
+        .invoke("biometric_prompt", json!({"requestId": id}))
+        .unwrap();
+    assert_eq!(step, json!({"next": "retryOrCancel", "failures": 1}));
+    // Cancel on the retry screen calls nothing; Sign then shows the PIN screen.
+    let err = app
+        .invoke(
+            "verify_pin",
+            json!({"pin": "654321", "confirmFinalTry": false}),
+        )
+        .unwrap_err();
+    assert_eq!(code(&err), "SS_PIN_INVALID");
+    let err = app
+        .invoke("sign_request", json!({"requestId": id}))
+        .unwrap_err();
+    assert_eq!(code(&err), "SS_PIN_REQUIRED", "a wrong PIN passes nothing");
+    app.invoke(
+        "verify_pin",
+        json!({"pin": "123456", "confirmFinalTry": false}),
+    )
+    .unwrap();
+    let done = app
+        .invoke("sign_request", json!({"requestId": id}))
+        .unwrap();
+    assert_eq!(done["signed"], 1);
+    assert_eq!(done["server"]["status"], "completed");
+}
+
+/// The same after the user dismissed the platform prompt itself.
+#[test]
+fn pin_after_a_cancelled_biometric_prompt_passes_the_gate() {
+    let (_server, _token, app, id) = biometric_app(vec![BiometricOutcome::Cancelled]);
+    let step = app
+        .invoke("biometric_prompt", json!({"requestId": id}))
+        .unwrap();
+    assert_eq!(step["next"], "cancelled");
+    app.invoke(
+        "verify_pin",
+        json!({"pin": "123456", "confirmFinalTry": false}),
+    )
+    .unwrap();
+    let done = app
+        .invoke("sign_request", json!({"requestId": id}))
+        .unwrap();
+    assert_eq!(done["signed"], 1);
+}
+
+/// The PIN is the fallback of a biometric that was tried, not a way around the prompt: a
+/// PIN verified before the prompt was ever shown leaves the gate closed.
+#[test]
+fn pin_before_any_biometric_prompt_leaves_the_gate_closed() {
+    let (_server, _token, app, id) = biometric_app(vec![BiometricOutcome::Success]);
+    app.invoke(
+        "verify_pin",
+        json!({"pin": "123456", "confirmFinalTry": false}),
+    )
+    .unwrap();
+    let err = app
+        .invoke("sign_request", json!({"requestId": id}))
+        .unwrap_err();
+    assert_eq!(code(&err), "SS_PIN_REQUIRED", "the prompt comes first");
+    // The prompt then passes with the session the PIN started.
+    let step = app
+        .invoke("biometric_prompt", json!({"requestId": id}))
+        .unwrap();
+    assert_eq!(step["next"], "skipPin");
+    assert_eq!(
+        app.invoke("sign_request", json!({"requestId": id}))
+            .unwrap()["signed"],
+        1
+    );
+}
