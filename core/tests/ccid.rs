@@ -418,7 +418,7 @@ fn echo_card() -> ccid_support::Card {
     Box::new(|apdu: &[u8]| {
         let mut r: Vec<u8> = apdu.iter().rev().copied().collect();
         r.extend_from_slice(&[0x90, 0x00]);
-        r
+        Some(r)
     })
 }
 
@@ -545,7 +545,7 @@ proptest! {
     ) {
         let response: Vec<u8> = (0..response_len).map(|i| (i as u8) ^ seed).collect();
         let answer = response.clone();
-        let card: ccid_support::Card = Box::new(move |_| answer.clone());
+        let card: ccid_support::Card = Box::new(move |_| Some(answer.clone()));
         let mut reader = SimReader::new(true, max_message_len, card);
         reader.transfer_size = transfer_size;
         reader.time_extensions = time_extensions;

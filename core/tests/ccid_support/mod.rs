@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use securesign_core::ccid::{BulkPipe, CcidDescriptor, PipeError};
 
-/// The card behind the simulated reader.
-pub type Card = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
+/// The card behind the simulated reader: a command APDU in, the response out, or `None`
+/// when the card went away during the command (the reader then answers ICC_MUTE with
+/// no ICC present, as a reader whose card was pulled does).
+pub type Card = Box<dyn FnMut(&[u8]) -> Option<Vec<u8>> + Send>;
 
 /// A CCID class descriptor (§5.1, Table 5.1-1) with the given `dwFeatures` and
 /// `dwMaxCCIDMessageLength`: one slot, 5 V / 3 V / 1.8 V, T=0 and T=1.
@@ -234,6 +236,13 @@ impl SimReader {
         let apdu = std::mem::take(&mut self.command);
         let response = (self.card)(&apdu);
         self.apdus.push(apdu);
+        let Some(response) = response else {
+            self.present = false;
+            self.powered = false;
+            // bmCommandStatus 1, bmICCStatus 2, bError ICC_MUTE (§6.2.6).
+            self.answer(0x80, seq, 0x42, 0xFE, 0x00, &[]);
+            return;
+        };
         self.response = response.into();
         self.send_response_part(seq, true);
     }
