@@ -145,6 +145,38 @@ fn descriptor_found_in_a_configuration() {
     ));
 }
 
+#[test]
+fn qemu_usb_ccid_descriptors_are_refused_as_tpdu_level() {
+    // The device + configuration descriptors of QEMU 7.2's emulated usb-ccid reader, as
+    // its guest kernel exposes them (/sys/bus/usb/devices/1-1/descriptors, what Android's
+    // getRawDescriptors() returns): an independent implementation's bytes, not ours.
+    // dwFeatures 0x000104FE = TPDU level; dwProtocols 1 = T=0; dwMaxCCIDMessageLength 65554.
+    let raw = h(concat!(
+        "12 01 10 01 00 00 00 40 e6 08 33 44 00 00 01 02",
+        "03 01 09 02 5d 00 01 01 00 e0 32 09 04 00 00 03",
+        "0b 00 00 04 36 21 10 01 00 07 01 00 00 00 a0 0f",
+        "00 00 00 00 01 00 00 80 25 00 00 00 c2 01 00 00",
+        "fe 00 00 00 00 00 00 00 00 00 00 00 fe 04 01 00",
+        "12 00 01 00 ff ff 00 00 01 01 07 05 81 03 40 00",
+        "ff 07 05 82 02 40 00 00 07 05 03 02 40 00 00",
+    ));
+    assert_eq!(raw.len(), 0x6F);
+    let err = CcidDescriptor::find_in_configuration(&raw).unwrap_err();
+    assert!(
+        matches!(err, CcidError::Unsupported(ref m) if m.contains("TPDU")),
+        "{err}"
+    );
+    assert_eq!(Error::from(err).code(), ErrorCode::NotSupported);
+    // Its class descriptor with the level bits set to short APDU level parses with the
+    // values the table gives.
+    let mut class = raw[0x24..0x24 + 0x36].to_vec();
+    class[42] = 0x02;
+    let d = CcidDescriptor::parse(&class).unwrap();
+    assert_eq!(d.max_message_len, 65_554);
+    assert_eq!(d.protocols, 1);
+    assert!(d.auto_voltage());
+}
+
 // ------------------------------------------------------------ §6.1 / §6.2 bulk messages
 
 #[test]
