@@ -537,6 +537,20 @@ fn a_silent_reader_is_a_timeout_and_nothing_is_sent_twice() {
 }
 
 #[test]
+fn an_inactive_card_is_present_and_needs_a_power_on() {
+    // §6.2.2 SlotStatus with bmCommandStatus 1, bmICCStatus 1 (present, inactive) and
+    // bError ICC_MUTE: a card is there; the link is broken until the next power-on.
+    let script = vec![
+        raw(0x80, 0, 0x00, 0x00, 0, &ATR),
+        raw(0x81, 1, 0x41, 0xFE, 0, &[]),
+    ];
+    let mut t =
+        CcidTransport::open(ScriptedPipe::new(script), descriptor(false, 271), 0, "sim").unwrap();
+    assert!(t.card_present().unwrap());
+    assert!(t.atr().is_none());
+}
+
+#[test]
 fn power_on_tries_voltages_from_the_lowest_class() {
     // No automatic voltage selection (dwFeatures without 0x08): 1.8 V, then 3 V, 5 V.
     let d = CcidDescriptor::parse(&descriptor_bytes(0x0002_0000, 271)).unwrap();

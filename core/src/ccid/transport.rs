@@ -177,7 +177,9 @@ impl<B: BulkPipe> CcidTransport<B> {
                     "GetSlotStatus finished with {other:?}"
                 )))
             }
+            // A failed GetSlotStatus still tells the slot's state (§6.2.6).
             Err(CcidError::CardAbsent) => IccStatus::Absent,
+            Err(CcidError::CardInactive { .. }) => IccStatus::Inactive,
             Err(e) => return Err(e),
         };
         if status != IccStatus::Active {
