@@ -567,6 +567,31 @@ fn power_on_tries_voltages_from_the_lowest_class() {
     assert_eq!(t.atr(), Some(&ATR[..]));
 }
 
+#[test]
+fn the_longest_apdu_and_response_survive_the_smallest_messages() {
+    // 65,544 = CLA INS P1 P2 00 Lc(2) 65,535 data bytes Le(2); 65,538 = 65,536 + SW.
+    let apdu: Vec<u8> = (0..65_544u32).map(|i| (i % 251) as u8).collect();
+    let response: Vec<u8> = (0..65_538u32).map(|i| (i % 241) as u8).collect();
+    let answer = response.clone();
+    let card: ccid_support::Card = Box::new(move |_| Some(answer.clone()));
+    let reader = SimReader::new(true, 271, card);
+    let mut t = CcidTransport::open(reader, descriptor(true, 271), 0, "sim").unwrap();
+    assert_eq!(
+        t.transmit_apdu(&apdu).unwrap().as_slice(),
+        response.as_slice()
+    );
+    assert_eq!(t.pipe_mut().apdus, vec![apdu.clone()]);
+    // 252 command parts and 252 response parts, each in its own message.
+    let xfrs = t.pipe_mut().frames.iter().filter(|f| f[0] == 0x6F).count();
+    assert_eq!(xfrs, 252 + 251);
+    let mut too_long = apdu;
+    too_long.push(0);
+    assert!(matches!(
+        t.transmit_apdu(&too_long),
+        Err(CcidError::InvalidCommand(_))
+    ));
+}
+
 // ------------------------------------------------------------------------ properties
 
 fn apdu_strategy() -> impl Strategy<Value = Vec<u8>> {
@@ -577,7 +602,7 @@ fn apdu_strategy() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn any_apdu_and_response_survive_extended_chaining(
