@@ -14,6 +14,7 @@ tests/lab/install.sh
 tests/lab/piv/install.sh
 server/install-test-deps.sh
 tests/app/install.sh
+core/tests/ccid_qemu/setup.sh   # QEMU's usb-ccid reader + a guest kernel (the CCID peer)
 
 section "Test tokens: kryoptic PKCS#11 module, virtual PIV card"
 tests/lab/build-kryoptic.sh
@@ -28,6 +29,9 @@ cargo nextest run --workspace --locked
 # nextest does not run doc tests; the server's include a compile-fail check (a handler
 # taking the API key cannot be routed without authentication).
 cargo test -p securesign-server --doc --locked
+
+section "CCID host over QEMU's emulated usb-ccid reader (an independent device-side peer) in a guest"
+cargo nextest run -p securesign-core --test ccid_qemu --run-ignored all --locked
 
 section "Vendored hyper: the body channel's tests (our patch, third_party/README.md)"
 (cd third_party/hyper && CARGO_TARGET_DIR="$root/target/third-party" cargo test --features full --lib body::chan)

@@ -11,12 +11,19 @@ out=${SECURESIGN_CCID_QEMU_DIR:-$here/../../../target/ccid-qemu}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+lists_fresh=""
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-x86
+    $sudo apt-get update -qq
+    lists_fresh=1
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
 fi
 
 cd "$out"
 if [ ! -f vmlinuz ] || [ ! -f busybox ]; then
+    # apt-get download and apt-cache need package lists (a fresh machine may have none).
+    [ -n "$lists_fresh" ] || $sudo apt-get update -qq
     kernel=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -1)
     rm -rf deb && mkdir deb && cd deb
     apt-get download "$kernel" busybox-static
