@@ -19,6 +19,7 @@ pub fn plugins(builder: tauri::Builder<Wry>) -> tauri::Builder<Wry> {
     builder
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_biometric::init())
+        .plugin(tauri_plugin_securesign_transport::init())
 }
 
 static HANDLE: OnceLock<AppHandle<Wry>> = OnceLock::new();
