@@ -31,6 +31,7 @@ import app.tauri.plugin.JSArray
 import app.tauri.plugin.JSObject
 import app.tauri.plugin.Plugin
 import java.io.IOException
+import java.util.concurrent.Executors
 import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.TimeUnit
 
@@ -43,9 +44,12 @@ private const val NFC_MIN_TIMEOUT_MS = 5000
 @InvokeArg class ReadArgs { var timeoutMs: Int = 10000 }
 @InvokeArg class ApduConnectArgs { var kind: String = "nfc"; var waitMs: Long = 60000; var timeoutMs: Int = NFC_MIN_TIMEOUT_MS }
 
+// Commands arrive on the main thread (Tauri's run_on_android_context): every blocking
+// transfer runs on `io`, one at a time and in order, and answers from there.
 @TauriPlugin
 class TransportPlugin(private val activity: Activity) : Plugin(activity) {
     private val usb = activity.getSystemService(Context.USB_SERVICE) as UsbManager
+    private val io = Executors.newSingleThreadExecutor()
 
     // The open USB device: connection, claimed CCID interface, its endpoints.
     private var device: UsbDevice? = null
@@ -158,9 +162,15 @@ class TransportPlugin(private val activity: Activity) : Plugin(activity) {
     fun usbBulkOut(invoke: Invoke) {
         val conn = connection ?: return invoke.reject("no USB device open", "disconnected")
         val data = Base64.decode(invoke.parseArgs(DataArgs::class.java).data, Base64.DEFAULT)
-        val n = conn.bulkTransfer(bulkOut, data, data.size, 5000)
-        if (n != data.size) return invoke.reject("bulk-OUT wrote $n of ${data.size} bytes", if (device == null) "disconnected" else "ioError")
-        invoke.resolve()
+        io.execute {
+            val n = conn.bulkTransfer(bulkOut, data, data.size, 5000)
+            data.fill(0) // may hold a VERIFY's PIN
+            if (n != data.size) {
+                invoke.reject("bulk-OUT wrote $n of ${data.size} bytes", if (device == null) "disconnected" else "ioError")
+            } else {
+                invoke.resolve()
+            }
+        }
     }
 
     @Command
@@ -173,11 +183,17 @@ class TransportPlugin(private val activity: Activity) : Plugin(activity) {
         val conn = connection ?: return invoke.reject("no USB device open", "disconnected")
         val endpoint = ep ?: return invoke.reject("no such endpoint", "notAvailable")
         val timeout = invoke.parseArgs(ReadArgs::class.java).timeoutMs
-        val buf = ByteArray(maxOf(endpoint.maxPacketSize, 65544))
-        val n = conn.bulkTransfer(endpoint, buf, buf.size, timeout)
-        // bulkTransfer returns -1 for both a timeout and a failure; a gone device is seen by the detach receiver.
-        if (n < 0) return invoke.reject("no data", if (device == null) "disconnected" else "timeout")
-        invoke.resolve(JSObject().put("data", b64(buf.copyOf(n))))
+        // Before Android 9 one transfer carries at most 16 KiB; an extended CCID message is up to 65544 bytes.
+        val buf = ByteArray(if (Build.VERSION.SDK_INT >= 28) 65544 else 16384)
+        io.execute {
+            val n = conn.bulkTransfer(endpoint, buf, buf.size, timeout)
+            // -1 is both a timeout and a failure; a gone device is seen by the detach receiver.
+            if (n < 0) {
+                invoke.reject("no data", if (device == null) "disconnected" else "timeout")
+            } else {
+                invoke.resolve(JSObject().put("data", b64(buf.copyOf(n))))
+            }
+        }
     }
 
     @Command
@@ -201,7 +217,7 @@ class TransportPlugin(private val activity: Activity) : Plugin(activity) {
         tags.clear()
         val flags = NfcAdapter.FLAG_READER_NFC_A or NfcAdapter.FLAG_READER_NFC_B or NfcAdapter.FLAG_READER_SKIP_NDEF_CHECK
         adapter.enableReaderMode(activity, { tag -> tags.offer(tag) }, flags, null)
-        // Waits off the main thread: run_mobile_plugin calls arrive on a plugin thread.
+        // Waits for the tap off the main thread (and off `io`).
         Thread {
             val tag = tags.poll(args.waitMs, TimeUnit.MILLISECONDS)
                 ?: return@Thread invoke.reject("no card was tapped", "cardAbsent")
@@ -229,17 +245,19 @@ class TransportPlugin(private val activity: Activity) : Plugin(activity) {
     fun apduTransmit(invoke: Invoke) {
         val dep = isoDep ?: return invoke.reject("no card connected", "cardAbsent")
         val apdu = Base64.decode(invoke.parseArgs(DataArgs::class.java).data, Base64.DEFAULT)
-        try {
-            val response = dep.transceive(apdu)
-            invoke.resolve(JSObject().put("data", b64(response)))
-        } catch (e: TagLostException) {
-            isoDep = null
-            invoke.reject("the card left the field", "cardAbsent")
-        } catch (e: IOException) {
-            isoDep = null
-            invoke.reject(e.message ?: "NFC transceive failed", "ioError")
-        } finally {
-            apdu.fill(0)
+        io.execute {
+            try {
+                val response = dep.transceive(apdu)
+                invoke.resolve(JSObject().put("data", b64(response)))
+            } catch (e: TagLostException) {
+                isoDep = null
+                invoke.reject("the card left the field", "cardAbsent")
+            } catch (e: IOException) {
+                isoDep = null
+                invoke.reject(e.message ?: "NFC transceive failed", "ioError")
+            } finally {
+                apdu.fill(0) // may hold a VERIFY's PIN
+            }
         }
     }
 
