@@ -134,8 +134,14 @@ fn denied_in(crates: &BTreeSet<String>) -> Vec<String> {
 
 fn assert_phone_graph(target: &str) {
     let crates = graph(target);
-    // A real graph, not an empty or failed listing.
-    for expected in ["securesign-app", "securesign-core", "tauri"] {
+    // A real graph, not an empty or failed listing; and the phones' token transport plugin
+    // is in it, so its dependencies are checked too.
+    for expected in [
+        "securesign-app",
+        "securesign-core",
+        "tauri",
+        "tauri-plugin-securesign-transport",
+    ] {
         assert!(
             crates.contains(expected),
             "{target}: {expected} missing from the graph ({} crates)",
