@@ -429,27 +429,11 @@ impl BiometricAuthenticator for Scripted {
 
 #[test]
 fn biometric_gate_failure_never_touches_the_token_and_success_needs_a_session() {
-    let token = LabToken::softhsm().unwrap();
-    token.apply_env();
-    let server = Server::start();
-    let mut settings = settings_for(&server.base, &token);
-    settings.biometric = BiometricSetting {
-        enabled: true,
-        ..Default::default()
-    };
-    let auth = Arc::new(Scripted {
-        outcomes: Mutex::new(vec![
-            BiometricOutcome::Failed,
-            BiometricOutcome::Success,
-            BiometricOutcome::Success,
-        ]),
-        prompts: Mutex::new(Vec::new()),
-    });
-    let app = TestApp::start(&settings, auth.clone());
-    let link = server.create_request(1);
-    let id = link.rsplit('=').next().unwrap().to_owned();
-    let view = open(&app, &link);
-    assert_eq!(view["gate"]["next"], "prompt");
+    let (server, _token, app, id, auth) = biometric_app(vec![
+        BiometricOutcome::Failed,
+        BiometricOutcome::Success,
+        BiometricOutcome::Success,
+    ]);
     let err = app
         .invoke("sign_request", json!({"requestId": id}))
         .unwrap_err();
@@ -500,8 +484,11 @@ fn biometric_gate_failure_never_touches_the_token_and_success_needs_a_session() 
     assert_eq!(*auth.prompts.lock().unwrap(), vec![false, false, false]);
 }
 
-/// An app with biometrics on, replaying `outcomes`, and one open one-document request.
-fn biometric_app(outcomes: Vec<BiometricOutcome>) -> (Server, LabToken, TestApp, String) {
+/// An app with biometrics on, replaying `outcomes`, and one open one-document request
+/// (its gate asks for the prompt first); the authenticator records the prompts.
+fn biometric_app(
+    outcomes: Vec<BiometricOutcome>,
+) -> (Server, LabToken, TestApp, String, Arc<Scripted>) {
     let token = LabToken::softhsm().unwrap();
     token.apply_env();
     let server = Server::start();
@@ -514,11 +501,11 @@ fn biometric_app(outcomes: Vec<BiometricOutcome>) -> (Server, LabToken, TestApp,
         outcomes: Mutex::new(outcomes),
         prompts: Mutex::new(Vec::new()),
     });
-    let app = TestApp::start(&settings, auth);
+    let app = TestApp::start(&settings, auth.clone());
     let link = server.create_request(1);
     let id = link.rsplit('=').next().unwrap().to_owned();
     assert_eq!(open(&app, &link)["gate"]["next"], "prompt");
-    (server, token, app, id)
+    (server, token, app, id, auth)
 }
 
 /// The PIN screen the app shows after a failed biometric (the user pressed Cancel on the
@@ -526,7 +513,7 @@ fn biometric_app(outcomes: Vec<BiometricOutcome>) -> (Server, LabToken, TestApp,
 /// of answering `SS_PIN_REQUIRED` forever. A wrong PIN does not pass the gate.
 #[test]
 fn pin_after_a_failed_biometric_and_cancel_passes_the_gate() {
-    let (_server, _token, app, id) = biometric_app(vec![BiometricOutcome::Failed]);
+    let (_server, _token, app, id, _) = biometric_app(vec![BiometricOutcome::Failed]);
     let step = app
         .invoke("biometric_prompt", json!({"requestId": id}))
         .unwrap();
@@ -558,7 +545,7 @@ fn pin_after_a_failed_biometric_and_cancel_passes_the_gate() {
 /// The same after the user dismissed the platform prompt itself.
 #[test]
 fn pin_after_a_cancelled_biometric_prompt_passes_the_gate() {
-    let (_server, _token, app, id) = biometric_app(vec![BiometricOutcome::Cancelled]);
+    let (_server, _token, app, id, _) = biometric_app(vec![BiometricOutcome::Cancelled]);
     let step = app
         .invoke("biometric_prompt", json!({"requestId": id}))
         .unwrap();
@@ -578,7 +565,7 @@ fn pin_after_a_cancelled_biometric_prompt_passes_the_gate() {
 /// PIN verified before the prompt was ever shown leaves the gate closed.
 #[test]
 fn pin_before_any_biometric_prompt_leaves_the_gate_closed() {
-    let (_server, _token, app, id) = biometric_app(vec![BiometricOutcome::Success]);
+    let (_server, _token, app, id, _) = biometric_app(vec![BiometricOutcome::Success]);
     app.invoke(
         "verify_pin",
         json!({"pin": "123456", "confirmFinalTry": false}),

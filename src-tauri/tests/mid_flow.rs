@@ -35,9 +35,16 @@ fn setup() -> (Server, LabToken, TestApp) {
     (server, token, app)
 }
 
-/// Starts signing `id` in the background (as the page does) and returns, with the batch
-/// still running, once two documents are signed; the receiver gets the command's answer.
-fn sign_until_two_are_done(app: &TestApp, id: &str) -> mpsc::Receiver<Result<Value, Value>> {
+/// Opens `link`, verifies the PIN, starts signing in the background (as the page does) and
+/// returns, with the batch still running, once two documents are signed; the receiver gets
+/// the command's answer.
+fn open_and_sign_until_two_are_done(
+    app: &TestApp,
+    link: &str,
+) -> mpsc::Receiver<Result<Value, Value>> {
+    app.invoke("open_request", json!({ "link": link })).unwrap();
+    app.invoke("verify_pin", json!({"pin": "123456"})).unwrap();
+    let id = request_id(link);
     let (tx, events) = mpsc::channel();
     app.app.listen_any("token-event", move |event| {
         let payload: Value = serde_json::from_str(event.payload()).unwrap();
@@ -46,7 +53,7 @@ fn sign_until_two_are_done(app: &TestApp, id: &str) -> mpsc::Receiver<Result<Val
         }
     });
     let (answer_tx, answer) = mpsc::channel();
-    let (window, id) = (app.main(), id.to_owned());
+    let window = app.main();
     std::thread::spawn(move || {
         let _ = answer_tx.send(invoke_from(
             &window,
@@ -131,13 +138,9 @@ fn a_link_arriving_after_the_pin_waits_and_the_pin_signs_only_the_open_request()
 #[test]
 fn a_link_arriving_mid_batch_keeps_the_signatures_made_and_declining_lets_it_open() {
     let (server, _token, app) = setup();
-    let n = 300;
-    let (link_a, link_b) = (server.create_request(n), server.create_request(1));
+    let (link_a, link_b) = (server.create_request(300), server.create_request(1));
     let id_a = request_id(&link_a);
-    app.invoke("open_request", json!({ "link": link_a }))
-        .unwrap();
-    app.invoke("verify_pin", json!({"pin": "123456"})).unwrap();
-    let answer = sign_until_two_are_done(&app, &id_a);
+    let answer = open_and_sign_until_two_are_done(&app, &link_a);
     // B arrives while A's batch runs: refused, A's batch goes on.
     let err = app
         .invoke("open_request", json!({ "link": link_b }))
@@ -163,13 +166,9 @@ fn a_link_arriving_mid_batch_keeps_the_signatures_made_and_declining_lets_it_ope
 #[test]
 fn a_page_reloaded_mid_flow_gets_the_open_request_back_with_its_signatures() {
     let (server, _token, app) = setup();
-    let n = 300;
-    let (link_a, link_b) = (server.create_request(n), server.create_request(1));
+    let (link_a, link_b) = (server.create_request(300), server.create_request(1));
     let id_a = request_id(&link_a);
-    app.invoke("open_request", json!({ "link": link_a }))
-        .unwrap();
-    app.invoke("verify_pin", json!({"pin": "123456"})).unwrap();
-    let answer = sign_until_two_are_done(&app, &id_a);
+    let answer = open_and_sign_until_two_are_done(&app, &link_a);
     let kept = cancel_and_count_kept(&app, &answer, &id_a);
     securesign_app::links::deliver(app.app.handle(), link_b.clone());
 
