@@ -65,11 +65,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        if !json_content_type(req.headers()) {
-            return Err(ApiError::bad_request(
-                "Expected request with `Content-Type: application/json`",
-            ));
-        }
+        require_json(req.headers())?;
         // The route's `DefaultBodyLimit`, as axum's extractors apply it.
         read_whole(req.into_limited_body()).await.map(Self)
     }
@@ -83,11 +79,7 @@ pub async fn read_json_capped<T: DeserializeOwned>(
     req: Request,
     limit: usize,
 ) -> Result<T, ApiError> {
-    if !json_content_type(req.headers()) {
-        return Err(ApiError::bad_request(
-            "Expected request with `Content-Type: application/json`",
-        ));
-    }
+    require_json(req.headers())?;
     let body = Body::new(http_body_util::Limited::new(req.into_body(), limit));
     let bytes = read_whole(body).await?;
     match Json::<T>::from_bytes(&bytes) {
@@ -157,6 +149,17 @@ fn body_read_error(err: &axum::Error) -> ApiError {
 /// Whether the request says its body is JSON, by the rule of axum's `Json`: a single
 /// parseable media type `application/json` or `application/*+json`, any parameters.
 /// The usual exact spelling is recognised without parsing.
+/// `SS_BAD_REQUEST` (axum's text) unless the request says its body is JSON.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    if json_content_type(headers) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "Expected request with `Content-Type: application/json`",
+        ))
+    }
+}
+
 fn json_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return false;

@@ -58,11 +58,15 @@ pub const RESULT_BODY_FIXED_BYTES: usize =
 /// 4 UTF-8 bytes each: 512 bytes), and 128 bytes for field names, punctuation and
 /// whitespace. Raw: 2,008 bytes; CMS: 27,948 bytes.
 pub const fn result_body_bytes_per_document(format: SignatureFormat) -> usize {
-    let signature = match format {
+    base64_len(max_signature_bytes(format)) + 4 * 128 + 128
+}
+
+/// The largest signature (decoded) accepted in `format`.
+const fn max_signature_bytes(format: SignatureFormat) -> usize {
+    match format {
         SignatureFormat::Raw => MAX_SIGNATURE_BYTES,
         SignatureFormat::Cms => MAX_CMS_BYTES,
-    };
-    base64_len(signature) + 4 * 128 + 128
+    }
 }
 
 /// The largest result body accepted for a request of `documents` documents in `format`:
@@ -402,10 +406,7 @@ pub async fn submit_result(
             )));
         }
     }
-    let max_signature = match format {
-        SignatureFormat::Raw => MAX_SIGNATURE_BYTES,
-        SignatureFormat::Cms => MAX_CMS_BYTES,
-    };
+    let max_signature = max_signature_bytes(format);
     let certificate = decode_b64(&body.certificate, MAX_CERTIFICATE_BYTES, "certificate")?;
     let mut checks = Vec::with_capacity(documents.len());
     for doc in &documents {
@@ -646,10 +647,7 @@ mod tests {
             (SignatureFormat::Cms, 1),
             (SignatureFormat::Cms, 20),
         ] {
-            let signature = match format {
-                SignatureFormat::Raw => MAX_SIGNATURE_BYTES,
-                SignatureFormat::Cms => MAX_CMS_BYTES,
-            };
+            let signature = max_signature_bytes(format);
             let body = serde_json::json!({
                 "certificate": b64(MAX_CERTIFICATE_BYTES),
                 "chain": vec![b64(MAX_CERTIFICATE_BYTES); MAX_CHAIN_CERTIFICATES],
