@@ -291,26 +291,31 @@ pub fn invoke_raw(
     body: Vec<u8>,
     headers: tauri::http::HeaderMap,
 ) -> Result<Value, Value> {
-    tauri::test::get_ipc_response(
+    invoke_with(
         window,
-        InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Raw(body),
-            headers,
-            invoke_key: INVOKE_KEY.to_string(),
-        },
+        "tauri://localhost",
+        cmd,
+        InvokeBody::Raw(body),
+        headers,
     )
-    .map(|body| body.deserialize::<Value>().unwrap())
 }
 
+/// Invokes `cmd` with JSON `args` as a page at `url` would.
 pub fn invoke_from(
     window: &WebviewWindow<MockRuntime>,
     url: &str,
     cmd: &str,
     args: Value,
+) -> Result<Value, Value> {
+    invoke_with(window, url, cmd, InvokeBody::Json(args), Default::default())
+}
+
+fn invoke_with(
+    window: &WebviewWindow<MockRuntime>,
+    url: &str,
+    cmd: &str,
+    body: InvokeBody,
+    headers: tauri::http::HeaderMap,
 ) -> Result<Value, Value> {
     tauri::test::get_ipc_response(
         window,
@@ -319,8 +324,8 @@ pub fn invoke_from(
             callback: CallbackFn(0),
             error: CallbackFn(1),
             url: url.parse().unwrap(),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
+            body,
+            headers,
             invoke_key: INVOKE_KEY.to_string(),
         },
     )
