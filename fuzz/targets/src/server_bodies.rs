@@ -167,6 +167,11 @@ impl Case {
         }
     }
 
+    /// `GET uri` with no body (with the portal key when `authed`).
+    async fn get(&self, uri: &str, authed: bool) -> Reply {
+        self.call(Method::GET, uri, authed, None, Vec::new()).await
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -289,26 +294,14 @@ impl Case {
         let posted = sent["documents"].as_array().map_or(0, Vec::len);
         let (session_id, request_id) = Self::created(&reply);
         let request = self
-            .call(
-                Method::GET,
-                &format!("/v1/sign-requests/{request_id}"),
-                false,
-                None,
-                Vec::new(),
-            )
+            .get(&format!("/v1/sign-requests/{request_id}"), false)
             .await;
         assert_eq!(request.status, StatusCode::OK, "{}", request.json);
         assert_eq!(request.json["status"], "pending");
         let documents = request.json["documents"].as_array().map_or(0, Vec::len);
         assert_eq!(documents, posted, "documents posted and stored differ");
         let status = self
-            .call(
-                Method::GET,
-                &format!("/v1/auth/session/{session_id}"),
-                true,
-                None,
-                Vec::new(),
-            )
+            .get(&format!("/v1/auth/session/{session_id}"), true)
             .await;
         assert_eq!(status.status, StatusCode::OK);
         assert_eq!(status.json["status"], "pending");
@@ -352,22 +345,10 @@ impl Case {
             )
             .await;
         let request = self
-            .call(
-                Method::GET,
-                &format!("/v1/sign-requests/{request_id}"),
-                false,
-                None,
-                Vec::new(),
-            )
+            .get(&format!("/v1/sign-requests/{request_id}"), false)
             .await;
         let status = self
-            .call(
-                Method::GET,
-                &format!("/v1/auth/session/{session_id}"),
-                true,
-                None,
-                Vec::new(),
-            )
+            .get(&format!("/v1/auth/session/{session_id}"), true)
             .await;
         if reply.status == StatusCode::OK {
             assert_eq!(reply.json["status"], "completed");
@@ -426,15 +407,7 @@ impl Case {
                 path.push_str(&format!("%{b:02X}"));
             }
         }
-        let read = self
-            .call(
-                Method::GET,
-                &format!("/v1/sign-requests/{path}"),
-                false,
-                None,
-                Vec::new(),
-            )
-            .await;
+        let read = self.get(&format!("/v1/sign-requests/{path}"), false).await;
         assert_ne!(
             read.status,
             StatusCode::OK,
