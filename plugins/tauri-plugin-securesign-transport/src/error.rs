@@ -13,6 +13,12 @@ pub enum Error {
     /// The USB reader's CCID layer failed.
     #[error(transparent)]
     Ccid(#[from] CcidError),
+    /// The core refused the token (no PIV application, a card error).
+    #[error(transparent)]
+    Core(securesign_core::Error),
+    /// The setting does not say which token to use and several are there.
+    #[error("{0}")]
+    Choice(String),
     /// The native plugin could not be registered.
     #[cfg(mobile)]
     #[error(transparent)]
@@ -20,7 +26,8 @@ pub enum Error {
 }
 
 /// Into the core's one error: no card, no reader, a cancelled NFC prompt →
-/// `SS_TOKEN_NOT_PRESENT`; no such hardware here → `SS_NOT_SUPPORTED`; anything else →
+/// `SS_TOKEN_NOT_PRESENT`; no such hardware here → `SS_NOT_SUPPORTED`; several tokens and no
+/// choice → `SS_CONFIG`; anything else →
 /// `SS_TOKEN_ERROR`.
 impl From<Error> for securesign_core::Error {
     fn from(e: Error) -> Self {
@@ -30,6 +37,8 @@ impl From<Error> for securesign_core::Error {
             }
             Error::Raw(RawError::NotAvailable(detail)) => Self::NotSupported(detail),
             Error::Ccid(e) => e.into(),
+            Error::Core(e) => e,
+            Error::Choice(detail) => Self::Config(detail),
             other => Self::Token(other.to_string()),
         }
     }

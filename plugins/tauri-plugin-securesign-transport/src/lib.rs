@@ -10,7 +10,9 @@
 //!   (`run_mobile_plugin` in `mobile.rs`, "not available" in `desktop.rs`);
 //! * [`usb`]: the core's `CcidTransport` over the raw bulk transfers (Android USB host);
 //! * [`apdu_link`]: an `ApduTransport` that forwards one APDU to the platform (NFC,
-//!   TKSmartCard); chaining and PIV stay in the core.
+//!   TKSmartCard); chaining and PIV stay in the core;
+//! * [`token`]: which link reaches the token ([`PhoneLink`]), its PIV backend over it, and
+//!   its presence; [`presence_watch`] reports its removal from a thread.
 //!
 //! The webview gets no command of this plugin (the default permission set is empty): only
 //! the app's Rust calls it.
@@ -28,14 +30,18 @@ mod error;
 #[cfg(mobile)]
 pub mod mobile;
 pub mod models;
+pub mod presence_watch;
 pub mod raw;
+pub mod token;
 pub mod usb;
 
 pub use apdu_link::PlatformApduTransport;
 pub use bridge::{Bridge, PluginCall};
 pub use error::Error;
 pub use models::{ApduLinkInfo, ApduLinkKind, UsbDevice};
+pub use presence_watch::PresenceWatcher;
 pub use raw::{RawError, RawTransfers};
+pub use token::{open_phone_token, OpenPhoneToken, PhoneLink, PhoneToken, Presence};
 pub use usb::{PluginBulkPipe, UsbCcidTransport};
 
 /// The platform behind the plugin on this target.
@@ -82,6 +88,12 @@ impl<C: PluginCall> TokenTransport<C> {
         wait: Duration,
     ) -> Result<PlatformApduTransport<Bridge<C>>, Error> {
         Ok(PlatformApduTransport::open(self.raw(), kind, wait)?)
+    }
+}
+
+impl<C: PluginCall> OpenPhoneToken for TokenTransport<C> {
+    fn open_token(&self, link: &PhoneLink, wait: Duration) -> Result<PhoneToken, Error> {
+        open_phone_token(self.raw(), link, wait)
     }
 }
 

@@ -48,7 +48,14 @@ pub struct State {
     pub answer_next_transmit: Option<Vec<u8>>,
     /// Every APDU the APDU link carried to the card.
     pub apdus: Vec<Vec<u8>>,
+    /// More CCID devices `usbDevices` lists (beside the simulated reader).
+    pub other_devices: Vec<UsbDevice>,
+    /// No USB host here: `usbDevices` is `notAvailable` (iOS, a phone without OTG).
+    pub no_usb_host: bool,
 }
+
+/// The simulated reader's device name.
+pub const SIM_DEVICE: &str = "/dev/bus/usb/001/002";
 
 /// The scripted platform (cheap to clone: shared state).
 #[derive(Clone, Default)]
@@ -120,12 +127,21 @@ pub fn raw_descriptors(ccid_class_descriptor: &[u8]) -> Vec<u8> {
 impl RawTransfers for Platform {
     fn usb_devices(&mut self) -> Result<Vec<UsbDevice>, RawError> {
         self.log("usbDevices");
-        Ok(vec![UsbDevice {
-            name: "/dev/bus/usb/001/002".into(),
-            vendor_id: 0x1050,
-            product_id: 0x0407,
-            product: Some("simulated".into()),
-        }])
+        let s = self.state();
+        if s.no_usb_host {
+            return Err(RawError::NotAvailable("no USB host".into()));
+        }
+        let mut devices = Vec::new();
+        if s.reader.is_some() && !s.detached {
+            devices.push(UsbDevice {
+                name: SIM_DEVICE.into(),
+                vendor_id: 0x1050,
+                product_id: 0x0407,
+                product: Some("simulated".into()),
+            });
+        }
+        devices.extend(s.other_devices.iter().cloned());
+        Ok(devices)
     }
 
     fn usb_open(&mut self, device_name: &str) -> Result<UsbOpened, RawError> {
