@@ -1,11 +1,11 @@
-//! Whether the certificate the token holds may sign the request on screen, decided after
-//! the certificate is read (a public object: no PIN, no login) and before any PIN screen.
+//! Whether the certificate the token holds may sign a request, decided after the
+//! certificate is read (a public object: no PIN, no login) and before any PIN is asked.
 //!
-//! Two refusals get their own screen, with no PIN field: the portal named a signer and the
-//! token holds someone else's certificate (`SS_SIGNER_MISMATCH`), or the certificate's key
-//! usage forbids signatures (`SS_CERT_KEY_USAGE`). Other problems (no token, expired
-//! certificate, …) stay the request screen's blocker. Platform-neutral: no Tauri, no token
-//! calls; the commands feed it what the token worker read.
+//! Two refusals are shown on their own, with no PIN entry: the portal named a signer and
+//! the token holds someone else's certificate (`SS_SIGNER_MISMATCH`), or the certificate's
+//! key usage forbids signatures (`SS_CERT_KEY_USAGE`). Other problems (no token, expired
+//! certificate, …) block signing as they are. Platform-neutral: no Tauri, no token calls;
+//! the app's commands and the CLI feed it what the token read.
 
 use securesign_core::cert::CertificateInfo;
 use securesign_core::signer::SignerRequirement;

@@ -1,186 +1,32 @@
-//! Client for the app side of the SecureSign REST API (reqwest + rustls).
-//!
-//! The request id is the only credential: no API key lives in the app. Answers are
-//! size-capped and checked before anything reaches the UI.
+//! The app's REST client: `securesign-client`'s [`securesign_client::api::ApiClient`]
+//! (shared with the CLI: API types and calls, the checks of a request) with the app's
+//! user agent and its errors as the UI receives them.
 
-use std::time::Duration;
-
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use securesign_core::deeplink::RequestId;
-use securesign_core::digest::Sha256Digest;
-use securesign_core::signer::SignerRequirement;
-use securesign_core::{ErrorBody, ErrorCode};
-use serde::{Deserialize, Serialize};
 use url::Url;
+
+pub use securesign_client::api::{Document, FinishResponse, SignRequest, SignatureFormat, Tenant};
 
 use crate::error::CommandError;
 
-/// Largest answer body we read.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Whole-request timeout.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Who asks for the signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Tenant {
-    /// `org_…`.
-    pub id: String,
-    /// Name shown to the signer.
-    pub display_name: String,
-}
-
-/// A document of a request, as the server sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireDocument {
-    id: String,
-    name: String,
-    digest_algorithm: String,
-    digest: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireRequest {
-    request_id: String,
-    tenant: Tenant,
-    origin: String,
-    expires_at: String,
-    documents: Vec<WireDocument>,
-    /// Absent from servers that only know raw signatures.
-    #[serde(default)]
-    signature_format: SignatureFormat,
-    /// The signer the portal expects; absent when it named none. Read as a value first so
-    /// that a requirement this app cannot understand is a clear refusal, not a parse error.
-    #[serde(default)]
-    expected_signer: Option<serde_json::Value>,
-}
-
-/// What the portal asked to receive for each document.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignatureFormat {
-    /// The token's signature over the document digest (RSA PKCS#1 v1.5 or DER ECDSA).
-    #[default]
-    Raw,
-    /// A detached CMS `SignedData` (DER) whose signed attributes carry the document digest.
-    Cms,
-}
-
-/// A document to sign, checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Document {
-    /// The portal's id.
-    pub id: String,
-    /// Name shown to the signer.
-    pub name: String,
-    /// SHA-256 digest to sign.
-    #[serde(skip)]
-    pub digest: Sha256Digest,
-}
-
-/// A pending signing request, checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SignRequest {
-    /// Its id.
-    pub request_id: RequestId,
-    /// Who asks.
-    pub tenant: Tenant,
-    /// The portal origin the server verified against the tenant's whitelist.
-    pub origin: String,
-    /// RFC 3339 UTC.
-    pub expires_at: String,
-    /// What to sign.
-    pub documents: Vec<Document>,
-    /// Raw signatures or detached CMS.
-    pub signature_format: SignatureFormat,
-    /// The signer the portal expects (checked before any PIN is asked), if it named one.
-    #[serde(skip)]
-    pub expected_signer: Option<SignerRequirement>,
-}
-
-impl SignRequest {
-    /// True when the request's expiry is at or before `now` (an unparsable expiry counts
-    /// as expired: the server's word decides, we only avoid a useless token operation).
-    pub fn expired_at(&self, now: time::OffsetDateTime) -> bool {
-        time::OffsetDateTime::parse(
-            &self.expires_at,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .map_or(true, |expiry| expiry <= now)
-    }
-}
-
-/// One signature to submit.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WireSignature {
-    document_id: String,
-    signature: String,
-}
-
-#[derive(Debug, Serialize)]
-struct WireResult {
-    certificate: String,
-    signatures: Vec<WireSignature>,
-}
-
-/// The server's answer to a result or cancel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FinishResponse {
-    /// `completed` or `cancelled`.
-    pub status: String,
-    /// Verification algorithm, for a result.
-    #[serde(default)]
-    pub signature_algorithm: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireErrorEnvelope {
-    error: WireErrorDetail,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireErrorDetail {
-    code: String,
-    message: String,
-}
-
 /// The REST client, bound to the base URL from settings.
 #[derive(Debug, Clone)]
-pub struct ApiClient {
-    base: Url,
-    http: reqwest::Client,
-}
+pub struct ApiClient(securesign_client::api::ApiClient);
 
 impl ApiClient {
     /// A client for `base` (already validated by the settings).
     pub fn new(base: Url) -> Result<Self, CommandError> {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("SecureSign-App/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| CommandError::new(ErrorCode::Internal, format!("HTTP client: {e}")))?;
-        Ok(Self { base, http })
+        securesign_client::api::ApiClient::new(
+            base,
+            concat!("SecureSign-App/", env!("CARGO_PKG_VERSION")),
+        )
+        .map(Self)
+        .map_err(from_client)
     }
 
-    fn url(&self, id: &RequestId, suffix: &str) -> Result<Url, CommandError> {
-        self.base
-            .join(&format!("v1/sign-requests/{}{suffix}", id.as_str()))
-            .map_err(|e| CommandError::new(ErrorCode::Config, format!("API URL: {e}")))
-    }
-
-    /// `GET /v1/sign-requests/{id}`.
+    /// `GET /v1/sign-requests/{id}`, checked.
     pub async fn sign_request(&self, id: &RequestId) -> Result<SignRequest, CommandError> {
-        let response = self.http.get(self.url(id, "")?).send().await;
-        let wire: WireRequest = self.answer(response).await?;
-        check_request(id, wire)
+        self.0.sign_request(id).await.map_err(from_client)
     }
 
     /// `POST /v1/sign-requests/{id}/result` with the certificate and one signature per document.
@@ -190,283 +36,18 @@ impl ApiClient {
         certificate_der: &[u8],
         signatures: Vec<(String, Vec<u8>)>,
     ) -> Result<FinishResponse, CommandError> {
-        let body = WireResult {
-            certificate: BASE64.encode(certificate_der),
-            signatures: signatures
-                .into_iter()
-                .map(|(document_id, sig)| WireSignature {
-                    document_id,
-                    signature: BASE64.encode(sig),
-                })
-                .collect(),
-        };
-        let response = self
-            .http
-            .post(self.url(id, "/result")?)
-            .json(&body)
-            .send()
-            .await;
-        self.answer(response).await
+        self.0
+            .submit_result(id, certificate_der, signatures)
+            .await
+            .map_err(from_client)
     }
 
     /// `POST /v1/sign-requests/{id}/cancel`.
     pub async fn cancel(&self, id: &RequestId) -> Result<FinishResponse, CommandError> {
-        let response = self.http.post(self.url(id, "/cancel")?).send().await;
-        self.answer(response).await
-    }
-
-    async fn answer<T: serde::de::DeserializeOwned>(
-        &self,
-        response: reqwest::Result<reqwest::Response>,
-    ) -> Result<T, CommandError> {
-        let host = self.base.host_str().unwrap_or("?").to_owned();
-        let mut response = response.map_err(|e| unreachable(&host, &e))?;
-        let status = response.status();
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-        {
-            return Err(bad_answer("the answer is too large"));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(&host, &e))? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(bad_answer("the answer is too large"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|_| bad_answer("unexpected answer"));
-        }
-        Err(server_error(status, &body))
+        self.0.cancel(id).await.map_err(from_client)
     }
 }
 
-/// Maps a server error envelope to the app's error, keeping the server's code.
-fn server_error(status: reqwest::StatusCode, body: &[u8]) -> CommandError {
-    match serde_json::from_slice::<WireErrorEnvelope>(body) {
-        Ok(envelope) => {
-            let quoted = format!("\"{}\"", envelope.error.code);
-            let code = serde_json::from_str::<ErrorCode>(&quoted).unwrap_or(ErrorCode::Internal);
-            CommandError(ErrorBody {
-                code,
-                message: envelope.error.message.chars().take(300).collect(),
-                resolution: code.resolution().to_owned(),
-                retries: None,
-            })
-        }
-        Err(_) => CommandError::new(
-            ErrorCode::Network,
-            format!("the SecureSign API answered HTTP {}", status.as_u16()),
-        ),
-    }
-}
-
-fn unreachable(host: &str, err: &reqwest::Error) -> CommandError {
-    let what = if err.is_timeout() {
-        "did not answer in time"
-    } else {
-        "cannot be reached"
-    };
-    CommandError::new(
-        ErrorCode::Network,
-        format!("the SecureSign API at {host} {what}"),
-    )
-}
-
-/// The API answered something we cannot use: a network-side problem, not the app's.
-fn bad_answer(why: &str) -> CommandError {
-    CommandError::new(ErrorCode::Network, format!("SecureSign API: {why}"))
-}
-
-fn printable(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
-}
-
-/// Checks a request before it reaches the UI or the token.
-fn check_request(asked: &RequestId, wire: WireRequest) -> Result<SignRequest, CommandError> {
-    if wire.request_id != asked.as_str() {
-        return Err(bad_answer("the answer is for another request"));
-    }
-    if wire.documents.is_empty() || wire.documents.len() > 500 {
-        return Err(bad_answer("the request has no or too many documents"));
-    }
-    if !printable(&wire.tenant.display_name, 200) || !printable(&wire.origin, 300) {
-        return Err(bad_answer("the request names no tenant or origin"));
-    }
-    let documents = wire
-        .documents
-        .into_iter()
-        .map(|d| {
-            if d.digest_algorithm != "SHA-256" || !printable(&d.id, 200) || !printable(&d.name, 300)
-            {
-                return Err(bad_answer("a document is malformed"));
-            }
-            let bytes = BASE64
-                .decode(&d.digest)
-                .map_err(|_| bad_answer("a document digest is malformed"))?;
-            let digest = Sha256Digest::from_slice(&bytes)
-                .map_err(|_| bad_answer("a document digest is malformed"))?;
-            Ok(Document {
-                id: d.id,
-                name: d.name,
-                digest,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let expected_signer = match wire.expected_signer {
-        None | Some(serde_json::Value::Null) => None,
-        Some(value) => Some(
-            serde_json::from_value::<SignerRequirement>(value)
-                .ok()
-                .and_then(|requirement| requirement.normalized().ok())
-                .ok_or_else(|| {
-                    CommandError::new(
-                        ErrorCode::SignerMismatch,
-                        "the portal names its expected signer in a way this app does not understand; update SecureSign",
-                    )
-                })?,
-        ),
-    };
-    Ok(SignRequest {
-        request_id: asked.clone(),
-        tenant: wire.tenant,
-        origin: wire.origin,
-        expires_at: wire.expires_at,
-        documents,
-        signature_format: wire.signature_format,
-        expected_signer,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn id() -> RequestId {
-        RequestId::parse("a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV").unwrap()
-    }
-
-    fn wire(digest: &str) -> WireRequest {
-        serde_json::from_value(serde_json::json!({
-            "requestId": id().as_str(),
-            "tenant": {"id": "org_1", "displayName": "Example Portal"},
-            "origin": "https://portal.example.gov.in",
-            "expiresAt": "2026-06-22T11:00:00Z",
-            "documents": [{"id": "d1", "name": "a.pdf", "digestAlgorithm": "SHA-256", "digest": digest}]
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn a_good_request_is_accepted() {
-        let digest = BASE64.encode([7u8; 32]);
-        let req = check_request(&id(), wire(&digest)).unwrap();
-        assert_eq!(req.documents[0].digest.0, [7u8; 32]);
-        assert_eq!(req.tenant.display_name, "Example Portal");
-    }
-
-    #[test]
-    fn signature_format_defaults_to_raw_and_unknown_formats_are_refused() {
-        let digest = BASE64.encode([7u8; 32]);
-        assert_eq!(
-            check_request(&id(), wire(&digest))
-                .unwrap()
-                .signature_format,
-            SignatureFormat::Raw
-        );
-        let mut value = serde_json::json!({
-            "requestId": id().as_str(),
-            "tenant": {"id": "org_1", "displayName": "Example Portal"},
-            "origin": "https://portal.example.gov.in",
-            "expiresAt": "2026-06-22T11:00:00Z",
-            "documents": [{"id": "d1", "name": "a.pdf", "digestAlgorithm": "SHA-256", "digest": digest}],
-            "signatureFormat": "cms"
-        });
-        let cms: WireRequest = serde_json::from_value(value.clone()).unwrap();
-        assert_eq!(cms.signature_format, SignatureFormat::Cms);
-        value["signatureFormat"] = "pades".into();
-        assert!(serde_json::from_value::<WireRequest>(value).is_err());
-    }
-
-    #[test]
-    fn the_expected_signer_is_parsed_normalised_and_never_ignored() {
-        let digest = BASE64.encode([7u8; 32]);
-        assert_eq!(
-            check_request(&id(), wire(&digest)).unwrap().expected_signer,
-            None
-        );
-        let with = |signer: serde_json::Value| {
-            let mut value = serde_json::json!({
-                "requestId": id().as_str(),
-                "tenant": {"id": "org_1", "displayName": "Example Portal"},
-                "origin": "https://portal.example.gov.in",
-                "expiresAt": "2026-06-22T11:00:00Z",
-                "documents": [{"id": "d1", "name": "a.pdf", "digestAlgorithm": "SHA-256", "digest": digest}],
-            });
-            value["expectedSigner"] = signer;
-            check_request(&id(), serde_json::from_value(value).unwrap())
-        };
-        let req = with(serde_json::json!({
-            "certificateSha256": ["AB".repeat(32)],
-            "subject": {"serialNumber": " 9a1b "},
-            "policyClasses": ["class3"],
-        }))
-        .unwrap();
-        let expected = req.expected_signer.unwrap();
-        assert_eq!(expected.certificate_sha256, vec!["ab".repeat(32)]);
-        assert_eq!(
-            expected.subject.unwrap().serial_number.as_deref(),
-            Some("9a1b")
-        );
-        assert_eq!(with(serde_json::Value::Null).unwrap().expected_signer, None);
-        // A criterion this app does not know, or a malformed one, refuses the request.
-        for bad in [
-            serde_json::json!({"issuerSha256": ["ab"]}),
-            serde_json::json!({"certificateSha256": ["abc"]}),
-            serde_json::json!({}),
-            serde_json::json!("anyone"),
-        ] {
-            let err = with(bad.clone()).unwrap_err();
-            assert_eq!(err.code(), ErrorCode::SignerMismatch, "{bad}");
-        }
-    }
-
-    #[test]
-    fn expiry_is_checked_against_now_and_garbage_counts_as_expired() {
-        let mut req = check_request(&id(), wire(&BASE64.encode([7u8; 32]))).unwrap();
-        let at = |s: &str| {
-            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
-        };
-        assert!(!req.expired_at(at("2026-06-22T10:59:59Z")));
-        assert!(req.expired_at(at("2026-06-22T11:00:00Z")));
-        req.expires_at = "soon".into();
-        assert!(req.expired_at(at("2000-01-01T00:00:00Z")));
-    }
-
-    #[test]
-    fn malformed_digests_and_mismatched_ids_are_refused() {
-        assert!(check_request(&id(), wire(&BASE64.encode([7u8; 31]))).is_err());
-        assert!(check_request(&id(), wire("***")).is_err());
-        let other = RequestId::parse("Z1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV").unwrap();
-        let err = check_request(&other, wire(&BASE64.encode([7u8; 32]))).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::Network);
-    }
-
-    #[test]
-    fn server_errors_keep_their_code_and_get_our_resolution() {
-        let body = br#"{"success":false,"error":{"code":"SS_SESSION_EXPIRED","message":"the signing session timed out","resolution":"x"}}"#;
-        let err = server_error(reqwest::StatusCode::GONE, body);
-        assert_eq!(err.code(), ErrorCode::SessionExpired);
-        assert_eq!(err.0.resolution, "Re-initiate sign flow");
-        let err = server_error(reqwest::StatusCode::BAD_GATEWAY, b"<html>");
-        assert_eq!(err.code(), ErrorCode::Network);
-        assert!(err.0.message.contains("502"));
-        let unknown = br#"{"error":{"code":"SS_NEW_THING","message":"m"}}"#;
-        assert_eq!(
-            server_error(reqwest::StatusCode::BAD_REQUEST, unknown).code(),
-            ErrorCode::Internal
-        );
-    }
+fn from_client(err: securesign_client::ClientError) -> CommandError {
+    CommandError(err.0)
 }
