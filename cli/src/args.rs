@@ -79,6 +79,7 @@ pub struct ConfirmArgs {
 
 /// `sign` arguments.
 #[derive(Debug, Args)]
+#[command(after_long_help = SIGN_HELP)]
 pub struct SignArgs {
     /// Key id (hex CKA_ID) or label; optional when the token holds one certificate.
     #[arg(long, value_name = "ID|LABEL")]
@@ -87,23 +88,59 @@ pub struct SignArgs {
     #[arg(
         long = "digest-sha256",
         value_name = "HEX",
-        required_unless_present = "input",
-        conflicts_with = "input"
+        required_unless_present_any = ["input", "request"],
+        conflicts_with_all = ["input", "request"]
     )]
     pub digests: Vec<String>,
-    /// Files to sign (their SHA-256 is signed).
-    #[arg(long = "in", value_name = "FILE", num_args = 1.., requires = "out")]
+    /// Files to sign (their SHA-256 is signed). Each signature file is written as soon as
+    /// it is made; files already signed are skipped (see below).
+    #[arg(long = "in", value_name = "FILE", num_args = 1.., requires = "out", conflicts_with = "request")]
     pub input: Vec<PathBuf>,
     /// Directory for the signature files (`<file>.sig`, or `<file>.p7s` with `--format cms`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Signature format: the raw signature, or a detached CMS / PKCS#7 SignedData.
-    #[arg(long, value_enum, default_value_t = SignatureFormat::Raw)]
+    /// Signature format: the raw signature, or a detached CMS / PKCS#7 SignedData (a portal
+    /// request names its own format).
+    #[arg(long, value_enum, default_value_t = SignatureFormat::Raw, conflicts_with = "request")]
     pub format: SignatureFormat,
+    /// Sign a portal's signing request: its link (`securesign://sign?requestId=…` or
+    /// `https://securesign.toolsbots.com/sign?requestId=…`) or its request id.
+    #[arg(long, value_name = "LINK|ID", requires = "api")]
+    pub request: Option<String>,
+    /// The SecureSign API base URL the request is fetched from and the result posted to
+    /// (`https://…`, or `http://` on this computer only).
+    #[arg(long, value_name = "URL", requires = "request")]
+    pub api: Option<String>,
+    /// Sign the request without asking for confirmation on the terminal.
+    #[arg(long, requires = "request")]
+    pub yes: bool,
     /// Confirm using the last PIN try.
     #[arg(long)]
     pub confirm_final_try: bool,
 }
+
+/// `sign --help`'s closing text: resuming file batches, Ctrl-C, portal requests.
+const SIGN_HELP: &str = "\
+Files (--in … --out DIR):
+  Every signature file is written as soon as its document is signed: a temporary file in
+  DIR, flushed to disk, then renamed into place. Ctrl-C stops the batch after the document
+  being signed (its file is completed), keeps every file already written and leaves no
+  temporary file; a second Ctrl-C ends the program at once.
+  Run the same command again to finish the batch: a document whose signature file already
+  exists is skipped when that file verifies against the document's current content and the
+  chosen certificate (raw: the signature over the file's SHA-256 with the certificate's key;
+  cms: the detached CMS verifies and carries this certificate). If such a file does not
+  verify, nothing is signed and the run stops with SS_BAD_REQUEST (move the file away).
+  When every document is signed already, no PIN is asked.
+
+Portal requests (--request LINK|ID --api URL):
+  The request is fetched from the API, then shown (portal, origin, documents, expiry, the
+  signer it expects) with the token's certificate. A certificate that is not the expected
+  signer, or may not sign, is refused before any PIN is asked. Unless --yes is given, you
+  confirm on the terminal (without a terminal and without --yes: SS_BAD_REQUEST). One PIN
+  entry signs every document in the format the portal asked for; the result is posted and
+  the server's answer printed. Ctrl-C while signing posts nothing: the request stays open.
+";
 
 /// What `sign` produces per document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

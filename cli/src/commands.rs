@@ -1,26 +1,27 @@
 //! The commands, each a thin use of the core.
 
 use std::fs;
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use securesign_core::backend::pkcs11::{Pkcs11Module, TokenSelector};
 use securesign_core::backend::{KeyId, SignatureScheme, TokenBackend};
-use securesign_core::batch::{BatchOutcome, BatchProgress, CancelFlag};
 use securesign_core::cert::{CertificateInfo, Validity};
 use securesign_core::clock::{Clock, SystemClock};
-use securesign_core::cms;
 use securesign_core::digest::Sha256Digest;
 use securesign_core::session::SessionPolicy;
-use securesign_core::{Error, ErrorBody, FinalTry, KeySelector, Result, SignerKey, Token};
+use securesign_core::{Error, ErrorBody, FinalTry, KeySelector, Result, Token};
 use serde::Serialize;
 
 use crate::args::{Cli, Command, Global, PinCommand, SignArgs, SignatureFormat};
+use crate::batch::sign_each;
+use crate::interrupt::Interrupt;
 use crate::output::{describe_pin_state, Printer};
 use crate::pin_input::PinSource;
+use crate::signature_files::SignatureFile;
 
-type AnyToken = Token<Box<dyn TokenBackend>>;
+/// A token behind any backend (PKCS#11 module or PIV card).
+pub type AnyToken = Token<Box<dyn TokenBackend>>;
 
 /// How a command ended when it did not return an error.
 pub enum Done {
@@ -83,11 +84,14 @@ pub fn run(cli: Cli, printer: Printer) -> Result<Done> {
             });
             Ok(Done::Success)
         }
+        Command::Sign(args) if args.request.is_some() => {
+            Ok(crate::portal::sign(&cli.global, args, &pins, printer))
+        }
         Command::Sign(args) => sign(&cli.global, args, &pins, printer),
     }
 }
 
-fn final_try(confirmed: bool) -> FinalTry {
+pub(crate) fn final_try(confirmed: bool) -> FinalTry {
     if confirmed {
         FinalTry::Confirmed
     } else {
@@ -99,7 +103,7 @@ fn module(global: &Global) -> Result<Pkcs11Module> {
     Pkcs11Module::discover(global.module.as_deref())
 }
 
-fn open(global: &Global) -> Result<AnyToken> {
+pub(crate) fn open(global: &Global) -> Result<AnyToken> {
     if let Some(reader) = &global.reader {
         return crate::piv::open(reader);
     }
@@ -253,6 +257,15 @@ struct SignedEntry {
     signature: String,
 }
 
+/// A document whose signature file was there already and verified.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SkippedEntry {
+    index: usize,
+    file: PathBuf,
+    signature_file: PathBuf,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignReport {
@@ -263,6 +276,8 @@ struct SignReport {
     total: usize,
     complete: bool,
     signatures: Vec<SignedEntry>,
+    /// Documents signed by an earlier run (their signature files verified).
+    skipped: Vec<SkippedEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrorBody>,
 }
@@ -273,6 +288,7 @@ fn sign(global: &Global, args: &SignArgs, pins: &PinSource, printer: Printer) ->
         fs::create_dir_all(out)
             .map_err(|e| Error::BadRequest(format!("{}: {e}", out.display())))?;
     }
+    let files = signature_files(&items, args.out.as_deref(), args.format)?;
     let mut token = open(global)?;
     let selector = args
         .key
@@ -280,54 +296,71 @@ fn sign(global: &Global, args: &SignArgs, pins: &PinSource, printer: Printer) ->
         .map_or(KeySelector::Only, KeySelector::IdOrLabel);
     // Check the certificate before asking for the PIN: an expired one never costs a try.
     let key = token.signer(&selector, SystemClock.wall())?;
-    let pin = pins.read("PIN: ")?;
-    token.verify_pin(pin, final_try(args.confirm_final_try), SystemClock.now())?;
-
-    // CMS: the token signs the signed attributes, which carry the document digest.
-    let prepared = match args.format {
-        SignatureFormat::Raw => Vec::new(),
-        SignatureFormat::Cms => items
-            .iter()
-            .map(|i| cms::prepare(&i.digest, SystemClock.wall()))
-            .collect::<Result<Vec<_>>>()?,
-    };
-    let digests: Vec<Sha256Digest> = match args.format {
-        SignatureFormat::Raw => items.iter().map(|i| i.digest).collect(),
-        SignatureFormat::Cms => prepared.iter().map(|p| p.to_sign).collect(),
-    };
-    let show_progress = !printer.json() && std::io::stderr().is_terminal();
-    let mut progress = |p: BatchProgress| {
-        if show_progress {
-            eprint!("\rSigning {}/{}", p.done, p.total);
-            let _ = std::io::stderr().flush();
-        }
-    };
-    let mut outcome = token.sign_batch(
-        &key,
-        &digests,
-        &SystemClock,
-        &CancelFlag::new(),
-        &mut progress,
-    );
-    if show_progress {
-        eprintln!();
-    }
-    let _ = token.logout();
-    let mut error = outcome.error.take();
-    if args.format == SignatureFormat::Cms {
-        if let Err(e) = wrap_cms(&mut outcome, &prepared, &items, &key) {
-            outcome.signed.clear();
-            error = Some(e);
+    // Documents an earlier run signed are skipped; a signature file that does not verify
+    // stops everything before the PIN.
+    let mut skipped = Vec::new();
+    let mut to_sign = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match (files.get(index).and_then(Option::as_ref), &item.file) {
+            (Some(target), Some(file))
+                if target.already_signed(&item.digest, args.format, &key.certificate_der)? =>
+            {
+                skipped.push(SkippedEntry {
+                    index,
+                    file: file.clone(),
+                    signature_file: target.path.clone(),
+                });
+            }
+            _ => to_sign.push((index, item.digest)),
         }
     }
-    let report = report(
-        &key.certificate_der,
-        &items,
-        args.out.as_deref(),
-        args.format,
-        &outcome,
-        error.as_ref(),
-    )?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut signatures = Vec::with_capacity(to_sign.len());
+    let error = if to_sign.is_empty() {
+        None
+    } else {
+        let pin = pins.read("PIN: ")?;
+        token.verify_pin(pin, final_try(args.confirm_final_try), SystemClock.now())?;
+        let interrupt = Interrupt::install()?;
+        let error = sign_each(
+            &mut token,
+            &key,
+            args.format,
+            &to_sign,
+            &interrupt,
+            !printer.json(),
+            |index, signature| {
+                let item = items
+                    .get(index)
+                    .ok_or_else(|| Error::Internal("batch index out of range".into()))?;
+                let target = files.get(index).and_then(Option::as_ref);
+                if let Some(target) = target {
+                    target.write(&signature)?;
+                }
+                signatures.push(SignedEntry {
+                    index,
+                    digest: item.digest,
+                    file: item.file.clone(),
+                    signature_file: target.map(|t| t.path.clone()),
+                    signature: b64.encode(&signature),
+                });
+                Ok(())
+            },
+        );
+        let _ = token.logout();
+        error
+    };
+    let report = SignReport {
+        format: args.format,
+        key: key.id.clone(),
+        scheme: key.scheme,
+        certificate: b64.encode(&key.certificate_der),
+        total: items.len(),
+        complete: error.is_none() && signatures.len() + skipped.len() == items.len(),
+        signatures,
+        skipped,
+        error: error.as_ref().map(Error::body),
+    };
     printer.print(&report, || describe_report(&report));
     match error {
         None => Ok(Done::Success),
@@ -341,95 +374,30 @@ fn sign(global: &Global, args: &SignArgs, pins: &PinSource, printer: Printer) ->
     }
 }
 
-/// Replaces each token signature by its CMS SignedData, reporting the document's digest.
-fn wrap_cms(
-    outcome: &mut BatchOutcome,
-    prepared: &[cms::PreparedSignature],
-    items: &[Item],
-    key: &SignerKey,
-) -> Result<()> {
-    for signed in &mut outcome.signed {
-        let (Some(prepared), Some(item)) = (prepared.get(signed.index), items.get(signed.index))
-        else {
-            return Err(Error::Internal("batch index out of range".into()));
-        };
-        signed.signature = cms::assemble(
-            prepared,
-            &key.certificate_der,
-            key.scheme,
-            &signed.signature,
-        )?;
-        signed.digest = item.digest;
-    }
-    Ok(())
-}
-
-/// Turns the outcome into a report, writing signature files for completed items.
-fn report(
-    cert_der: &[u8],
+/// The signature file of each file item (`None` for digests); two inputs with one file
+/// name would write one file, and are refused.
+fn signature_files(
     items: &[Item],
     out: Option<&Path>,
     format: SignatureFormat,
-    outcome: &BatchOutcome,
-    error: Option<&Error>,
-) -> Result<SignReport> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut signatures = Vec::with_capacity(outcome.signed.len());
-    for signed in &outcome.signed {
-        let file = items.get(signed.index).and_then(|i| i.file.clone());
-        let signature_file = match (out, &file) {
-            (Some(dir), Some(file)) => Some(write_signature(
-                dir,
-                file,
-                format.extension(),
-                &signed.signature,
-            )?),
-            _ => None,
-        };
-        signatures.push(SignedEntry {
-            index: signed.index,
-            digest: signed.digest,
-            file,
-            signature_file,
-            signature: b64.encode(&signed.signature),
-        });
-    }
-    Ok(SignReport {
-        format,
-        key: outcome.key.clone(),
-        scheme: outcome.scheme,
-        certificate: b64.encode(cert_der),
-        total: outcome.total,
-        complete: error.is_none() && outcome.signed.len() == outcome.total,
-        signatures,
-        error: error.map(Error::body),
-    })
-}
-
-/// Writes `<dir>/<file name>.<extension>` atomically: a temporary file renamed into place.
-fn write_signature(dir: &Path, file: &Path, extension: &str, signature: &[u8]) -> Result<PathBuf> {
-    let name = file
-        .file_name()
-        .ok_or_else(|| Error::BadRequest(format!("{} has no file name", file.display())))?;
-    let mut target_name = name.to_os_string();
-    target_name.push(".");
-    target_name.push(extension);
-    let target = dir.join(&target_name);
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(&target_name);
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(signature)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &target)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::Internal(format!("cannot write {}: {e}", target.display()))
-    })?;
-    Ok(target)
+) -> Result<Vec<Option<SignatureFile>>> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .iter()
+        .map(|item| match (out, &item.file) {
+            (Some(dir), Some(file)) => {
+                let target = SignatureFile::of(dir, file, format)?;
+                if !seen.insert(target.path.clone()) {
+                    return Err(Error::BadRequest(format!(
+                        "two documents would be signed into {}",
+                        target.path.display()
+                    )));
+                }
+                Ok(Some(target))
+            }
+            _ => Ok(None),
+        })
+        .collect()
 }
 
 fn describe_report(report: &SignReport) -> String {
@@ -441,9 +409,15 @@ fn describe_report(report: &SignReport) -> String {
             _ => format!("{}  {}", s.digest.to_hex(), s.signature),
         })
         .collect();
+    if !report.skipped.is_empty() {
+        lines.push(format!(
+            "Skipped {} already signed (their signature files verify).",
+            report.skipped.len()
+        ));
+    }
     lines.push(format!(
         "Signed {}/{} with key {} ({:?}).",
-        report.signatures.len(),
+        report.signatures.len() + report.skipped.len(),
         report.total,
         report.key,
         report.scheme

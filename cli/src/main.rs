@@ -1,10 +1,14 @@
 //! `securesign`: the SecureSign core on the command line, for desktops and field batches.
 
 mod args;
+mod batch;
 mod commands;
+mod interrupt;
 mod output;
 mod pin_input;
 mod piv;
+mod portal;
+mod signature_files;
 
 use std::process::ExitCode;
 

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use securesign_core::{Error, PinState, RetryIndicator};
+use securesign_core::{Error, ErrorBody, PinState, RetryIndicator};
 use serde::Serialize;
 
 /// How to print.
@@ -37,14 +37,19 @@ impl Printer {
     /// Prints an error: JSON on stdout (`{"error":{code,message,resolution,retries?}}`), or
     /// `error[SS_…]: message` and the resolution on stderr.
     pub fn error(&self, err: &Error) {
+        self.error_body(&err.body());
+    }
+
+    /// [`Printer::error`] for an error known by its body (e.g. one the server reported).
+    pub fn error_body(&self, body: &ErrorBody) {
         if self.json {
-            self.print(&serde_json::json!({ "error": err.body() }), String::new);
+            self.print(&serde_json::json!({ "error": body }), String::new);
         } else {
-            let mut line = format!("error[{}]: {err}", err.code());
-            if let Some(retries) = err.retries() {
+            let mut line = format!("error[{}]: {}", body.code, body.message);
+            if let Some(retries) = body.retries {
                 line.push_str(&format!(" ({})", describe_retries(retries)));
             }
-            eprintln!("{line}\n  {}", err.code().resolution());
+            eprintln!("{line}\n  {}", body.resolution);
         }
     }
 }
