@@ -59,7 +59,8 @@ pub fn run(cli: Cli, printer: Printer) -> Result<Done> {
                 token.verify_pin(pin, final_try(confirm.confirm_final_try), SystemClock.now())?;
             let _ = token.logout();
             printer.print(
-                &serde_json::json!({ "verified": true, "pin": state }),
+                // Logged out again at once: nothing is cached, so the spec's ACTIVE.
+                &serde_json::json!({ "verified": true, "pin": state.uncached() }),
                 || "PIN verified.".into(),
             );
             Ok(Done::Success)

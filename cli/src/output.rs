@@ -61,6 +61,7 @@ pub fn describe_retries(retries: securesign_core::Retries) -> String {
         (_, Some(1)) | (RetryIndicator::FinalTry, _) => "final try left".into(),
         (_, Some(n)) => format!("{n} tries left"),
         (RetryIndicator::Low, None) => "tries left: low (a wrong PIN was entered)".into(),
+        (RetryIndicator::MoreThanOne, None) => "more than one try left".into(),
         (_, None) => "tries left: not reported by this token".into(),
     }
 }

@@ -18,18 +18,28 @@ pub struct Retries {
 }
 
 /// Coarse retry indicator derived from what the token reports.
+///
+/// For PKCS#11 the words come from the token flags (PKCS#11 v2.40 §3.2, `CK_TOKEN_INFO`):
+/// no `CKF_USER_PIN_FINAL_TRY` and no `CKF_USER_PIN_LOCKED` means a wrong PIN does not
+/// block the token, so more than one try is left ([`RetryIndicator::MoreThanOne`]);
+/// `CKF_USER_PIN_COUNT_LOW` adds that a wrong PIN was entered since the last success
+/// ([`RetryIndicator::Low`], still more than one try).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryIndicator {
     /// The backend gave an exact count (see [`Retries::remaining`]).
     Exact,
-    /// The token says the count is low (at least one failure happened), count unknown.
+    /// More than one try is left: the token sets neither FINAL_TRY nor LOCKED (and no
+    /// failure since the last success is flagged).
+    MoreThanOne,
+    /// The token says the count is low (at least one failure since the last success),
+    /// more than one try left, count not given.
     Low,
     /// One more failure blocks the token.
     FinalTry,
     /// The token is blocked; no try left.
     Locked,
-    /// The token does not say.
+    /// The token does not say (e.g. a bare PIV `6300` before the count is read again).
     Unknown,
 }
 
@@ -70,18 +80,28 @@ impl Retries {
     }
 }
 
-/// The spec's PIN status values.
+/// The spec's PIN status values, with the spec's meanings, and one state the spec lacks.
+///
+/// | Value | Meaning |
+/// |---|---|
+/// | `ACTIVE` | PIN accepted; signing allowed (the token reports the PIN verified, or a front end verified it for one run and caches nothing, e.g. the CLI's `pin verify`) |
+/// | `INVALID` | Wrong PIN; retries remaining shown (a failure since the last success, tries left) |
+/// | `BLOCKED` | Max retries exceeded; PUK unlock required |
+/// | `SESSION_ACTIVE` | PIN verified; session cached for batch signing (until idle timeout, logout or removal) |
+/// | `NOT_VERIFIED` | not in the spec: the PIN has not been entered (or the session ended) and no failure is counted; signing asks for the PIN |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PinStatus {
-    /// PIN usable (or just accepted); signing allowed after verification.
+    /// PIN accepted; signing allowed (spec).
     Active,
-    /// The last attempt was wrong; tries remain.
+    /// Wrong PIN; retries remaining shown (spec).
     Invalid,
-    /// Max retries exceeded; PUK unlock required.
+    /// Max retries exceeded; PUK unlock required (spec).
     Blocked,
-    /// PIN verified; a session is cached for batch signing.
+    /// PIN verified; session cached for batch signing (spec).
     SessionActive,
+    /// Not in the spec: no PIN verified now and no failure counted; signing asks for the PIN.
+    NotVerified,
 }
 
 impl PinStatus {
@@ -92,6 +112,31 @@ impl PinStatus {
             Self::Invalid => "INVALID",
             Self::Blocked => "BLOCKED",
             Self::SessionActive => "SESSION_ACTIVE",
+            Self::NotVerified => "NOT_VERIFIED",
+        }
+    }
+
+    /// Every value, for documentation and exhaustive tests.
+    pub const ALL: [PinStatus; 5] = [
+        Self::Active,
+        Self::Invalid,
+        Self::Blocked,
+        Self::SessionActive,
+        Self::NotVerified,
+    ];
+}
+
+impl PinState {
+    /// The state to report when nothing is cached after this verification (a one-shot
+    /// front end such as the CLI, whose login ends with the process): `SESSION_ACTIVE`
+    /// becomes the spec's `ACTIVE`, "PIN accepted; signing allowed".
+    pub fn uncached(self) -> Self {
+        match self.status {
+            PinStatus::SessionActive => Self {
+                status: PinStatus::Active,
+                ..self
+            },
+            _ => self,
         }
     }
 }
@@ -126,6 +171,24 @@ mod tests {
             Retries::flagged(RetryIndicator::FinalTry).remaining,
             Some(1)
         );
+    }
+
+    #[test]
+    fn every_status_serializes_as_its_spelling() {
+        for status in PinStatus::ALL {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, status.as_str());
+        }
+        let cached = PinState {
+            status: PinStatus::SessionActive,
+            retries: Retries::flagged(RetryIndicator::MoreThanOne),
+        };
+        assert_eq!(cached.uncached().status, PinStatus::Active);
+        let invalid = PinState {
+            status: PinStatus::Invalid,
+            ..cached
+        };
+        assert_eq!(invalid.uncached().status, PinStatus::Invalid);
     }
 
     #[test]

@@ -46,11 +46,22 @@ fn locks_after_three_failures_with_final_try_after_the_second() {
     let lab = lab();
     let mut t = token();
     assert!(!t.info().exact_retries);
+    // Before any failure OpenSC sets neither FINAL_TRY nor LOCKED: more than one try left.
+    let fresh = t.status(now()).unwrap();
+    assert_eq!(fresh.status, PinStatus::NotVerified);
+    assert_eq!(fresh.retries.indicator, RetryIndicator::MoreThanOne);
     let err = t
         .verify_pin(pin(WRONG), FinalTry::NotConfirmed, now())
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::PinInvalid);
     assert_eq!(card_tries(&lab), Some(2));
+    // One failure, two tries left: OpenSC sets neither COUNT_LOW nor FINAL_TRY, so the
+    // words are "more than one try left" (true), never "unknown".
+    assert_eq!(
+        err.retries().map(|r| r.indicator),
+        Some(RetryIndicator::MoreThanOne),
+        "{err:?}"
+    );
     let err = t
         .verify_pin(pin(WRONG), FinalTry::NotConfirmed, now())
         .unwrap_err();
@@ -92,7 +103,7 @@ fn puk_unblock_through_set_pin_in_an_unlogged_session() {
     assert_eq!(t.status(now()).unwrap().status, PinStatus::Blocked);
     t.unblock_pin(pin(PIV_PUK), pin("246810")).unwrap();
     assert_eq!(card_tries(&lab), Some(3));
-    assert_eq!(t.status(now()).unwrap().status, PinStatus::Active);
+    assert_eq!(t.status(now()).unwrap().status, PinStatus::NotVerified);
     t.verify_pin(pin("246810"), FinalTry::NotConfirmed, now())
         .unwrap();
 }

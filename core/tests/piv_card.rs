@@ -79,7 +79,7 @@ fn status_is_exact_and_checking_it_spends_no_try() {
     assert!(t.info().exact_retries);
     for _ in 0..5 {
         let state = t.status(now()).unwrap();
-        assert_eq!(state.status, PinStatus::Active);
+        assert_eq!(state.status, PinStatus::NotVerified);
         assert_eq!(state.retries, Retries::exact(3));
     }
     assert_eq!(card_tries(&lab), Some(3));
@@ -160,7 +160,7 @@ fn puk_unblock_restores_three_tries_and_sets_the_new_pin() {
     assert_eq!(t.status(now()).unwrap().status, PinStatus::Blocked);
     t.unblock_pin(pin(PIV_PUK), pin("246810")).unwrap();
     let state = t.status(now()).unwrap();
-    assert_eq!(state.status, PinStatus::Active);
+    assert_eq!(state.status, PinStatus::NotVerified);
     assert_eq!(state.retries, Retries::exact(3));
     let err = t
         .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())

@@ -39,7 +39,7 @@ fn pulling_the_card_ends_the_session_via_the_reader_watcher() {
     assert_eq!(seen.recv_timeout(WAIT).unwrap(), CardEvent::Inserted);
     // The same worker talks to the card again; the PIN is no longer verified there.
     let state = worker.status().unwrap();
-    assert_eq!(state.status, PinStatus::Active);
+    assert_eq!(state.status, PinStatus::NotVerified);
     assert_eq!(state.retries, Retries::exact(3));
     drop(watcher);
 }

@@ -33,7 +33,7 @@ fn the_pin_policy_comes_from_the_token() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::PinFormat);
     let state = t.status(SystemClock.now()).unwrap();
-    assert_eq!(state.status, PinStatus::Active, "no try was spent");
+    assert_eq!(state.status, PinStatus::NotVerified, "no try was spent");
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn retries_count_down_final_try_needs_confirmation_then_blocked_then_unblocked()
         let expected = if n >= 7 {
             RetryIndicator::Low
         } else {
-            RetryIndicator::Unknown
+            RetryIndicator::MoreThanOne
         };
         assert_eq!(retries.indicator, expected, "after {n} failures");
         assert_eq!(retries.remaining, None, "PKCS#11 never gives a count");
@@ -127,6 +127,6 @@ fn a_successful_login_resets_the_indication() {
     .unwrap();
     t.logout().unwrap();
     let state = t.status(SystemClock.now()).unwrap();
-    assert_eq!(state.status, PinStatus::Active);
-    assert_eq!(state.retries.indicator, RetryIndicator::Unknown);
+    assert_eq!(state.status, PinStatus::NotVerified);
+    assert_eq!(state.retries.indicator, RetryIndicator::MoreThanOne);
 }

@@ -45,8 +45,8 @@ fn describes_the_token_and_reads_status_without_logging_in() {
     assert!(!t.info().exact_retries);
 
     let state = t.status(SystemClock.now()).unwrap();
-    assert_eq!(state.status, PinStatus::Active);
-    assert_eq!(state.retries.indicator, RetryIndicator::Unknown);
+    assert_eq!(state.status, PinStatus::NotVerified);
+    assert_eq!(state.retries.indicator, RetryIndicator::MoreThanOne);
     // A status check did not log in: the private key cannot be used.
     let err = t
         .backend_mut()
@@ -75,8 +75,8 @@ fn a_malformed_pin_never_reaches_the_token() {
     assert_eq!(err.code(), ErrorCode::PinFormat);
     // No failure was counted: SoftHSM2 would have set COUNT_LOW.
     let state = t.status(SystemClock.now()).unwrap();
-    assert_eq!(state.status, PinStatus::Active);
-    assert_eq!(state.retries.indicator, RetryIndicator::Unknown);
+    assert_eq!(state.status, PinStatus::NotVerified);
+    assert_eq!(state.retries.indicator, RetryIndicator::MoreThanOne);
 }
 
 #[test]
@@ -168,7 +168,10 @@ fn idle_timeout_logs_out_and_the_next_batch_needs_the_pin() {
     // 15 idle minutes end it.
     clock.advance(15 * MIN);
     assert_eq!(t.poll(clock.now()), Some(SessionEndReason::Idle));
-    assert_eq!(t.status(clock.now()).unwrap().status, PinStatus::Active);
+    assert_eq!(
+        t.status(clock.now()).unwrap().status,
+        PinStatus::NotVerified
+    );
     let out = t.sign_batch(&key, &digests(2), &clock, &CancelFlag::new(), &mut |_| {});
     assert!(out.signed.is_empty());
     let err = out.error.unwrap();

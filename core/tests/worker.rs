@@ -59,7 +59,7 @@ fn the_timer_logs_out_after_the_idle_timeout() {
     // Nobody sends a command: the worker's own deadline fires.
     assert_eq!(ended(&events), SessionEndReason::Idle);
     assert_eq!(worker.remaining().unwrap(), None);
-    assert_eq!(worker.status().unwrap().status, PinStatus::Active);
+    assert_eq!(worker.status().unwrap().status, PinStatus::NotVerified);
     let key = worker.signer(KeySelector::IdOrLabel("01".into())).unwrap();
     let out = worker
         .sign_batch(key, digests(1), CancelFlag::new())

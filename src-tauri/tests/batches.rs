@@ -171,7 +171,7 @@ fn pcsc_reader_source_shows_the_exact_tries_left() {
     let server = Server::start();
     let app = TestApp::start(&piv_settings(&server, PivSlot::Auth9A), desktop());
     let status = app.invoke("pin_status", json!({})).unwrap();
-    assert_eq!(status["pin"]["status"], "ACTIVE", "{status}");
+    assert_eq!(status["pin"]["status"], "NOT_VERIFIED", "{status}");
     assert_eq!(status["pin"]["retries"]["remaining"], 3, "{status}");
 
     let link = server.create_request(1);
@@ -267,7 +267,7 @@ fn card_pulled_after_document_2_of_3_keeps_both_and_resumes_when_back() {
     // document 3 is signed and the whole result is posted.
     lab.restart_card().unwrap();
     let status = app.invoke("pin_status", json!({})).unwrap();
-    assert_eq!(status["pin"]["status"], "ACTIVE", "{status}");
+    assert_eq!(status["pin"]["status"], "NOT_VERIFIED", "{status}");
     assert_eq!(status["pin"]["retries"]["remaining"], 3, "no try spent");
     let err = app
         .invoke("sign_request", json!({ "requestId": id }))

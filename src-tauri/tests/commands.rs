@@ -56,7 +56,7 @@ fn open_request_shows_who_what_and_which_certificate() {
     assert!(docs[0].get("digest").is_none(), "digests stay in Rust");
     assert_eq!(view["certificate"]["info"]["commonName"], "Demo Signer");
     assert_eq!(view["certificate"]["validity"]["state"], "valid");
-    assert_eq!(view["token"]["pin"]["status"], "ACTIVE");
+    assert_eq!(view["token"]["pin"]["status"], "NOT_VERIFIED");
     assert!(view["token"]["pinPolicy"]["minLen"].as_u64().unwrap() >= 4);
     assert!(view["blocker"].is_null());
     assert_eq!(view["sessionActive"], false);
@@ -263,7 +263,7 @@ fn expired_certificate_is_shown_and_refused() {
 fn pin_management_status_change_and_unblock() {
     let s = setup();
     let status = s.app.invoke("pin_status", json!({})).unwrap();
-    assert_eq!(status["pin"]["status"], "ACTIVE");
+    assert_eq!(status["pin"]["status"], "NOT_VERIFIED");
     assert!(status["sessionRemainingMs"].is_null());
     let err = s
         .app

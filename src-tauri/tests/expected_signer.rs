@@ -70,7 +70,7 @@ fn another_signer_is_refused_and_no_pin_reaches_the_token() {
     assert_eq!(code(&view["blocker"]), "SS_SIGNER_MISMATCH");
     assert_eq!(view["expectedSigner"], "serialNumber NOT-THIS-ONE");
     let before = app.invoke("pin_status", json!({})).unwrap();
-    assert_eq!(before["pin"]["status"], "ACTIVE");
+    assert_eq!(before["pin"]["status"], "NOT_VERIFIED");
 
     // Not even the right PIN goes to the token: no PIN session starts.
     for pin in [token.user_pin(), "999999"] {

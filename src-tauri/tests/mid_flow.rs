@@ -241,7 +241,7 @@ fn pins_sent_as_json_or_in_the_clear_are_refused_before_the_token_and_cost_no_tr
         "a key is good for one PIN command: {err}"
     );
     let status = app.invoke("pin_status", json!({})).unwrap();
-    assert_eq!(status["pin"]["status"], "ACTIVE", "{status}");
+    assert_eq!(status["pin"]["status"], "NOT_VERIFIED", "{status}");
     assert_eq!(
         app.invoke("session_remaining", json!({})).unwrap(),
         Value::Null

@@ -378,7 +378,7 @@ impl<T: ApduTransport> TokenBackend for PivBackend<T> {
             0 => PinStatus::Blocked,
             1 => PinStatus::Invalid,
             n if n < self.max_tries_seen => PinStatus::Invalid,
-            _ => PinStatus::Active,
+            _ => PinStatus::NotVerified,
         };
         Ok(PinState {
             status,

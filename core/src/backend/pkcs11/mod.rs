@@ -226,16 +226,18 @@ fn describe(info: &cryptoki::slot::TokenInfo) -> TokenInfo {
     }
 }
 
-/// PIN status from the token flags: PKCS#11 gives flags, never a count.
+/// PIN status from the token flags: PKCS#11 gives flags, never a count. Without
+/// FINAL_TRY or LOCKED a wrong PIN does not block the token: more than one try is left.
 fn user_pin_state(info: &cryptoki::slot::TokenInfo) -> PinState {
-    let (status, indicator) = if info.user_pin_locked() {
-        (PinStatus::Blocked, RetryIndicator::Locked)
-    } else if info.user_pin_final_try() {
-        (PinStatus::Invalid, RetryIndicator::FinalTry)
-    } else if info.user_pin_count_low() {
-        (PinStatus::Invalid, RetryIndicator::Low)
-    } else {
-        (PinStatus::Active, RetryIndicator::Unknown)
+    let indicator = retry_words(
+        info.user_pin_locked(),
+        info.user_pin_final_try(),
+        info.user_pin_count_low(),
+    );
+    let status = match indicator {
+        RetryIndicator::Locked => PinStatus::Blocked,
+        RetryIndicator::FinalTry | RetryIndicator::Low => PinStatus::Invalid,
+        _ => PinStatus::NotVerified,
     };
     PinState {
         status,
@@ -244,16 +246,24 @@ fn user_pin_state(info: &cryptoki::slot::TokenInfo) -> PinState {
 }
 
 fn so_pin_retries(info: &cryptoki::slot::TokenInfo) -> Retries {
-    let indicator = if info.so_pin_locked() {
+    Retries::flagged(retry_words(
+        info.so_pin_locked(),
+        info.so_pin_final_try(),
+        info.so_pin_count_low(),
+    ))
+}
+
+/// The tries left in words from a PIN's three `CKF_*` flags, the strongest first.
+fn retry_words(locked: bool, final_try: bool, count_low: bool) -> RetryIndicator {
+    if locked {
         RetryIndicator::Locked
-    } else if info.so_pin_final_try() {
+    } else if final_try {
         RetryIndicator::FinalTry
-    } else if info.so_pin_count_low() {
+    } else if count_low {
         RetryIndicator::Low
     } else {
-        RetryIndicator::Unknown
-    };
-    Retries::flagged(indicator)
+        RetryIndicator::MoreThanOne
+    }
 }
 
 /// One token reached through a PKCS#11 module. Owned by one thread.
