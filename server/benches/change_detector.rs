@@ -2,13 +2,15 @@
 //! a baseline measured in the same run (one uncontended mutex-guarded `HashMap` lookup
 //! of a 32-byte key):
 //!
-//! * `PRAGMA data_version` on a read-only rusqlite connection (the check used before
-//!   issue 3, kept here for comparison);
-//! * `pread` of the wal-index header alone (how the check read it before it was mapped);
-//! * `stat` of the `-shm` path alone (the check that the file is still the one mapped,
+//! * `PRAGMA data_version` on a read-only rusqlite connection behind a mutex (the check
+//!   used before issue 3, kept here for comparison);
+//! * a whole look built on it instead of the header: the `stat` below, then that
+//!   `PRAGMA data_version` (the alternative to the `pread`, measured in issue 12);
+//! * `pread` of the wal-index header alone (what the detector reads per look);
+//! * `stat` of the `-shm` path alone (the check that the file is still the one opened,
 //!   which every `Store::auth_version()` makes first: issue 13);
-//! * `Store::auth_version()` on an unchanged database (that `stat`, a read of the
-//!   mapped header and the compare);
+//! * `Store::auth_version()` on an unchanged database (that `stat`, the `pread` of the
+//!   header and the compare);
 //! * `Store::auth_version()` after a commit that is not an auth change (the header
 //!   compare plus the read of the `auth_version` row);
 //! * a whole cached `KeyCache::lookup`.
@@ -87,14 +89,21 @@ fn main() {
         black_box(statement.query_row([], |row| row.get::<_, i64>(0)).unwrap());
     });
 
-    let shm = std::fs::File::open(dir.path().join("bench.db-shm")).unwrap();
+    let shm_path = dir.path().join("bench.db-shm");
+    let data_version_look = per_call(ROUNDS, || {
+        black_box(std::fs::metadata(black_box(&shm_path)).unwrap());
+        let connection = pragma_connection.lock().unwrap();
+        let mut statement = connection.prepare_cached("PRAGMA data_version").unwrap();
+        black_box(statement.query_row([], |row| row.get::<_, i64>(0)).unwrap());
+    });
+
+    let shm = std::fs::File::open(&shm_path).unwrap();
     let header = per_call(ROUNDS, || {
         let mut bytes = [0u8; 96];
         shm.read_exact_at(&mut bytes, 0).unwrap();
         black_box(bytes);
     });
 
-    let shm_path = dir.path().join("bench.db-shm");
     let stat = per_call(ROUNDS, || {
         black_box(std::fs::metadata(black_box(&shm_path)).unwrap());
     });
@@ -137,7 +146,8 @@ fn main() {
     };
     line("baseline (mutex + HashMap lookup)", baseline);
     line("PRAGMA data_version (the check before issue 3)", pragma);
-    line("pread of the wal-index header (before the map)", header);
+    line("a look by stat + PRAGMA data_version", data_version_look);
+    line("pread of the wal-index header", header);
     line("stat of the -shm path (the replacement check)", stat);
     line("Store::auth_version(), nothing committed", unchanged);
     line(

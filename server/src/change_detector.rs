@@ -1,6 +1,6 @@
 //! Tells, in well under a microsecond, whether API keys, tenants or whitelists may
 //! have changed since the last look, whoever wrote them (this process, the admin CLI,
-//! any other process).
+//! any other process). Plain safe Rust: two system calls per look, no lock.
 //!
 //! Two signals, cheapest first:
 //!
@@ -9,13 +9,20 @@
 //!    commit, by any connection of any process, before the commit returns: its `mxFrame`
 //!    grows with every committed frame, and a restarted WAL gets new salts (the header
 //!    layout is part of SQLite's documented file format, <https://sqlite.org/walformat.html>).
-//!    Reading those 96 bytes is what SQLite itself does, through its memory map of the
-//!    `-shm` file, to decide whether its page cache is still good, and this module maps
-//!    them the same way ([`mapped_header`]): a look is a few memory loads, no system
-//!    call. `PRAGMA data_version` answers the same question but also takes and drops two
-//!    shared-memory locks (`fcntl`), `fstat`s the database file and runs a statement.
-//!    The header is written twice; two copies that differ mean a writer is in the middle
-//!    of it, and that look counts as "changed".
+//!    Comparing those 96 bytes with the last ones seen is how SQLite itself decides
+//!    whether its page cache is still good (it reads them through its memory map of the
+//!    `-shm` file); this module reads them with one positional read (`pread`,
+//!    [`FileExt::read_exact_at`]) of the same file, which sees the same page-cache
+//!    pages SQLite's maps write. No lock is taken: a look that races a writer at worst
+//!    sees a header in the middle of its rewrite. The header is written twice, the
+//!    second copy first; the one `pread` copies the first copy before the second, as
+//!    SQLite's own readers load them, so two copies that differ mean a writer is in the
+//!    middle of it, and that look counts as "changed" (nothing is remembered from it).
+//!    `PRAGMA data_version` answers the same question without the `-shm` file, but it
+//!    runs a statement on a connection (so under that connection's lock, which every
+//!    server thread would queue on), and SQLite takes and drops two shared-memory locks
+//!    (`fcntl`) and `fstat`s the database file for it: several times the cost of the
+//!    `pread` (`server/benches/change_detector.rs` measures both).
 //! 2. **Did the commit touch authentication?** Only then is the `auth_version` row read
 //!    (one indexed row, on this module's own read-only connection). Triggers on the key,
 //!    tenant and whitelist tables bump it in the same transaction as the change (migration
@@ -27,12 +34,8 @@
 //! keeps a shared lock on the database file, and every way around the `-shm` file needs
 //! an exclusive one: deleting or reinitialising it, leaving WAL mode, or a writer in
 //! `locking_mode=EXCLUSIVE` (whose wal-index lives in its own heap). So while the
-//! detector lives, every commit goes through the header it reads. The same lock is what
-//! makes the memory map safe: the `-shm` file is only ever shortened (reinitialised) by
-//! a connection holding it exclusively, and touching a mapped page past the end of a
-//! shortened file would kill the process with `SIGBUS`. The map is dropped before the
-//! connection, or, when [`ChangeDetector::close`] drops the connection first (after a
-//! replacement, below), it is never read again.
+//! detector lives, every commit goes through the header it reads, and the file is never
+//! shortened under it (a read that still failed, or fell short, counts as "changed").
 //!
 //! The `-shm` descriptor this module reads through is **never closed**: SQLite's locks
 //! on that file are POSIX (`fcntl`) locks, which belong to the process and inode, and
@@ -43,16 +46,16 @@
 //! stays short.
 //!
 //! **Replacement of the `-shm` file fails closed.** All of that holds only while the
-//! `-shm` file at its path is the inode this process mapped. A rename over it or an
+//! `-shm` file at its path is the inode this process opened. A rename over it or an
 //! unlink (a backup restored by rename, a clean-up script) needs no SQLite lock, and
 //! after it every other process opens the *new* file: their commits move its header,
-//! never the one mapped here, and this process's own SQLite connections (which share
+//! never the one read here, and this process's own SQLite connections (which share
 //! one mapping per database file, see `unixOpenSharedMemory`) no longer see those
 //! commits at all: a key revoked by the admin CLI would stay accepted until restart,
-//! and a write from here could land over frames committed there. No re-mapping can
-//! repair that while this process's connections are open, so every check first
-//! compares the path's device and inode with the mapped file's (one `stat`, a few
-//! hundred nanoseconds) and, once they differ or the file is gone, answers
+//! and a write from here could land over frames committed there. Reopening the file
+//! here cannot repair that while this process's connections are open, so every check
+//! first compares the path's device and inode with the opened file's (one `stat`, a
+//! few hundred nanoseconds) and, once they differ or the file is gone, answers
 //! [`ChangeDetectorError::SharedMemoryReplaced`] for good: the store refuses every
 //! query ([`crate::store::Store`] runs the same check before each one), closes all its
 //! connections and this detector, and opens new ones on the file that is there.
@@ -62,7 +65,8 @@
 //! POSIX locks stay correct; Cargo refuses to build two copies (`links = "sqlite3"`).
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
@@ -71,10 +75,6 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
-
-use mapped_header::MappedHeader;
-
-mod mapped_header;
 
 /// How long the detector waits when SQLite reports the file busy (WAL readers almost
 /// never wait; this only covers a crash recovery by another process).
@@ -157,7 +157,7 @@ struct Slow {
 
 /// The detector: its read-only connection and the `-shm` file.
 ///
-/// A check on an unchanged database takes no lock: it reads the 96 mapped bytes and
+/// A check on an unchanged database takes no lock: it reads the 96 header bytes and
 /// compares them with the last [`Seen`] pair, which any thread may replace
 /// ([`ArcSwapOption`]: loading it writes nothing other threads read, so server threads
 /// checking at once do not pass a cache line between them). Every pair in `seen` has
@@ -166,14 +166,14 @@ struct Slow {
 /// still current. Reading the counter is serialised by the connection's lock.
 #[derive(Debug)]
 pub struct ChangeDetector {
-    /// The header of the `-shm` file, mapped. Declared before `slow` so that it is
-    /// dropped (unmapped) first: the connection's lock keeps the file long enough.
-    header: MappedHeader,
+    /// The `-shm` file, read at offset 0 for the header. A descriptor from the
+    /// never-closed list ([`kept_open`]): dropping the detector does not close it.
+    shm: Arc<File>,
     /// The last conclusive look; `None` after an inconclusive one, so the next check
     /// reads the counter again.
     seen: ArcSwapOption<Seen>,
     slow: Mutex<Slow>,
-    /// Where the `-shm` file is, and the device and inode of the one mapped.
+    /// Where the `-shm` file is, and the device and inode of the one opened.
     shm_path: PathBuf,
     shm_identity: (u64, u64),
     /// Set (for good) once the file at `shm_path` is another one, or none.
@@ -193,7 +193,7 @@ impl ChangeDetector {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(ChangeDetectorError::NotWal(mode));
         }
-        // The first read maps the wal-index (creating `-shm` if this is its first user).
+        // The first read opens the wal-index (creating `-shm` if this is its first user).
         read_auth_version(&connection)?;
         let shm_path = shm_path_of(&connection, path);
         let shm_error = |source| ChangeDetectorError::SharedMemory {
@@ -201,10 +201,12 @@ impl ChangeDetector {
             source,
         };
         let shm = kept_open(&shm_path).map_err(shm_error)?;
-        let header = MappedHeader::map(&shm).map_err(shm_error)?;
+        // SQLite sized the file when it first used the wal-index: a header that cannot
+        // be read now is not a wal-index this module understands.
+        read_header(&shm).map_err(shm_error)?;
         let meta = shm.metadata().map_err(shm_error)?;
         let detector = Self {
-            header,
+            shm,
             seen: ArcSwapOption::empty(),
             slow: Mutex::new(Slow {
                 connection: Some(connection),
@@ -218,7 +220,7 @@ impl ChangeDetector {
         Ok(detector)
     }
 
-    /// Whether the `-shm` file at its path is still the one this process mapped (one
+    /// Whether the `-shm` file at its path is still the one this process opened (one
     /// `stat`). Once it is not, this answers
     /// [`ChangeDetectorError::SharedMemoryReplaced`] for the life of the detector.
     pub fn check_shared_memory(&self) -> Result<(), ChangeDetectorError> {
@@ -253,7 +255,8 @@ impl ChangeDetector {
     /// ([`ChangeDetector::check_shared_memory`]).
     pub fn auth_version(&self) -> Result<AuthVersion, ChangeDetectorError> {
         self.check_shared_memory()?;
-        let header = settled(self.header.read());
+        // A failed read is inconclusive, like a torn header: the counter is read.
+        let header = read_header(&self.shm).ok().and_then(settled);
         if let (Some(now), Some(seen)) = (header, &*self.seen.load()) {
             if now == seen.header {
                 return Ok(seen.version);
@@ -287,8 +290,9 @@ impl ChangeDetector {
 
     /// Closes the detector's SQLite connection now (the store does, after a
     /// replacement, so that the process's connections can map the new `-shm` file);
-    /// checks fail from then on. The header stays mapped but is never read again: a
-    /// closed detector has seen a replacement, and every check stops at that.
+    /// checks fail from then on. The `-shm` descriptor stays open (see the module docs)
+    /// but is never read again: a closed detector has seen a replacement, and every
+    /// check stops at that.
     pub fn close(&self) {
         self.replaced.store(true, Ordering::Release);
         self.slow.lock().connection = None;
@@ -328,6 +332,15 @@ fn kept_open(path: &Path) -> std::io::Result<Arc<File>> {
         file: Arc::clone(&file),
     });
     Ok(file)
+}
+
+/// Both copies of the wal-index header at the start of `shm`, as they are now: one
+/// `pread` of [`HeaderBytes`] at offset 0, which copies the first copy before the
+/// second. A file shorter than that is an [`io::ErrorKind::UnexpectedEof`] error.
+fn read_header(shm: &File) -> io::Result<HeaderBytes> {
+    let mut bytes = [0u8; 2 * HEADER_LEN];
+    shm.read_exact_at(&mut bytes, 0)?;
+    Ok(bytes)
 }
 
 /// Both header copies, or `None` when they differ (a writer is rewriting them) or are
@@ -440,7 +453,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, _writer) = wal_database(dir.path());
         let detector = ChangeDetector::open(&path).unwrap();
-        assert!(settled(detector.header.read()).is_some(), "a real header");
+        assert!(
+            settled(read_header(&detector.shm).unwrap()).is_some(),
+            "a real header"
+        );
 
         assert!(settled([1u8; 2 * HEADER_LEN]).is_some());
         let mut torn = [1u8; 2 * HEADER_LEN];
@@ -450,6 +466,33 @@ mod tests {
         uninitialised[IS_INIT_OFFSET] = 0;
         uninitialised[HEADER_LEN + IS_INIT_OFFSET] = 0;
         assert!(settled(uninitialised).is_none(), "not initialised");
+    }
+
+    #[test]
+    fn a_look_reads_what_the_file_holds_now() {
+        use std::io::{Seek, SeekFrom, Write};
+
+        let mut file = tempfile::tempfile().unwrap();
+        let first: Vec<u8> = (0..2 * HEADER_LEN as u8).collect();
+        file.write_all(&first).unwrap();
+        file.write_all(&[0xAA; 4096]).unwrap();
+        assert_eq!(read_header(&file).unwrap().as_slice(), first.as_slice());
+
+        file.seek(SeekFrom::Start(60)).unwrap();
+        file.write_all(&[9, 9, 9, 9]).unwrap();
+        let mut expected = first.clone();
+        expected[60..64].copy_from_slice(&[9; 4]);
+        assert_eq!(read_header(&file).unwrap().as_slice(), expected.as_slice());
+    }
+
+    #[test]
+    fn a_file_shorter_than_the_header_is_an_error() {
+        use std::io::Write;
+
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&[1; 2 * HEADER_LEN - 1]).unwrap();
+        let err = read_header(&file).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]
@@ -494,8 +537,8 @@ mod tests {
         assert_eq!(kept_entries(&shm), 1);
     }
 
-    /// The module's safety argument: while a detector is open, no other connection can
-    /// take the file out of WAL mode or write with a private (heap) wal-index.
+    /// The module's argument: while a detector is open, no other connection can take
+    /// the file out of WAL mode or write with a private (heap) wal-index.
     #[test]
     fn an_open_detector_keeps_every_writer_on_the_shared_wal_index() {
         let dir = tempfile::tempdir().unwrap();
