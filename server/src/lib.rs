@@ -19,6 +19,8 @@
 //! * [`webhook`]: signed callbacks to the portal through an outbox;
 //! * [`http`]: the axum router, handlers, errors and OpenAPI document.
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod api_key;
 pub mod change_detector;

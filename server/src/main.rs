@@ -1,5 +1,7 @@
 //! `securesign-server`: the REST API server and its admin commands.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
