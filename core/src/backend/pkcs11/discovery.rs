@@ -1,7 +1,11 @@
-//! Finding the PKCS#11 module to load: explicit path, environment, or p11-kit's registry.
+//! Finding the PKCS#11 module to load: explicit path, environment, p11-kit's registry, or
+//! the known install paths of the common DSC vendors ([`super::vendors`]).
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
+use super::vendors::{self, Os, KNOWN_MODULES};
 use crate::error::{Error, Result};
 
 /// Environment variable naming the module when no path is configured.
@@ -21,7 +25,7 @@ const P11KIT_LIBRARY_DIRS: [&str; 3] = [
 const NOT_SIGNING_MODULES: [&str; 1] = ["p11-kit-trust"];
 
 /// Picks the module: an explicit path wins, then [`MODULE_ENV`], then the first module
-/// registered with p11-kit.
+/// registered with p11-kit, then the first DSC vendor module found at a known path.
 pub fn resolve_module(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return existing(path.to_path_buf());
@@ -31,12 +35,91 @@ pub fn resolve_module(explicit: Option<&Path>) -> Result<PathBuf> {
     }
     p11kit_modules()
         .into_iter()
+        .chain(known_path_modules().into_iter().map(|(_, path)| path))
         .next()
         .ok_or_else(|| {
             Error::Config(format!(
                 "no PKCS#11 module configured: pass --module, set {MODULE_ENV}, or install the token vendor's module"
             ))
         })
+}
+
+/// How a module was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ModuleOrigin {
+    /// The path in the settings (or `--module`).
+    Configured,
+    /// [`MODULE_ENV`].
+    Environment,
+    /// A p11-kit module file.
+    P11Kit,
+    /// A DSC vendor's known install path ([`super::vendors::KNOWN_MODULES`]).
+    KnownPath,
+}
+
+/// A PKCS#11 module found on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveredModule {
+    /// The library.
+    pub path: PathBuf,
+    /// The vendor, when the path is one of the known ones.
+    pub vendor: Option<&'static str>,
+    /// How it was found (the first way, when several found it).
+    pub origin: ModuleOrigin,
+}
+
+/// Every module this machine offers, each once: the configured one, [`MODULE_ENV`],
+/// p11-kit's registry, then the vendors' known paths. Nothing is loaded.
+pub fn discover_modules(configured: Option<&Path>) -> Vec<DiscoveredModule> {
+    let env = std::env::var_os(MODULE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let known = known_path_modules();
+    let candidates = configured
+        .map(|p| (p.to_path_buf(), ModuleOrigin::Configured))
+        .into_iter()
+        .chain(env.map(|p| (p, ModuleOrigin::Environment)))
+        .chain(
+            p11kit_modules()
+                .into_iter()
+                .map(|p| (p, ModuleOrigin::P11Kit)),
+        )
+        .chain(
+            known
+                .iter()
+                .map(|(_, p)| (p.clone(), ModuleOrigin::KnownPath)),
+        );
+    let mut found: Vec<(PathBuf, DiscoveredModule)> = Vec::new();
+    for (path, origin) in candidates {
+        let Ok(canonical) = path.canonicalize() else {
+            continue;
+        };
+        if !canonical.is_file() || found.iter().any(|(c, _)| *c == canonical) {
+            continue;
+        }
+        let vendor = known
+            .iter()
+            .find(|(_, p)| p.canonicalize().ok().as_ref() == Some(&canonical))
+            .map(|(vendor, _)| *vendor);
+        found.push((
+            canonical,
+            DiscoveredModule {
+                path,
+                vendor,
+                origin,
+            },
+        ));
+    }
+    found.into_iter().map(|(_, m)| m).collect()
+}
+
+/// The vendor modules of the table installed here.
+fn known_path_modules() -> Vec<(&'static str, PathBuf)> {
+    Os::current()
+        .map(|os| vendors::present_modules(KNOWN_MODULES, os))
+        .unwrap_or_default()
 }
 
 fn existing(path: PathBuf) -> Result<PathBuf> {

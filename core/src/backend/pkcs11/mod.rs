@@ -15,6 +15,8 @@
 mod discovery;
 mod errors;
 mod raw_sign;
+mod unblock;
+pub mod vendors;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -30,9 +32,13 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use serde::Serialize;
 
-pub use discovery::{p11kit_modules, parse_module_file, resolve_module, MODULE_ENV};
+pub use discovery::{
+    discover_modules, p11kit_modules, parse_module_file, resolve_module, DiscoveredModule,
+    ModuleOrigin, MODULE_ENV,
+};
 use errors::{classify, token_error, Failure};
 use raw_sign::RawSign;
+pub use unblock::opensc_style;
 pub use watch::{SlotEvent, SlotWatcher};
 
 use super::{KeyId, SignatureScheme, TokenBackend, TokenCertificate, TokenInfo};
@@ -169,10 +175,28 @@ impl Pkcs11Module {
             .collect()
     }
 
-    /// Opens the selected token.
+    /// Opens the selected token, with the unblock style this module supports
+    /// ([`Self::unblock_style`]).
     pub fn open(&self, selector: &TokenSelector) -> Result<Pkcs11Backend> {
         let slot = self.select(selector)?;
-        Pkcs11Backend::open(self.clone(), slot)
+        let style = self.unblock_style();
+        Pkcs11Backend::open(self.clone(), slot).map(|b| b.with_unblock_style(style))
+    }
+
+    /// How this module unblocks a PIN with the PUK: SO login + `C_InitPIN` for standard
+    /// modules, OpenSC's configured `user_pin_unblock_style` for OpenSC (see `unblock.rs`).
+    pub fn unblock_style(&self) -> UnblockStyle {
+        match self.ctx.get_library_info() {
+            Ok(info) => unblock::for_module(info.manufacturer_id()),
+            Err(_) => UnblockStyle::SoInitPin,
+        }
+    }
+
+    /// The certificates on the token in `slot`, read without logging in (settings list
+    /// them to pick the signing key).
+    pub fn slot_certificates(&self, slot: u64) -> Result<Vec<TokenCertificate>> {
+        let mut backend = self.open(&TokenSelector::Slot(slot))?;
+        backend.certificates()
     }
 
     fn select(&self, selector: &TokenSelector) -> Result<Slot> {
@@ -206,6 +230,42 @@ impl Pkcs11Module {
             )),
         }
     }
+}
+
+/// One discovered module and the tokens in it, or why they could not be read.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleTokens {
+    /// The module.
+    #[serde(flatten)]
+    pub module: DiscoveredModule,
+    /// Its initialised tokens (empty when none is inserted).
+    pub tokens: Vec<SlotToken>,
+    /// Why the module could not be loaded or asked, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ErrorBody>,
+}
+
+/// Every module [`discover_modules`] finds, loaded, with its tokens: what the settings
+/// screen lists. Nothing logs in; a module that fails to load is listed with its error.
+pub fn find_tokens(configured: Option<&Path>) -> Vec<ModuleTokens> {
+    discover_modules(configured)
+        .into_iter()
+        .map(
+            |module| match Pkcs11Module::load(&module.path).and_then(|m| m.tokens()) {
+                Ok(tokens) => ModuleTokens {
+                    module,
+                    tokens,
+                    error: None,
+                },
+                Err(e) => ModuleTokens {
+                    module,
+                    tokens: Vec::new(),
+                    error: Some(e.body()),
+                },
+            },
+        )
+        .collect()
 }
 
 fn describe(info: &cryptoki::slot::TokenInfo) -> TokenInfo {
@@ -299,6 +359,9 @@ pub enum UnblockStyle {
     /// `user_pin_unblock_style = set_pin_in_unlogged_session;` (RESET RETRY COUNTER).
     /// A PIN change then logs in with the old PIN first.
     SetPinUnlogged,
+    /// The module offers no way to unblock through PKCS#11 (OpenSC with its default
+    /// `user_pin_unblock_style = none`): refused with `SS_NOT_SUPPORTED` before the token.
+    NotSupported,
 }
 
 impl Pkcs11Backend {
@@ -611,6 +674,11 @@ impl TokenBackend for Pkcs11Backend {
     }
 
     fn unblock_pin(&mut self, puk: &Pin, new: &Pin) -> Result<()> {
+        if self.unblock_style == UnblockStyle::NotSupported {
+            return Err(Error::NotSupported(
+                "this token's PKCS#11 module cannot unblock the PIN (OpenSC: user_pin_unblock_style is none); no PUK try was spent".into(),
+            ));
+        }
         // SO login is refused while the user is logged in on the same token.
         self.logout()?;
         let puk = AuthPin::from(puk.expose());
