@@ -263,3 +263,53 @@ fn the_slot_watcher_stops_promptly_when_dropped() {
         started.elapsed()
     );
 }
+
+/// The token as the product opens it: no style forced, the module's own choice.
+fn token_as_the_product_opens_it() -> (Pkcs11Module, Token<Pkcs11Backend>) {
+    let module = Pkcs11Module::load(Path::new(OPENSC_PKCS11)).expect("load opensc-pkcs11.so");
+    let backend = module
+        .open(&TokenSelector::Only)
+        .expect("open the card's token");
+    let token = Token::new(backend, SessionPolicy::default()).expect("token info");
+    (module, token)
+}
+
+#[test]
+fn the_unblock_style_is_chosen_from_opensc_configuration() {
+    let lab = lab();
+    let (module, mut t) = token_as_the_product_opens_it();
+    // The lab's OPENSC_CONF says user_pin_unblock_style = set_pin_in_unlogged_session.
+    assert_eq!(module.unblock_style(), UnblockStyle::SetPinUnlogged);
+    for _ in 0..3 {
+        let _ = t.backend_mut().login(&pin(WRONG));
+    }
+    assert_eq!(card_tries(&lab), Some(0));
+    t.unblock_pin(pin(PIV_PUK), pin("246810")).unwrap();
+    assert_eq!(card_tries(&lab), Some(3));
+    t.verify_pin(pin("246810"), FinalTry::NotConfirmed, now())
+        .unwrap();
+}
+
+#[test]
+fn with_opensc_default_style_the_puk_never_reaches_the_card() {
+    let lab = lab();
+    // OpenSC's default configuration: no user_pin_unblock_style (= none).
+    let dir = std::env::temp_dir().join(format!("ss-opensc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("opensc.conf");
+    std::fs::write(
+        &conf,
+        "app default {\n    framework pkcs15 {\n        use_file_caching = no;\n    }\n}\n",
+    )
+    .unwrap();
+    std::env::set_var("OPENSC_CONF", &conf);
+    let (module, mut t) = token_as_the_product_opens_it();
+    assert_eq!(module.unblock_style(), UnblockStyle::NotSupported);
+    for _ in 0..3 {
+        let _ = t.backend_mut().login(&pin(WRONG));
+    }
+    let err = t.unblock_pin(pin(PIV_PUK), pin("246810")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotSupported, "{err:?}");
+    assert_eq!(card_tries(&lab), Some(0), "still blocked: nothing was sent");
+    let _ = std::fs::remove_dir_all(&dir);
+}
