@@ -341,7 +341,10 @@ fn describe_request(report: &Report) -> String {
         ),
         format!(
             "  Format:          {}",
-            request.signature_format.extension()
+            match request.signature_format {
+                SignatureFormat::Raw => "raw (a signature over each document's SHA-256)",
+                SignatureFormat::Cms => "cms (a detached CMS SignedData per document)",
+            }
         ),
     ];
     if let Some(cert) = &report.certificate {

@@ -14,7 +14,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use common::{json, securesign};
 use securesign_core::digest::Sha256Digest;
-use securesign_testlab::{CrlFreshness, LabToken};
+use securesign_core::verify::verify_digest_signature;
+use securesign_testlab::{CrlFreshness, LabPki, LabToken, PivLab, PIV_PIN, PIV_READER};
 use serde_json::{json, Value};
 
 const PORTAL: &str = "https://portal.example.gov.in";
@@ -44,8 +45,9 @@ fn server_binary() -> PathBuf {
     bin
 }
 
-/// The real server on 127.0.0.1, trusting the token's lab PKI, with a tenant "Example
-/// Portal" (origin [`PORTAL`]) and a live key; killed on drop.
+/// The real server on 127.0.0.1 with a tenant "Example Portal" (origin [`PORTAL`]): with a
+/// lab PKI, a live key and that PKI as its trust anchor; without, a test key (its sessions
+/// complete with `trusted: false`). Killed on drop.
 struct Server {
     child: Child,
     base: String,
@@ -55,6 +57,10 @@ struct Server {
 
 impl Server {
     fn start(tok: &LabToken) -> Self {
+        Self::start_with(Some(tok.pki()))
+    }
+
+    fn start_with(trust: Option<&LabPki>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("securesign.db");
         let admin = |args: &[&str]| {
@@ -69,18 +75,24 @@ impl Server {
         };
         let tenant = admin(&["tenant", "create", "--name", "Example Portal"]);
         admin(&["domain", "add", "--tenant", &tenant, PORTAL]);
-        let key = admin(&["key", "create", "--tenant", &tenant, "--mode", "live"]);
-        let pki = tok.pki();
-        pki.publish_crls(CrlFreshness::Current).unwrap();
-        let mut child = Command::new(server_binary())
+        let mode = if trust.is_some() { "live" } else { "test" };
+        let key = admin(&["key", "create", "--tenant", &tenant, "--mode", mode]);
+        let mut serve = Command::new(server_binary());
+        serve
             .arg("--db")
             .arg(&db)
-            .args(["serve", "--listen", "127.0.0.1:0", "--trust-anchors"])
-            .arg(pki.root_pem())
-            .arg("--intermediates")
-            .arg(pki.ca_pem())
-            .arg("--crl-dir")
-            .arg(pki.crl_dir())
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        if let Some(pki) = trust {
+            pki.publish_crls(CrlFreshness::Current).unwrap();
+            serve
+                .arg("--trust-anchors")
+                .arg(pki.root_pem())
+                .arg("--intermediates")
+                .arg(pki.ca_pem())
+                .arg("--crl-dir")
+                .arg(pki.crl_dir());
+        }
+        let mut child = serve
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -388,4 +400,120 @@ fn malformed_links_and_api_urls_are_refused_with_their_codes_before_anything_els
         let out = securesign(args, Vec::<(String, String)>::new(), "");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
+}
+
+#[test]
+fn the_terminal_confirms_or_declines_and_a_decline_leaves_the_request_open() {
+    let tok = LabToken::softhsm().unwrap();
+    let server = Server::start(&tok);
+    let dir = tempfile::tempdir().unwrap();
+    let created = server.create_session(&documents(dir.path(), 1), "raw", None);
+    let session_id = created["sessionId"].as_str().unwrap();
+    // `script` gives the command a terminal of its own (a pseudo-terminal): each answer is
+    // typed once its prompt is on screen, the PIN at the no-echo prompt.
+    let on_terminal = |answers: &[(&str, &str)]| {
+        let command = format!(
+            "'{}' --module '{}' sign --request '{}' --api '{}' --key signer-rsa",
+            env!("CARGO_BIN_EXE_securesign"),
+            tok.module_path().display(),
+            created["deepLink"].as_str().unwrap(),
+            server.base,
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .envs(tok.env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut screen = Vec::new();
+        for (prompt, typed) in answers {
+            while !String::from_utf8_lossy(&screen).contains(prompt) {
+                let mut chunk = [0u8; 4096];
+                let n = std::io::Read::read(&mut stdout, &mut chunk).unwrap();
+                assert!(
+                    n > 0,
+                    "no {prompt:?} on {}",
+                    String::from_utf8_lossy(&screen)
+                );
+                screen.extend_from_slice(&chunk[..n]);
+            }
+            std::io::Write::write_all(&mut stdin, typed.as_bytes()).unwrap();
+        }
+        std::io::Read::read_to_end(&mut stdout, &mut screen).unwrap();
+        drop(stdin);
+        let status = child.wait().unwrap();
+        (status.code(), String::from_utf8_lossy(&screen).into_owned())
+    };
+
+    let (code, text) = on_terminal(&[("[y/N] ", "n\n")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("Portal:          Example Portal"), "{text}");
+    assert!(
+        text.contains("Sign 1 document(s) for Example Portal? [y/N]"),
+        "{text}"
+    );
+    assert!(text.contains("error[SS_SIGN_CANCELLED]"), "{text}");
+    assert!(
+        !text.contains("PIN:"),
+        "no PIN is asked after a decline: {text}"
+    );
+    assert_eq!(server.session(session_id)["status"], "pending");
+
+    let (code, text) = on_terminal(&[("[y/N] ", "y\n"), ("PIN: ", "123456\n")]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("PIN:"), "{text}");
+    assert!(
+        text.contains("Signed 1 document(s) for Example Portal; the server answered: completed"),
+        "{text}"
+    );
+    assert_eq!(server.session(session_id)["status"], "completed");
+}
+
+#[test]
+fn a_portal_request_is_signed_on_the_virtual_piv_card() {
+    let lab = PivLab::start_provisioned().unwrap_or_else(|e| panic!("PIV lab: {e:?}"));
+    let server = Server::start_with(None);
+    let dir = tempfile::tempdir().unwrap();
+    let files = documents(dir.path(), 2);
+    let created = server.create_session(&files, "raw", None);
+    let env = lab.env().iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    // 9C is the PIV signing key ("PIN always"): one PIN entry signs both documents.
+    let out = securesign(
+        &[
+            "--reader",
+            PIV_READER,
+            "sign",
+            "--request",
+            created["deepLink"].as_str().unwrap(),
+            "--api",
+            &server.base,
+            "--key",
+            "9c",
+            "--yes",
+            "--pin-stdin",
+            "--json",
+        ],
+        env.clone(),
+        &format!("{PIV_PIN}\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)["result"]["status"], "completed");
+    let session = server.session(created["sessionId"].as_str().unwrap());
+    assert_eq!(session["status"], "completed", "{session}");
+    let cert = lab.cert_der(securesign_testlab::PivSlot::Sign9C).unwrap();
+    assert_eq!(common::b64(&session["signerCertificate"]), cert);
+    for (i, f) in files.iter().enumerate() {
+        let digest = Sha256Digest::of(&std::fs::read(f).unwrap());
+        let sig = common::b64(&session["documents"][i]["signature"]);
+        verify_digest_signature(&cert, &digest.0, &sig).unwrap();
+    }
+    let status = json(&securesign(
+        &["--reader", PIV_READER, "pin", "status", "--json"],
+        env,
+        "",
+    ));
+    assert_eq!(status["pin"]["retries"]["remaining"], 3, "{status}");
 }
