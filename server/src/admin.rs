@@ -7,7 +7,7 @@ use crate::api_key::{ApiKeySecret, KeyMode};
 use crate::clock::Clock;
 use crate::ids;
 use crate::origin::{Origin, OriginError};
-use crate::store::{DomainRecord, KeyRecord, Store, StoreError, TenantRecord};
+use crate::store::{with_pool, DomainRecord, KeyRecord, Store, StoreError, TenantRecord};
 use crate::webhook::outbox::{self, DeliveryRecord};
 use crate::webhook::WebhookSecret;
 use securesign_core::cert::IndiaPkiClass;
@@ -131,11 +131,13 @@ impl<'a> Admin<'a> {
 
     /// A session's callback events and how their delivery went.
     pub async fn deliveries(&self, session_id: &str) -> Result<Vec<DeliveryRecord>, AdminError> {
-        let known: Option<(String,)> = sqlx::query_as("SELECT id FROM sessions WHERE id = $1")
-            .bind(session_id)
-            .fetch_optional(&self.store.pool()?)
-            .await
-            .map_err(StoreError::from)?;
+        let known: Option<(String,)> = with_pool!(self.store.pool()?, |p| sqlx::query_as(
+            "SELECT id FROM sessions WHERE id = $1"
+        )
+        .bind(session_id)
+        .fetch_optional(&p)
+        .await
+        .map_err(StoreError::from)?);
         if known.is_none() {
             return Err(AdminError::UnknownSession(session_id.to_owned()));
         }

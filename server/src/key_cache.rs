@@ -4,7 +4,9 @@
 //! Before each lookup the cache asks the [`Store`] for its auth version (a
 //! sub-microsecond check that sees commits from any connection or process, and a
 //! counter that moves only when keys, tenants or whitelists change: see
-//! [`crate::change_detector`]). When the version moved since the cached rows were read,
+//! [`crate::change_detector`] for SQLite, [`crate::store::postgres`] for PostgreSQL,
+//! where a change is seen once its notification arrived, and where nothing is served
+//! from memory while notifications are not received). When the version moved since the cached rows were read,
 //! every entry is dropped before the lookup, so a revoke, a roll or a whitelist change
 //! is seen by the very next request, whoever wrote it; sessions, results and callbacks
 //! written meanwhile keep the cache. Time-based rules (the end of a roll's grace period)
@@ -22,10 +24,9 @@ use nohash_hasher::BuildNoHashHasher;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::api_key::KeyHash;
-use crate::change_detector::AuthVersion;
 use crate::origin::Whitelist;
 use crate::rate_limit::KeyLimit;
-use crate::store::{KeyRecord, KeyWithWhitelist, Store, StoreError};
+use crate::store::{AuthVersion, KeyRecord, KeyWithWhitelist, Store, StoreError};
 
 /// A key row and its tenant's whitelist, as read together from the database.
 #[derive(Debug)]
@@ -124,7 +125,8 @@ impl KeyCache {
             },
             Err(err) => {
                 // Without a version nothing may be served from (or put into) memory.
-                tracing::warn!(error = %err, "cannot check the auth version; reading the key uncached");
+                // (Debug: the store reports why once, not on every request.)
+                tracing::debug!(error = %err, "cannot check the auth version; reading the key uncached");
                 None
             }
         };

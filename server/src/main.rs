@@ -27,7 +27,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "securesign-server", version)]
 struct Cli {
-    /// SQLite database file (created if missing).
+    /// SQLite database file (created if missing). The default database.
     #[arg(
         long,
         global = true,
@@ -35,9 +35,19 @@ struct Cli {
         default_value = "securesign.db"
     )]
     db: PathBuf,
+    /// PostgreSQL database instead of the SQLite file: `postgres://user@host/dbname`
+    /// (migrated on start). Needs `--secrets-key`: the key that seals webhook secrets
+    /// is a file on the server, never in the database.
+    #[arg(
+        long,
+        global = true,
+        env = "SECURESIGN_DATABASE_URL",
+        conflicts_with = "db"
+    )]
+    database_url: Option<String>,
     /// File holding the key that seals webhook secrets in the database (created with
-    /// mode 0600 if missing). Default: the database path plus `.secrets-key`. Keep it
-    /// out of database backups.
+    /// mode 0600 if missing). Default (SQLite): the database path plus `.secrets-key`.
+    /// Keep it out of database backups.
     #[arg(long, global = true, env = "SECURESIGN_SECRETS_KEY_FILE")]
     secrets_key: Option<PathBuf>,
     #[command(subcommand)]
@@ -313,13 +323,23 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let key_path = cli
-        .secrets_key
-        .clone()
-        .unwrap_or_else(|| Store::default_secrets_key_path(&cli.db));
-    let store = Store::open_with_secrets_key(&cli.db, &key_path)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = match &cli.database_url {
+        Some(url) => {
+            let key_path = cli.secrets_key.as_deref().ok_or(
+                "--database-url needs --secrets-key FILE (or SECURESIGN_SECRETS_KEY_FILE): \
+                 the key that seals webhook secrets is kept out of the database",
+            )?;
+            Store::open_postgres(url, key_path).await
+        }
+        None => {
+            let key_path = cli
+                .secrets_key
+                .clone()
+                .unwrap_or_else(|| Store::default_secrets_key_path(&cli.db));
+            Store::open_with_secrets_key(&cli.db, &key_path).await
+        }
+    }
+    .map_err(|e| e.to_string())?;
     let clock = SystemClock::new();
     let result = match cli.command {
         Command::Serve(args) => run_server(store.clone(), *args).await,

@@ -1,7 +1,17 @@
-//! The database: one SQLite file in WAL mode through `sqlx` (which also speaks
-//! PostgreSQL; the SQL here sticks to portable types and `$n` placeholders).
+//! The database: one SQLite file in WAL mode (the default), or a PostgreSQL database
+//! (`--database-url`), both through `sqlx`.
 //!
-//! Migrations live in `server/migrations/` and are embedded in the binary.
+//! One query text serves both engines: the SQL sticks to portable types and `$n`
+//! placeholders (which sqlx-sqlite accepts), and [`with_pool!`] runs it on whichever
+//! pool the store has (each arm is compiled for its engine, so rows are decoded by the
+//! engine's own driver, without `sqlx::Any`'s conversions). What differs per engine is
+//! kept in one place each: opening and freshness ([`connections`] and the change
+//! detector for SQLite, [`postgres`] and its LISTEN/NOTIFY for PostgreSQL) and the
+//! few statements that must differ (the outbox claim takes `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL, where writers do not serialise as SQLite's do).
+//!
+//! Migrations live in `server/migrations/` (SQLite) and `server/migrations-postgres/`
+//! (the same resulting schema), both embedded in the binary.
 //!
 //! What the files hold is guarded here: they are `0600` ([`files`]), requestIds are
 //! stored only as their SHA-256 ([`request_ids`]), deleted content is overwritten
@@ -14,11 +24,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 
 use crate::api_key::KeyMode;
-use crate::change_detector::{AuthVersion, ChangeDetector, ChangeDetectorError, DetectorStats};
+use crate::change_detector::{self, ChangeDetector, ChangeDetectorError, DetectorStats};
 use crate::secrets_key::{default_key_path, SecretsKey, SecretsKeyError};
 use crate::webhook::outbox::{self, NewEvent};
 use crate::webhook::secret::{MalformedSecret, SigningSecrets, WebhookSecret};
@@ -26,7 +37,47 @@ use connections::{Connections, Reopener};
 
 mod connections;
 mod files;
+pub mod postgres;
 mod request_ids;
+
+/// Runs `$body` with `$p` bound to the pool (or connection) inside a [`Pool`]-shaped
+/// enum: the same query text, compiled once per engine.
+macro_rules! with_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// A connection pool of either engine (cheap to clone).
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    /// The SQLite file's pool.
+    Sqlite(SqlitePool),
+    /// The PostgreSQL database's pool.
+    Postgres(PgPool),
+}
+
+impl Pool {
+    /// Whether this is PostgreSQL (for the few statements that differ).
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+}
+
+/// A value of the `auth_version` counter, as the store's engine observes it: equal
+/// values mean that no key, tenant or whitelist changed in between, a greater one that
+/// something did. Values of one store only are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AuthVersion {
+    /// Read by the SQLite change detector.
+    Sqlite(change_detector::AuthVersion),
+    /// The latest version PostgreSQL announced (or the row read on (re)connecting).
+    Postgres(i64),
+}
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +97,13 @@ pub enum StoreError {
     /// A stored webhook secret opened but is not a webhook secret.
     #[error("a stored webhook secret is malformed")]
     MalformedSecret(#[from] MalformedSecret),
+    /// PostgreSQL's change notifications are not being received (see [`postgres`]):
+    /// nothing may be served from the key cache until they are again.
+    #[error("the PostgreSQL change notifications are not being received: {0}")]
+    NotificationsDown(&'static str),
+    /// `--database-url` is not a PostgreSQL URL.
+    #[error("unsupported database URL (expected postgres://… or postgresql://…)")]
+    UnsupportedUrl,
     /// The database file (or a file beside it) cannot be created or restricted to its owner.
     #[error("database file {path}: {source}")]
     Files {
@@ -190,14 +248,40 @@ struct KeyOriginRow {
     origin: Option<String>,
 }
 
+/// Writes an outbox event ([`outbox::INSERT_SQL`]) inside the transaction `$tx`.
+macro_rules! insert_event {
+    ($tx:ident, $event:expr) => {{
+        let event: &NewEvent = $event;
+        sqlx::query(outbox::INSERT_SQL)
+            .bind(&event.id)
+            .bind(&event.session_id)
+            .bind(&event.tenant_id)
+            .bind(event.event_type.as_str())
+            .bind(&event.url)
+            .bind(&event.payload)
+            .bind(event.created_at_ms)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
 /// The database handle (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Store {
+    backend: Backend,
+    secrets: Arc<SecretsKey>,
+}
+
+/// The engine behind a store.
+#[derive(Debug, Clone)]
+enum Backend {
     /// The current connections: replaced as a whole when the `-shm` file was
     /// replaced (see [`connections`]).
-    connections: Arc<ArcSwap<Connections>>,
-    reopener: Arc<Reopener>,
-    secrets: Arc<SecretsKey>,
+    Sqlite {
+        connections: Arc<ArcSwap<Connections>>,
+        reopener: Arc<Reopener>,
+    },
+    Postgres(Arc<postgres::Postgres>),
 }
 
 impl Store {
@@ -231,10 +315,39 @@ impl Store {
         request_ids::hash_clear_request_ids(&pool).await?;
         let changes = ChangeDetector::open(path)?;
         Ok(Self {
-            connections: Arc::new(ArcSwap::from_pointee(Connections { pool, changes })),
-            reopener: Arc::new(Reopener::new(path, options)),
+            backend: Backend::Sqlite {
+                connections: Arc::new(ArcSwap::from_pointee(Connections { pool, changes })),
+                reopener: Arc::new(Reopener::new(path, options)),
+            },
             secrets,
         })
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://…`), applies its
+    /// migrations and starts listening for auth changes (see [`postgres`]); secrets are
+    /// sealed with the key in `key_path` (created if missing), which is never kept in
+    /// the database.
+    pub async fn open_postgres(url: &str, key_path: &Path) -> Result<Self, StoreError> {
+        let secrets = Arc::new(SecretsKey::load_or_create(key_path)?);
+        let backend = postgres::Postgres::open(url).await?;
+        Ok(Self {
+            backend: Backend::Postgres(Arc::new(backend)),
+            secrets,
+        })
+    }
+
+    /// Whether the database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// On PostgreSQL, whether the auth-change notifications are being received now
+    /// (`None` on SQLite).
+    pub fn notifications_listening(&self) -> Option<bool> {
+        match &self.backend {
+            Backend::Sqlite { .. } => None,
+            Backend::Postgres(pg) => Some(pg.auth_version().is_ok()),
+        }
     }
 
     /// The secrets key file a database uses unless told otherwise.
@@ -247,59 +360,83 @@ impl Store {
     /// [`ChangeDetector::check_shared_memory`]): after it was replaced, this process's
     /// view of the database is stale and its writes could land over other processes'
     /// commits, so every query is refused until the connections are reopened.
-    pub(crate) fn pool(&self) -> Result<SqlitePool, StoreError> {
+    pub(crate) fn pool(&self) -> Result<Pool, StoreError> {
         self.db()
     }
 
-    fn db(&self) -> Result<SqlitePool, StoreError> {
-        let current = self.connections.load();
-        match current.changes.check_shared_memory() {
-            Ok(()) => Ok(current.pool.clone()),
-            Err(err) => Err(self.refused(err)),
+    fn db(&self) -> Result<Pool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite {
+                connections,
+                reopener,
+            } => {
+                let current = connections.load();
+                match current.changes.check_shared_memory() {
+                    Ok(()) => Ok(Pool::Sqlite(current.pool.clone())),
+                    Err(err) => Err(refused(connections, reopener, err)),
+                }
+            }
+            Backend::Postgres(pg) => Ok(Pool::Postgres(pg.pool().clone())),
         }
-    }
-
-    /// Starts reopening the connections when `err` says the `-shm` file was replaced.
-    fn refused(&self, err: ChangeDetectorError) -> StoreError {
-        if matches!(err, ChangeDetectorError::SharedMemoryReplaced { .. }) {
-            connections::start_reopen(&self.connections, &self.reopener);
-        }
-        err.into()
     }
 
     /// The auth version: it moves when a key, tenant or whitelist changes, from this
-    /// process or another one (see [`ChangeDetector`]). Synchronous and cheap (a `stat`
-    /// and a read of the mapped header unless something committed); call it before
-    /// reading what must be current.
+    /// process or another one. Synchronous and cheap; call it before reading what must
+    /// be current.
+    ///
+    /// SQLite: read by the [`ChangeDetector`] (a `stat` and a read of the mapped header
+    /// unless something committed), exact at the time of the call. PostgreSQL: the
+    /// latest version announced by `NOTIFY` (an atomic load), so a change is seen once
+    /// its notification arrived (milliseconds after its commit); an error while the
+    /// notifications are not being received (see [`postgres`]).
     pub fn auth_version(&self) -> Result<AuthVersion, StoreError> {
-        self.connections
-            .load()
-            .changes
-            .auth_version()
-            .map_err(|err| self.refused(err))
+        match &self.backend {
+            Backend::Sqlite {
+                connections,
+                reopener,
+            } => connections
+                .load()
+                .changes
+                .auth_version()
+                .map(AuthVersion::Sqlite)
+                .map_err(|err| refused(connections, reopener, err)),
+            Backend::Postgres(pg) => pg.auth_version().map(AuthVersion::Postgres),
+        }
     }
 
-    /// How often [`Store::auth_version`] had to read the counter.
+    /// How often [`Store::auth_version`] had to read the counter (SQLite; zero on
+    /// PostgreSQL, which never reads it per request).
     pub fn change_detector_stats(&self) -> DetectorStats {
-        self.connections.load().changes.stats()
+        match &self.backend {
+            Backend::Sqlite { connections, .. } => connections.load().changes.stats(),
+            Backend::Postgres(_) => DetectorStats::default(),
+        }
     }
 
     /// Closes all connections (waits for them to be returned).
     pub async fn close(&self) {
-        let pool = self.connections.load().pool.clone();
-        pool.close().await;
+        match &self.backend {
+            Backend::Sqlite { connections, .. } => {
+                let pool = connections.load().pool.clone();
+                pool.close().await;
+            }
+            Backend::Postgres(pg) => pg.close().await,
+        }
     }
 
     // ---- tenants ----
 
     /// Inserts a tenant.
     pub async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO tenants (id, display_name, created_at) VALUES ($1, $2, $3)")
-            .bind(&tenant.id)
-            .bind(&tenant.display_name)
-            .bind(tenant.created_at)
-            .execute(&self.db()?)
-            .await?;
+        with_pool!(self.db()?, |p| sqlx::query(
+            "INSERT INTO tenants (id, display_name, created_at) VALUES ($1, $2, $3)"
+        )
+        .bind(&tenant.id)
+        .bind(&tenant.display_name)
+        .bind(tenant.created_at)
+        .execute(&p)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -310,22 +447,24 @@ impl Store {
         secret: &WebhookSecret,
     ) -> Result<(), StoreError> {
         let sealed = self.seal_webhook_secret(&tenant.id, secret)?;
-        let mut tx = self.db()?.begin().await?;
-        sqlx::query("INSERT INTO tenants (id, display_name, created_at) VALUES ($1, $2, $3)")
+        with_pool!(self.db()?, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO tenants (id, display_name, created_at) VALUES ($1, $2, $3)")
+                .bind(&tenant.id)
+                .bind(&tenant.display_name)
+                .bind(tenant.created_at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO webhook_secrets (tenant_id, sealed, created_at) VALUES ($1, $2, $3)",
+            )
             .bind(&tenant.id)
-            .bind(&tenant.display_name)
+            .bind(&sealed)
             .bind(tenant.created_at)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO webhook_secrets (tenant_id, sealed, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(&tenant.id)
-        .bind(&sealed)
-        .bind(tenant.created_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -352,7 +491,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let sealed = self.seal_webhook_secret(tenant_id, secret)?;
         // The new row's `previous_*` come from the old row (on conflict), or are NULL.
-        sqlx::query(
+        with_pool!(self.db()?, |p| sqlx::query(
             "INSERT INTO webhook_secrets (tenant_id, sealed, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id) DO UPDATE SET \
                previous_sealed = CASE WHEN $4 IS NULL THEN NULL ELSE webhook_secrets.sealed END, \
@@ -363,8 +502,9 @@ impl Store {
         .bind(&sealed)
         .bind(now)
         .bind(keep_previous_until)
-        .execute(&self.db()?)
-        .await?;
+        .execute(&p)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -375,12 +515,14 @@ impl Store {
         tenant_id: &str,
         now: i64,
     ) -> Result<Option<SigningSecrets>, StoreError> {
-        let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+        let row: Option<(String, Option<String>, Option<i64>)> = with_pool!(self.db()?, |p| {
+            sqlx::query_as(
             "SELECT sealed, previous_sealed, previous_until FROM webhook_secrets WHERE tenant_id = $1",
         )
         .bind(tenant_id)
-        .fetch_optional(&self.db()?)
-        .await?;
+        .fetch_optional(&p)
+        .await?
+        });
         let Some((sealed, previous_sealed, previous_until)) = row else {
             return Ok(None);
         };
@@ -402,22 +544,23 @@ impl Store {
 
     /// A tenant by id.
     pub async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT id, display_name, created_at FROM tenants WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.db()?)
-                .await?,
+        Ok(with_pool!(self.db()?, |p| sqlx::query_as(
+            "SELECT id, display_name, created_at FROM tenants WHERE id = $1"
         )
+        .bind(id)
+        .fetch_optional(&p)
+        .await?))
     }
 
     /// The India PKI classes a tenant accepts (JSON array of class names), if it restricts
     /// them; `None` also for an unknown tenant.
     pub async fn tenant_policy_classes(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT policy_classes FROM tenants WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.db()?)
-                .await?;
+        let row: Option<(Option<String>,)> = with_pool!(self.db()?, |p| sqlx::query_as(
+            "SELECT policy_classes FROM tenants WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(&p)
+        .await?);
         Ok(row.and_then(|(classes,)| classes))
     }
 
@@ -427,28 +570,32 @@ impl Store {
         id: &str,
         classes: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tenants SET policy_classes = $2 WHERE id = $1")
-            .bind(id)
-            .bind(classes)
-            .execute(&self.db()?)
-            .await?;
+        with_pool!(self.db()?, |p| sqlx::query(
+            "UPDATE tenants SET policy_classes = $2 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(classes)
+        .execute(&p)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     /// All tenants, oldest first.
     pub async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(with_pool!(self.db()?, |p| sqlx::query_as(
             "SELECT id, display_name, created_at FROM tenants ORDER BY created_at, id",
         )
-        .fetch_all(&self.db()?)
-        .await?)
+        .fetch_all(&p)
+        .await?))
     }
 
     // ---- keys ----
 
     /// Inserts a key row.
     pub async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        with_pool!(self.db()?, |p| {
+            sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, mode, key_hash, last4, rpm, created_at, expires_at, revoked_at, replaced_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
@@ -462,8 +609,9 @@ impl Store {
         .bind(key.expires_at)
         .bind(key.revoked_at)
         .bind(&key.replaced_by)
-        .execute(&self.db()?)
-        .await?;
+        .execute(&p)
+        .await?.rows_affected()
+        });
         Ok(())
     }
 
@@ -475,15 +623,15 @@ impl Store {
         &self,
         hash_hex: &str,
     ) -> Result<Option<KeyWithWhitelist>, StoreError> {
-        let rows: Vec<KeyOriginRow> = sqlx::query_as(
+        let rows: Vec<KeyOriginRow> = with_pool!(self.db()?, |p| sqlx::query_as(
             "SELECT k.id, k.tenant_id, k.mode, k.key_hash, k.last4, k.rpm, k.created_at, \
              k.expires_at, k.revoked_at, k.replaced_by, d.origin \
              FROM api_keys k LEFT JOIN domains d ON d.tenant_id = k.tenant_id \
              WHERE k.key_hash = $1",
         )
         .bind(hash_hex)
-        .fetch_all(&self.db()?)
-        .await?;
+        .fetch_all(&p)
+        .await?);
         let mut rows = rows.into_iter();
         let Some(first) = rows.next() else {
             return Ok(None);
@@ -501,10 +649,10 @@ impl Store {
     /// The key with this id.
     pub async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let sql = format!("SELECT {} FROM api_keys WHERE id = $1", Self::KEY_COLUMNS);
-        Ok(sqlx::query_as(&sql)
+        Ok(with_pool!(self.db()?, |p| sqlx::query_as(&sql)
             .bind(id)
-            .fetch_optional(&self.db()?)
-            .await?)
+            .fetch_optional(&p)
+            .await?))
     }
 
     /// Keys, optionally of one tenant, oldest first.
@@ -513,21 +661,23 @@ impl Store {
             "SELECT {} FROM api_keys WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created_at, id",
             Self::KEY_COLUMNS
         );
-        Ok(sqlx::query_as(&sql)
+        Ok(with_pool!(self.db()?, |p| sqlx::query_as(&sql)
             .bind(tenant_id)
-            .fetch_all(&self.db()?)
-            .await?)
+            .fetch_all(&p)
+            .await?))
     }
 
     /// Marks a key revoked at `now`; returns whether a live key was revoked.
     pub async fn revoke_key(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(now)
-                .execute(&self.db()?)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        let done = with_pool!(self.db()?, |p| sqlx::query(
+            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&p)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     /// Inserts `new_key` and limits `old_id` to `old_expires_at`, atomically.
@@ -537,30 +687,32 @@ impl Store {
         old_expires_at: i64,
         new_key: &KeyRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db()?.begin().await?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, mode, key_hash, last4, rpm, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&new_key.id)
-        .bind(&new_key.tenant_id)
-        .bind(&new_key.mode)
-        .bind(&new_key.key_hash)
-        .bind(&new_key.last4)
-        .bind(new_key.rpm)
-        .bind(new_key.created_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $2 \
-             THEN $2 ELSE expires_at END, replaced_by = $3 WHERE id = $1",
-        )
-        .bind(old_id)
-        .bind(old_expires_at)
-        .bind(&new_key.id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        with_pool!(self.db()?, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO api_keys (id, tenant_id, mode, key_hash, last4, rpm, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&new_key.id)
+            .bind(&new_key.tenant_id)
+            .bind(&new_key.mode)
+            .bind(&new_key.key_hash)
+            .bind(&new_key.last4)
+            .bind(new_key.rpm)
+            .bind(new_key.created_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $2 \
+                 THEN $2 ELSE expires_at END, replaced_by = $3 WHERE id = $1",
+            )
+            .bind(old_id)
+            .bind(old_expires_at)
+            .bind(&new_key.id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -573,36 +725,42 @@ impl Store {
         origin: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = with_pool!(self.db()?, |p| sqlx::query(
             "INSERT INTO domains (tenant_id, origin, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, origin) DO NOTHING",
         )
         .bind(tenant_id)
         .bind(origin)
         .bind(now)
-        .execute(&self.db()?)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(&p)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     /// Removes an origin; returns whether it was there.
     pub async fn remove_domain(&self, tenant_id: &str, origin: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM domains WHERE tenant_id = $1 AND origin = $2")
-            .bind(tenant_id)
-            .bind(origin)
-            .execute(&self.db()?)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let done = with_pool!(self.db()?, |p| sqlx::query(
+            "DELETE FROM domains WHERE tenant_id = $1 AND origin = $2"
+        )
+        .bind(tenant_id)
+        .bind(origin)
+        .execute(&p)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     /// A tenant's origins.
     pub async fn domains(&self, tenant_id: &str) -> Result<Vec<DomainRecord>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(with_pool!(self.db()?, |p| {
+            sqlx::query_as(
             "SELECT tenant_id, origin, created_at FROM domains WHERE tenant_id = $1 ORDER BY origin",
         )
         .bind(tenant_id)
-        .fetch_all(&self.db()?)
-        .await?)
+        .fetch_all(&p)
+        .await?
+        }))
     }
 
     // ---- sessions ----
@@ -614,40 +772,42 @@ impl Store {
         session: &SessionRecord,
         documents: &[DocumentRecord],
     ) -> Result<(), StoreError> {
-        let mut tx = self.db()?.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, \
-             created_at, expires_at, signature_format, key_mode, signer_requirement, request_id_hashed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)",
-        )
-        .bind(&session.id)
-        .bind(request_ids::stored_form(&session.request_id))
-        .bind(&session.tenant_id)
-        .bind(&session.key_id)
-        .bind(&session.origin)
-        .bind(&session.callback_url)
-        .bind(&session.status)
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .bind(&session.signature_format)
-        .bind(&session.key_mode)
-        .bind(&session.signer_requirement)
-        .execute(&mut *tx)
-        .await?;
-        for doc in documents {
+        with_pool!(self.db()?, |p| {
+            let mut tx = p.begin().await?;
             sqlx::query(
-                "INSERT INTO session_documents (session_id, position, document_id, name, digest) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, \
+                 created_at, expires_at, signature_format, key_mode, signer_requirement, request_id_hashed) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)",
             )
             .bind(&session.id)
-            .bind(doc.position)
-            .bind(&doc.document_id)
-            .bind(&doc.name)
-            .bind(&doc.digest)
+            .bind(request_ids::stored_form(&session.request_id))
+            .bind(&session.tenant_id)
+            .bind(&session.key_id)
+            .bind(&session.origin)
+            .bind(&session.callback_url)
+            .bind(&session.status)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .bind(&session.signature_format)
+            .bind(&session.key_mode)
+            .bind(&session.signer_requirement)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
+            for doc in documents {
+                sqlx::query(
+                    "INSERT INTO session_documents (session_id, position, document_id, name, digest) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&session.id)
+                .bind(doc.position)
+                .bind(&doc.document_id)
+                .bind(&doc.name)
+                .bind(&doc.digest)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -672,12 +832,12 @@ impl Store {
             "SELECT {} FROM sessions WHERE id = $1 AND tenant_id = $2 AND key_mode = $3",
             Self::SESSION_COLUMNS
         );
-        Ok(sqlx::query_as(&sql)
+        Ok(with_pool!(self.db()?, |p| sqlx::query_as(&sql)
             .bind(session_id)
             .bind(tenant_id)
             .bind(mode.as_str())
-            .fetch_optional(&self.db()?)
-            .await?)
+            .fetch_optional(&p)
+            .await?))
     }
 
     /// A session by its requestId (given in clear, looked up by its SHA-256); the
@@ -690,10 +850,10 @@ impl Store {
             "SELECT {} FROM sessions WHERE request_id = $1",
             Self::SESSION_COLUMNS
         );
-        let session: Option<SessionRecord> = sqlx::query_as(&sql)
+        let session: Option<SessionRecord> = with_pool!(self.db()?, |p| sqlx::query_as(&sql)
             .bind(request_ids::stored_form(request_id))
-            .fetch_optional(&self.db()?)
-            .await?;
+            .fetch_optional(&p)
+            .await?);
         Ok(session.map(|session| SessionRecord {
             request_id: request_id.to_owned(),
             ..session
@@ -702,13 +862,13 @@ impl Store {
 
     /// A session's documents in request order.
     pub async fn documents(&self, session_id: &str) -> Result<Vec<DocumentRecord>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(with_pool!(self.db()?, |p| sqlx::query_as(
             "SELECT position, document_id, name, digest, signature FROM session_documents \
              WHERE session_id = $1 ORDER BY position",
         )
         .bind(session_id)
-        .fetch_all(&self.db()?)
-        .await?)
+        .fetch_all(&p)
+        .await?))
     }
 
     /// Completes a pending, unexpired session with its verified signatures (one per
@@ -725,36 +885,38 @@ impl Store {
         signatures: &[(String, String)],
         event: Option<&NewEvent>,
     ) -> Result<FinishOutcome, StoreError> {
-        let mut tx = self.db()?.begin().await?;
-        let done = sqlx::query(
-            "UPDATE sessions SET status = 'completed', finished_at = $2, signer_certificate = $3, \
-             signature_algorithm = $4, signer_evidence = $5 \
-             WHERE id = $1 AND status = 'pending' AND expires_at > $2",
-        )
-        .bind(session_id)
-        .bind(now)
-        .bind(certificate_b64)
-        .bind(algorithm)
-        .bind(evidence)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(FinishOutcome::NotPending);
-        }
-        for (document_id, signature) in signatures {
-            sqlx::query(
-                "UPDATE session_documents SET signature = $3 WHERE session_id = $1 AND document_id = $2",
+        with_pool!(self.db()?, |p| {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(
+                "UPDATE sessions SET status = 'completed', finished_at = $2, signer_certificate = $3, \
+                 signature_algorithm = $4, signer_evidence = $5 \
+                 WHERE id = $1 AND status = 'pending' AND expires_at > $2",
             )
             .bind(session_id)
-            .bind(document_id)
-            .bind(signature)
+            .bind(now)
+            .bind(certificate_b64)
+            .bind(algorithm)
+            .bind(evidence)
             .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(event) = event {
-            outbox::insert(&mut tx, event).await?;
-        }
-        tx.commit().await?;
+            .await?.rows_affected();
+            if done != 1 {
+                return Ok(FinishOutcome::NotPending);
+            }
+            for (document_id, signature) in signatures {
+                sqlx::query(
+                    "UPDATE session_documents SET signature = $3 WHERE session_id = $1 AND document_id = $2",
+                )
+                .bind(session_id)
+                .bind(document_id)
+                .bind(signature)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(event) = event {
+                insert_event!(tx, event);
+            }
+            tx.commit().await?;
+        });
         Ok(FinishOutcome::Done)
     }
 
@@ -765,24 +927,39 @@ impl Store {
         now: i64,
         event: Option<&NewEvent>,
     ) -> Result<FinishOutcome, StoreError> {
-        let mut tx = self.db()?.begin().await?;
-        let done = sqlx::query(
-            "UPDATE sessions SET status = 'cancelled', finished_at = $2 \
-             WHERE id = $1 AND status = 'pending' AND expires_at > $2",
-        )
-        .bind(session_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(FinishOutcome::NotPending);
-        }
-        if let Some(event) = event {
-            outbox::insert(&mut tx, event).await?;
-        }
-        tx.commit().await?;
+        with_pool!(self.db()?, |p| {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(
+                "UPDATE sessions SET status = 'cancelled', finished_at = $2 \
+                 WHERE id = $1 AND status = 'pending' AND expires_at > $2",
+            )
+            .bind(session_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Ok(FinishOutcome::NotPending);
+            }
+            if let Some(event) = event {
+                insert_event!(tx, event);
+            }
+            tx.commit().await?;
+        });
         Ok(FinishOutcome::Done)
     }
+}
+
+/// Starts reopening the SQLite connections when `err` says the `-shm` file was replaced.
+fn refused(
+    connections: &Arc<ArcSwap<Connections>>,
+    reopener: &Arc<Reopener>,
+    err: ChangeDetectorError,
+) -> StoreError {
+    if matches!(err, ChangeDetectorError::SharedMemoryReplaced { .. }) {
+        connections::start_reopen(connections, reopener);
+    }
+    err.into()
 }
 
 /// The associated data that binds a sealed webhook secret to its tenant.

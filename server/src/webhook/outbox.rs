@@ -7,10 +7,13 @@
 //! conditional `UPDATE` that only matches that very claim. A `delivered` event is never
 //! claimed again. A claim whose worker died (crash mid-request) lapses after its lease
 //! and the event is retried with the same event id, which receivers use to deduplicate.
+//!
+//! The statements are the same on SQLite and PostgreSQL except the claim's row lock
+//! (see [`claim_next`]).
 
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::FromRow;
 
-use crate::store::{Store, StoreError};
+use crate::store::{with_pool, Store, StoreError};
 
 /// What an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,23 +119,32 @@ pub enum Settlement {
     },
 }
 
-/// Writes `event` inside the caller's transaction.
-pub async fn insert(conn: &mut SqliteConnection, event: &NewEvent) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO webhook_events (id, session_id, tenant_id, event_type, url, payload, \
-         created_at, status, attempts, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7)",
-    )
-    .bind(&event.id)
-    .bind(&event.session_id)
-    .bind(&event.tenant_id)
-    .bind(event.event_type.as_str())
-    .bind(&event.url)
-    .bind(&event.payload)
-    .bind(event.created_at_ms)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// Writes an event inside the caller's transaction (the store binds, in order: id,
+/// session id, tenant id, event type, URL, payload, creation time in Unix ms).
+pub(crate) const INSERT_SQL: &str =
+    "INSERT INTO webhook_events (id, session_id, tenant_id, event_type, url, payload, \
+     created_at, status, attempts, next_attempt_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7)";
+
+/// The claim: the oldest due event (pending and due, or delivering with a lapsed
+/// lease) becomes `delivering`. `{lock}` is empty on SQLite, whose one writer at a time
+/// makes the sub-select and the update one step; on PostgreSQL it is
+/// `FOR UPDATE SKIP LOCKED`: the sub-select locks the row it picks (re-checking its
+/// conditions on the row's latest version), and concurrent claims skip it, so two
+/// workers, in one process or several, never claim the same event.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE webhook_events SET status = 'delivering', attempts = attempts + 1, \
+             lease_until = $1 + $2 \
+             WHERE id = (SELECT id FROM webhook_events \
+                 WHERE attempts < $3 AND ((status = 'pending' AND next_attempt_at <= $1) \
+                    OR (status = 'delivering' AND lease_until <= $1)) \
+                 ORDER BY next_attempt_at, id LIMIT 1",
+            $lock,
+            ") RETURNING id, session_id, tenant_id, url, payload, attempts"
+        )
+    };
 }
 
 /// Claims the oldest due event (pending and due, or delivering with a lapsed lease),
@@ -143,20 +155,18 @@ pub async fn claim_next(
     lease_ms: i64,
     max_attempts: i64,
 ) -> Result<Option<ClaimedEvent>, StoreError> {
-    Ok(sqlx::query_as(
-        "UPDATE webhook_events SET status = 'delivering', attempts = attempts + 1, \
-         lease_until = $1 + $2 \
-         WHERE id = (SELECT id FROM webhook_events \
-             WHERE attempts < $3 AND ((status = 'pending' AND next_attempt_at <= $1) \
-                OR (status = 'delivering' AND lease_until <= $1)) \
-             ORDER BY next_attempt_at, id LIMIT 1) \
-         RETURNING id, session_id, tenant_id, url, payload, attempts",
-    )
-    .bind(now_ms)
-    .bind(lease_ms)
-    .bind(max_attempts)
-    .fetch_optional(&store.pool()?)
-    .await?)
+    let pool = store.pool()?;
+    let sql = if pool.is_postgres() {
+        claim_sql!(" FOR UPDATE SKIP LOCKED")
+    } else {
+        claim_sql!("")
+    };
+    Ok(with_pool!(pool, |p| sqlx::query_as(sql)
+        .bind(now_ms)
+        .bind(lease_ms)
+        .bind(max_attempts)
+        .fetch_optional(&p)
+        .await?))
 }
 
 /// Gives up on events that may not be attempted again: a last allowed attempt claimed
@@ -167,7 +177,7 @@ pub async fn fail_exhausted(
     now_ms: i64,
     max_attempts: i64,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    let done = with_pool!(store.pool()?, |p| sqlx::query(
         "UPDATE webhook_events SET status = 'failed', lease_until = NULL, \
          last_error = CASE WHEN status = 'delivering' \
              THEN 'the server stopped during the last attempt; no answer was recorded' \
@@ -177,9 +187,10 @@ pub async fn fail_exhausted(
     )
     .bind(now_ms)
     .bind(max_attempts)
-    .execute(&store.pool()?)
-    .await?;
-    Ok(done.rows_affected())
+    .execute(&p)
+    .await?
+    .rows_affected());
+    Ok(done)
 }
 
 /// Settles the claim `claimed` made. Returns false when the claim was lost (its lease
@@ -207,7 +218,7 @@ pub async fn settle(
             ("failed", *status, Some(error.as_str()), None, None)
         }
     };
-    let done = sqlx::query(
+    let done = with_pool!(store.pool()?, |p| sqlx::query(
         "UPDATE webhook_events SET status = $3, lease_until = NULL, last_status = $4, \
          last_error = $5, next_attempt_at = COALESCE($6, next_attempt_at), delivered_at = $7 \
          WHERE id = $1 AND status = 'delivering' AND attempts = $2",
@@ -219,20 +230,21 @@ pub async fn settle(
     .bind(error)
     .bind(next_at)
     .bind(delivered_at)
-    .execute(&store.pool()?)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .execute(&p)
+    .await?
+    .rows_affected());
+    Ok(done == 1)
 }
 
 /// The earliest time (Unix ms) at which an unfinished event needs the worker: a
 /// pending event's next attempt, or the end of a delivering event's lease.
 pub async fn next_due(store: &Store) -> Result<Option<i64>, StoreError> {
-    let row: (Option<i64>,) = sqlx::query_as(
+    let row: (Option<i64>,) = with_pool!(store.pool()?, |p| sqlx::query_as(
         "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) \
          FROM webhook_events WHERE status IN ('pending', 'delivering')",
     )
-    .fetch_one(&store.pool()?)
-    .await?;
+    .fetch_one(&p)
+    .await?);
     Ok(row.0)
 }
 
@@ -241,14 +253,14 @@ pub async fn for_session(
     store: &Store,
     session_id: &str,
 ) -> Result<Vec<DeliveryRecord>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(with_pool!(store.pool()?, |p| sqlx::query_as(
         "SELECT id, event_type, status, attempts, next_attempt_at, last_status, last_error, \
          created_at, delivered_at FROM webhook_events WHERE session_id = $1 \
          ORDER BY created_at, id",
     )
     .bind(session_id)
-    .fetch_all(&store.pool()?)
-    .await?)
+    .fetch_all(&p)
+    .await?))
 }
 
 /// The key mode (`live` / `test`) of the key that created the session, and the
@@ -257,21 +269,21 @@ pub async fn callback_policy(
     store: &Store,
     session_id: &str,
 ) -> Result<Option<(String, Vec<String>)>, StoreError> {
-    let mode: Option<(String,)> = sqlx::query_as(
+    let mode: Option<(String,)> = with_pool!(store.pool()?, |p| sqlx::query_as(
         "SELECT k.mode FROM sessions s JOIN api_keys k ON k.id = s.key_id WHERE s.id = $1",
     )
     .bind(session_id)
-    .fetch_optional(&store.pool()?)
-    .await?;
+    .fetch_optional(&p)
+    .await?);
     let Some((mode,)) = mode else {
         return Ok(None);
     };
-    let origins: Vec<(String,)> = sqlx::query_as(
+    let origins: Vec<(String,)> = with_pool!(store.pool()?, |p| sqlx::query_as(
         "SELECT d.origin FROM domains d JOIN sessions s ON s.tenant_id = d.tenant_id \
          WHERE s.id = $1",
     )
     .bind(session_id)
-    .fetch_all(&store.pool()?)
-    .await?;
+    .fetch_all(&p)
+    .await?);
     Ok(Some((mode, origins.into_iter().map(|(o,)| o).collect())))
 }

@@ -1,0 +1,253 @@
+//! The PostgreSQL engine: a connection pool, its migrations, and how the server learns
+//! that keys, tenants or whitelists changed (the key cache's freshness).
+//!
+//! Every change to `api_keys`, `tenants` or `domains` bumps the `auth_version` row and
+//! sends `NOTIFY securesign_auth, '<new version>'` in the same transaction (triggers
+//! of `migrations-postgres/`), whoever writes it: this server, another instance, the
+//! admin CLI, `psql`. PostgreSQL delivers a notification only if its transaction
+//! commits, in commit order. One connection per process LISTENs and keeps the highest
+//! version heard in an atomic, which [`Postgres::auth_version`] reads: no database
+//! round trip per request.
+//!
+//! **While the listening connection is down, the key cache is bypassed (fail closed
+//! on freshness, open on availability):** [`Postgres::auth_version`] returns
+//! [`StoreError::NotificationsDown`], so every request reads its key from the database
+//! (as current as the database, one round trip more) until the listener is back. On
+//! reconnecting it LISTENs first and then reads the `auth_version` row, so a change
+//! committed while it was away moves the version and flushes the cache before anything
+//! is served from it again.
+//!
+//! A connection that dies silently (no reset reaches us) is caught by a heartbeat:
+//! every [`HEARTBEAT`] the process notifies `ping` on the channel through its pool;
+//! when nothing at all was heard for [`SILENCE_LIMIT`], the notifications count as
+//! down. That bounds how long a change can stay unseen on a half-open connection.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+
+use super::StoreError;
+
+/// The channel the triggers notify on.
+pub const CHANNEL: &str = "securesign_auth";
+/// `application_name` of the listening connection (visible in `pg_stat_activity`).
+pub const LISTENER_APPLICATION_NAME: &str = "securesign-auth-listener";
+/// How often each process pings the channel.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Silence after which the notifications count as down (several missed heartbeats,
+/// so a busy machine does not flap).
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(5);
+/// The heartbeat's payload (versions are decimal numbers).
+const PING: &str = "ping";
+/// Most pool connections.
+const MAX_CONNECTIONS: u32 = 16;
+/// How long a query waits for a free connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`Postgres::open`] waits for the listener's first connection.
+const FIRST_LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Waits between reconnection attempts: from the first to the last, doubling.
+const RECONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
+
+const AUTH_VERSION_SQL: &str = "SELECT version FROM auth_version WHERE id = 1";
+
+/// A PostgreSQL database and its auth-change listener.
+#[derive(Debug)]
+pub struct Postgres {
+    pool: PgPool,
+    notifications: Arc<Notifications>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What the listener learnt, read by every request.
+#[derive(Debug)]
+struct Notifications {
+    /// Highest `auth_version` heard (or read on connecting).
+    version: AtomicI64,
+    /// Whether the listening connection is up (set after its first read of the row).
+    listening: AtomicBool,
+    /// Milliseconds since `epoch` when anything was last heard on the channel.
+    last_heard_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Notifications {
+    fn heard(&self, version: Option<i64>) {
+        if let Some(version) = version {
+            self.version.fetch_max(version, Ordering::AcqRel);
+        }
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_heard_ms.store(now, Ordering::Release);
+    }
+
+    fn current(&self) -> Result<i64, StoreError> {
+        if !self.listening.load(Ordering::Acquire) {
+            return Err(StoreError::NotificationsDown(
+                "the listening connection is down",
+            ));
+        }
+        let heard = Duration::from_millis(self.last_heard_ms.load(Ordering::Acquire));
+        if self.epoch.elapsed().saturating_sub(heard) > SILENCE_LIMIT {
+            return Err(StoreError::NotificationsDown(
+                "nothing heard on the channel for longer than the heartbeat allows",
+            ));
+        }
+        Ok(self.version.load(Ordering::Acquire))
+    }
+}
+
+impl Postgres {
+    /// Connects to `url`, applies the migrations, and starts the listener (waiting up to
+    /// a few seconds for its first connection; requests read uncached until then).
+    pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::UnsupportedUrl);
+        }
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await?;
+        // Takes an advisory lock: instances starting together migrate once.
+        sqlx::migrate!("./migrations-postgres").run(&pool).await?;
+        let notifications = Arc::new(Notifications {
+            version: AtomicI64::new(i64::MIN),
+            listening: AtomicBool::new(false),
+            last_heard_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        });
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        let listener = tokio::spawn(listen(
+            options.application_name(LISTENER_APPLICATION_NAME),
+            Arc::clone(&notifications),
+            first_tx,
+        ));
+        let heartbeat = tokio::spawn(heartbeat(pool.clone()));
+        if tokio::time::timeout(FIRST_LISTEN_TIMEOUT, first_rx)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the PostgreSQL auth listener is not connected yet: keys are read uncached until it is");
+        }
+        Ok(Self {
+            pool,
+            notifications,
+            tasks: vec![listener, heartbeat],
+        })
+    }
+
+    /// The pool.
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The latest auth version heard, or an error while notifications are not received.
+    pub(super) fn auth_version(&self) -> Result<i64, StoreError> {
+        self.notifications.current()
+    }
+
+    /// Stops the listener and the heartbeat and closes the pool.
+    pub(super) async fn close(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.pool.close().await;
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Keeps one listening connection up, for as long as the process runs.
+async fn listen(
+    options: PgConnectOptions,
+    notifications: Arc<Notifications>,
+    first: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut first = Some(first);
+    let mut backoff = RECONNECT_BACKOFF.0;
+    loop {
+        match subscribe(&options, &notifications).await {
+            Ok(mut listener) => {
+                backoff = RECONNECT_BACKOFF.0;
+                notifications.listening.store(true, Ordering::Release);
+                if let Some(first) = first.take() {
+                    let _ = first.send(());
+                } else {
+                    tracing::info!(
+                        "PostgreSQL auth listener reconnected: the key cache is used again"
+                    );
+                }
+                let why = loop {
+                    match listener.try_recv().await {
+                        Ok(Some(notification)) => {
+                            let payload = notification.payload();
+                            notifications.heard(if payload == PING {
+                                None
+                            } else {
+                                payload.parse().ok()
+                            });
+                        }
+                        Ok(None) => break "connection lost".to_owned(),
+                        Err(err) => break err.to_string(),
+                    }
+                };
+                notifications.listening.store(false, Ordering::Release);
+                tracing::warn!(reason = %why, "PostgreSQL auth listener down: keys are read from the database on every request until it is back");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot start the PostgreSQL auth listener; retrying");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(RECONNECT_BACKOFF.1);
+    }
+}
+
+/// A new listening connection: LISTEN first, then the row, so no change committed
+/// after the read can go unheard.
+async fn subscribe(
+    options: &PgConnectOptions,
+    notifications: &Notifications,
+) -> Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    // A lost connection is reported (`Ok(None)`) rather than silently replaced, so the
+    // row is read again after every reconnection.
+    listener.eager_reconnect(false);
+    listener.listen(CHANNEL).await?;
+    let (version,): (i64,) = sqlx::query_as(AUTH_VERSION_SQL)
+        .fetch_one(&mut listener)
+        .await?;
+    notifications.heard(Some(version));
+    Ok(listener)
+}
+
+/// Pings the channel every [`HEARTBEAT`] (errors are retried on the next beat).
+async fn heartbeat(pool: PgPool) {
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(PING)
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %err, "PostgreSQL auth heartbeat failed");
+        }
+    }
+}
