@@ -255,8 +255,7 @@ async fn the_openapi_document_has_the_app_link_and_the_well_known_routes() {
 /// Runs `serve` with `extra` and expects it to exit at once, failing; its stderr.
 fn refused(db: &Path, extra: &[&str]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_securesign-server"))
-        .arg("--db")
-        .arg(db)
+        .args(common::database_args(db))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
@@ -370,8 +369,7 @@ async fn the_environment_configures_the_files() {
         }
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_securesign-server"))
-        .arg("--db")
-        .arg(dir.path().join("securesign.db"))
+        .args(common::database_args(&dir.path().join("securesign.db")))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env(
             "SECURESIGN_ANDROID_CERT_FINGERPRINTS",

@@ -3,16 +3,18 @@
 // Tests may unwrap: a failure should stop the test with its message.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
-use securesign_server::{router, serve, AppState, ManualClock, RouterOptions, Store};
+use securesign_server::{router, serve, AppState, ManualClock, RouterOptions};
 use serde_json::{json, Value};
 
 async fn start(
     options: RouterOptions,
 ) -> (String, tokio::sync::oneshot::Sender<()>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("bench.db")).await.unwrap();
+    let store = common::open_store(&dir.path().join("bench.db")).await;
     let state = AppState::new(store, Arc::new(ManualClock::starting_at(0)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

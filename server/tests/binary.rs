@@ -155,23 +155,12 @@ async fn restart_keeps_tenants_keys_and_sessions_and_no_plaintext_key_is_stored(
         "the request id appears in the log"
     );
 
-    for entry in std::fs::read_dir(s.db.parent().unwrap()).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("securesign.db")
-        {
-            let bytes = std::fs::read(&path).unwrap();
-            let needle = &s.key.as_bytes()[8..];
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle),
-                "{} holds the plaintext key",
-                path.display()
-            );
-        }
-    }
+    let stored = common::database::stored_bytes(&s.db);
+    let needle = &s.key.as_bytes()[8..];
+    assert!(
+        !stored.windows(needle.len()).any(|w| w == needle),
+        "the database holds the plaintext key"
+    );
 }
 
 #[test]
@@ -194,7 +183,7 @@ fn whitelist_changes_from_the_cli_apply_to_the_very_next_request() {
 #[tokio::test]
 async fn an_auth_change_by_another_process_moves_the_auth_version() {
     let s = setup();
-    let store = securesign_server::Store::open(&s.db).await.unwrap();
+    let store = common::open_store(&s.db).await;
     let before = store.auth_version().unwrap();
     cli(&s.db, &["key", "list"]);
     assert_eq!(
@@ -224,8 +213,7 @@ fn tenant_policy_classes_are_set_and_lifted_from_the_command_line() {
     );
     assert_eq!(set.trim(), "Class 3, Document Signer");
     let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_securesign-server"))
-        .arg("--db")
-        .arg(&s.db)
+        .args(common::database_args(&s.db))
         .args(["tenant", "policy-classes", "--tenant", &s.tenant, "class9"])
         .output()
         .unwrap();

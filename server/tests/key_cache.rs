@@ -14,7 +14,6 @@ use common::{documents_json, sha256, Fixture, PORTAL};
 use securesign_server::admin::Admin;
 use securesign_server::api_key::{ApiKeySecret, KeyMode};
 use securesign_server::key_cache::CacheStats;
-use securesign_server::Store;
 use serde_json::json;
 
 fn delta(after: CacheStats, before: CacheStats) -> (u64, u64, u64) {
@@ -80,8 +79,7 @@ async fn a_revoke_from_another_process_still_flushes_after_session_writes() {
     let before = f.keys.stats();
 
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_securesign-server"))
-        .arg("--db")
-        .arg(&f.db_path)
+        .args(common::database_args(&f.db_path))
         .args(["key", "revoke", &f.live_key_id])
         .stdout(std::process::Stdio::null())
         .status()
@@ -103,7 +101,7 @@ async fn a_revoke_through_another_connection_pool_is_refused_on_the_next_request
     assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
     assert_eq!(f.keys.stats().hits, 1, "the key should be cached by now");
 
-    let other = Store::open(&f.db_path).await.unwrap();
+    let other = common::open_store(&f.db_path).await;
     Admin::new(&other, f.clock.as_ref())
         .revoke_key(&f.live_key_id)
         .await
@@ -239,17 +237,14 @@ async fn the_auth_version_moves_only_when_keys_tenants_or_whitelists_change() {
 #[tokio::test]
 async fn the_auth_version_row_can_neither_vanish_nor_go_back() {
     let f = Fixture::start().await;
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&f.db_path);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
     for sql in [
         "DELETE FROM auth_version",
         "UPDATE auth_version SET version = 0",
         "UPDATE auth_version SET id = 2",
     ] {
-        let err = sqlx::query(sql).execute(&pool).await.unwrap_err();
+        let err = common::execute_sql(&f.db_path, sql).await.unwrap_err();
         assert!(err.to_string().contains("auth_version"), "{sql}: {err}");
     }
-    pool.close().await;
     assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
     f.stop().await;
 }
@@ -290,7 +285,7 @@ async fn no_request_sent_after_a_concurrent_revoke_passes() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let other = Store::open(&f.db_path).await.unwrap();
+    let other = common::open_store(&f.db_path).await;
     Admin::new(&other, f.clock.as_ref())
         .revoke_key(&issued.record.id)
         .await

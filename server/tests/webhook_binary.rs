@@ -145,17 +145,11 @@ async fn a_crash_in_the_middle_of_the_retries_still_delivers_exactly_once() {
                 .any(|w| w == needle),
             "secret in the log"
         );
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if name.starts_with("securesign.db") && !name.ends_with(".secrets-key") {
-                let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    !bytes.windows(needle.len()).any(|w| w == needle),
-                    "{name} holds a secret in plaintext"
-                );
-            }
-        }
+        let stored = common::database::stored_bytes(&db);
+        assert!(
+            !stored.windows(needle.len()).any(|w| w == needle),
+            "the database holds a secret in plaintext"
+        );
     }
     assert!(dir.path().join("securesign.db.secrets-key").exists());
 }
@@ -165,8 +159,7 @@ fn deliveries_of_an_unknown_session_are_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("securesign.db");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_securesign-server"))
-        .arg("--db")
-        .arg(&db)
+        .args(common::database_args(&db))
         .args(["webhook", "deliveries", "--session", "sess_nope"])
         .output()
         .unwrap();
@@ -283,7 +276,7 @@ async fn webhook_secret_roll_takes_a_grace_period_on_the_command_line() {
         "{stderr}"
     );
 
-    let store = securesign_server::Store::open(&db).await.unwrap();
+    let store = common::open_store(&db).await;
     let now = common::now_unix();
     let during = store.webhook_secrets(&tenant, now).await.unwrap().unwrap();
     assert_eq!(during.current.expose(), rolled);

@@ -425,14 +425,9 @@ async fn the_openapi_document_describes_formats_and_the_callback_event() {
 async fn a_tenant_without_a_webhook_secret_gets_no_callback_until_one_is_rolled() {
     let f = Fixture::start().await;
     // As for a tenant created before webhook secrets existed.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", f.db_path.display()))
+    common::execute_sql(&f.db_path, "DELETE FROM webhook_secrets")
         .await
         .unwrap();
-    sqlx::query("DELETE FROM webhook_secrets")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
     let receiver = Receiver::start(|_| 200).await;
     let (session_id, request_id) = session_with_callback(&f, &receiver, "raw").await;
     complete(&f, &request_id, &Signer::new("ec")).await;
@@ -472,14 +467,9 @@ async fn an_event_that_already_used_the_allowed_attempts_fails_without_another_s
         e.attempts == 1 && e.status == "pending"
     })
     .await;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", f.db_path.display()))
+    common::execute_sql(&f.db_path, "UPDATE webhook_events SET attempts = 3")
         .await
         .unwrap();
-    sqlx::query("UPDATE webhook_events SET attempts = 3")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
     f.clock.advance(Duration::from_secs(1));
     let event = wait_for_event(&f, &session_id, |e| e.status == "failed").await;
     assert_eq!(event.attempts, 3);

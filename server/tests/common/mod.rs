@@ -1,9 +1,18 @@
 //! Test harness: real servers on 127.0.0.1 (in-process with an injectable clock, or the
 //! real binary as a subprocess), real SQLite files in temp dirs, real keys from openssl.
+//!
+//! The database engine comes from the environment (see [`database`]): SQLite by default;
+//! with `SECURESIGN_TEST_DATABASE=postgres` (set by `server/tests/with-postgres.sh`, which
+//! runs a private cluster) every database path a test names stands for its own
+//! PostgreSQL database, so the same tests run on both engines.
 
 #![allow(dead_code)]
 
+pub mod database;
 pub mod receiver;
+
+#[allow(unused_imports)]
+pub use database::{database_args, execute_sql, is_postgres, open_store, skip_on_postgres};
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -100,7 +109,7 @@ impl Fixture {
     async fn start_full(policy: DeliveryPolicy, start_unix: i64, trust: SignerTrust) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("securesign.db");
-        let store = Store::open(&db_path).await.unwrap();
+        let store = open_store(&db_path).await;
         let clock = Arc::new(ManualClock::starting_at(start_unix));
         let admin = Admin::new(&store, clock.as_ref());
         let created = admin
@@ -551,8 +560,7 @@ impl Signer {
 /// Runs the real binary's admin command; returns stdout and stderr (asserts success).
 pub fn cli_full(db: &Path, args: &[&str]) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_securesign-server"))
-        .arg("--db")
-        .arg(db)
+        .args(database_args(db))
         .args(args)
         .output()
         .unwrap();
@@ -589,8 +597,7 @@ pub fn cli_key(db: &Path, tenant: &str, mode: &str, extra: &[&str]) -> String {
 /// Runs the real binary's admin command; returns stdout (asserts success).
 pub fn cli(db: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_securesign-server"))
-        .arg("--db")
-        .arg(db)
+        .args(database_args(db))
         .args(args)
         .output()
         .unwrap();
@@ -624,8 +631,7 @@ impl BinaryServer {
             .open(log)
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_securesign-server"))
-            .arg("--db")
-            .arg(db)
+            .args(database_args(db))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(lab_trust_args())
             .args(extra)
