@@ -303,7 +303,6 @@ fn human_output_is_short_and_plain() {
 fn sign_format_cms_writes_p7s_files_openssl_accepts() {
     let tok = softhsm();
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("signed");
     let files: Vec<_> = (0..3)
         .map(|i| {
             let p = dir.path().join(format!("tender{i}.pdf"));
@@ -312,6 +311,8 @@ fn sign_format_cms_writes_p7s_files_openssl_accepts() {
         })
         .collect();
     for key in ["signer-rsa", "signer-ec"] {
+        // One directory per key: a run never replaces another certificate's signature file.
+        let out_dir = dir.path().join(format!("signed-{key}"));
         let mut args: Vec<String> = vec!["sign".into(), "--key".into(), key.into(), "--in".into()];
         args.extend(files.iter().map(|f| f.display().to_string()));
         args.extend([

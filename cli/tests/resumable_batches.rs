@@ -168,3 +168,67 @@ fn ctrl_c_mid_batch_keeps_completed_files_and_a_second_run_signs_only_the_rest()
     assert_eq!(json(&out)["error"]["code"], "SS_BAD_REQUEST");
     assert_eq!(std::fs::read(&first_run[0].0).unwrap(), first_run[0].1);
 }
+
+#[test]
+fn a_cms_batch_resumes_and_another_certificate_s_files_are_never_replaced() {
+    let tok = LabToken::softhsm().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("signed");
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let p = dir.path().join(format!("deed-{i}.pdf"));
+            std::fs::write(&p, format!("%PDF-1.7 deed {i}")).unwrap();
+            p
+        })
+        .collect();
+    let module = tok.module_path().display().to_string();
+    let run = |key: &str, stdin: &str| {
+        let mut args = vec![
+            "--module",
+            &module,
+            "sign",
+            "--format",
+            "cms",
+            "--key",
+            key,
+            "--pin-stdin",
+            "--json",
+            "--out",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        args.push(out_dir.display().to_string());
+        args.push("--in".into());
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        securesign(&args, tok.env(), stdin)
+    };
+    let out = run("signer-rsa", "123456\n");
+    assert!(out.status.success(), "{out:?}");
+    let p7s: Vec<Vec<u8>> = names_in(&out_dir, ".p7s")
+        .iter()
+        .map(|n| std::fs::read(out_dir.join(n)).unwrap())
+        .collect();
+    assert_eq!(p7s.len(), 2);
+    // The same certificate again: both verify, nothing to sign, no PIN read.
+    let out = run("signer-rsa", "");
+    assert!(out.status.success(), "{out:?}");
+    let v = json(&out);
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 2);
+    assert_eq!(v["signatures"].as_array().unwrap().len(), 0);
+    // Another certificate: refused before the PIN, the files stay as they are.
+    let out = run("signer-ec", "123456\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v = json(&out);
+    assert_eq!(v["error"]["code"], "SS_BAD_REQUEST", "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("move it away"));
+    let after: Vec<Vec<u8>> = names_in(&out_dir, ".p7s")
+        .iter()
+        .map(|n| std::fs::read(out_dir.join(n)).unwrap())
+        .collect();
+    assert_eq!(after, p7s);
+}
