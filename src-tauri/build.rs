@@ -19,6 +19,8 @@ const COMMANDS: &[&str] = &[
     "session_remaining",
     "get_settings",
     "save_settings",
+    "discover_tokens",
+    "token_certificates",
 ];
 
 fn main() {

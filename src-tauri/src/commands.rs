@@ -682,3 +682,135 @@ pub fn get_settings(state: State<'_, AppState>) -> SettingsView {
 pub fn save_settings(state: State<'_, AppState>, settings: Settings) -> CommandResult<()> {
     state.replace_settings(settings)
 }
+
+/// A PC/SC reader as the settings screen lists it (desktop only).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReaderView {
+    /// PC/SC reader name.
+    pub name: String,
+    /// Whether a card is inserted.
+    pub card_present: bool,
+}
+
+/// What the settings screen shows under "Tokens found".
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveryView {
+    /// Every PKCS#11 module found (settings path, environment, p11-kit, the DSC vendors'
+    /// known paths) with its tokens, or why it could not be read.
+    pub modules: Vec<securesign_core::backend::pkcs11::ModuleTokens>,
+    /// PC/SC readers (empty on phones).
+    pub readers: Vec<ReaderView>,
+    /// Why the readers could not be listed (no PC/SC service), when they could not.
+    pub readers_error: Option<ErrorBody>,
+}
+
+/// A certificate on a token, to pick the signing key from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateChoice {
+    /// The key pair's id, hex: what the settings store as the signing key.
+    pub id: String,
+    /// The object's label.
+    pub label: String,
+    /// Subject, issuer, India PKI class, validity, key usage.
+    pub info: CertificateInfo,
+    /// Valid, expiring soon, expired or not yet valid, now.
+    pub validity: Validity,
+}
+
+/// Finds the tokens this machine offers: every PKCS#11 module (loaded, its tokens listed,
+/// nothing logged in) and the PC/SC readers. Never touches a PIN.
+#[tauri::command]
+pub async fn discover_tokens(state: State<'_, AppState>) -> CommandResult<DiscoveryView> {
+    let configured = match state.settings().token_source {
+        crate::settings::TokenSource::Pkcs11 { module_path } => module_path,
+        _ => None,
+    };
+    tauri::async_runtime::spawn_blocking(move || {
+        let modules = securesign_core::backend::pkcs11::find_tokens(configured.as_deref());
+        let (readers, readers_error) = list_pcsc_readers();
+        DiscoveryView {
+            modules,
+            readers,
+            readers_error,
+        }
+    })
+    .await
+    .map_err(|e| CommandError::new(ErrorCode::Internal, format!("discovery task: {e}")))
+}
+
+#[cfg(desktop)]
+fn list_pcsc_readers() -> (Vec<ReaderView>, Option<ErrorBody>) {
+    match securesign_core::apdu::pcsc::list_readers() {
+        Ok(readers) => (
+            readers
+                .into_iter()
+                .map(|r| ReaderView {
+                    name: r.name,
+                    card_present: r.card_present,
+                })
+                .collect(),
+            None,
+        ),
+        Err(e) => (Vec::new(), Some(Error::Token(e.to_string()).body())),
+    }
+}
+
+#[cfg(mobile)]
+fn list_pcsc_readers() -> (Vec<ReaderView>, Option<ErrorBody>) {
+    (Vec::new(), None)
+}
+
+/// The certificates on one token, read without a PIN: a PKCS#11 token (`modulePath` and
+/// `slot`, as [`discover_tokens`] listed them) or the card in a PC/SC reader (`reader`).
+#[tauri::command]
+pub async fn token_certificates(
+    module_path: Option<String>,
+    slot: Option<u64>,
+    reader: Option<String>,
+) -> CommandResult<Vec<CertificateChoice>> {
+    let found = tauri::async_runtime::spawn_blocking(move || match (module_path, slot, reader) {
+        (Some(path), Some(slot), None) => {
+            securesign_core::backend::pkcs11::Pkcs11Module::load(std::path::Path::new(&path))?
+                .slot_certificates(slot)
+        }
+        (None, None, Some(reader)) => reader_certificates(&reader),
+        _ => Err(Error::BadRequest(
+            "name a PKCS#11 module and slot, or a reader".into(),
+        )),
+    })
+    .await
+    .map_err(|e| CommandError::new(ErrorCode::Internal, format!("certificate task: {e}")))??;
+    let now = OffsetDateTime::now_utc();
+    found
+        .into_iter()
+        .map(|cert| {
+            let info = CertificateInfo::from_der(&cert.der)?;
+            Ok(CertificateChoice {
+                id: cert.id.to_hex(),
+                label: cert.label,
+                validity: info.validity_at(now),
+                info,
+            })
+        })
+        .collect()
+}
+
+#[cfg(desktop)]
+fn reader_certificates(
+    reader: &str,
+) -> securesign_core::Result<Vec<securesign_core::backend::TokenCertificate>> {
+    use securesign_core::backend::TokenBackend;
+    securesign_core::backend::piv::PivBackend::open_reader(reader)?.certificates()
+}
+
+#[cfg(mobile)]
+fn reader_certificates(
+    _reader: &str,
+) -> securesign_core::Result<Vec<securesign_core::backend::TokenCertificate>> {
+    Err(Error::Config(
+        "PC/SC readers exist on desktop only: choose another token source".into(),
+    ))
+}

@@ -55,6 +55,8 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::session_remaining,
         commands::get_settings,
         commands::save_settings,
+        commands::discover_tokens,
+        commands::token_certificates,
     ])
 }
 

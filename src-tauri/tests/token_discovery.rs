@@ -1,0 +1,181 @@
+//! Settings' token discovery through real IPC on the mock runtime: the lab's SoftHSM2
+//! token is found (by the vendor table / p11-kit, named), its certificates are listed to
+//! pick from, and nothing logs in or spends a try.
+//! PIN change at the final try and PUK unblock on OpenSC over the virtual PIV card. One test
+//! per process (nextest).
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::{code, settings_for, Server, TestApp};
+use securesign_app::settings::{Settings, TokenSource};
+use securesign_core::biometric::{BiometricAuthenticator, NoBiometrics};
+use securesign_testlab::{LabToken, Module, PivLab, OPENSC_PKCS11, PIV_PIN, PIV_PUK};
+use serde_json::{json, Value};
+
+fn desktop() -> Arc<dyn BiometricAuthenticator> {
+    Arc::new(NoBiometrics {
+        reason: "desktop".into(),
+    })
+}
+
+fn lab(module: Module) -> LabToken {
+    let token = match module {
+        Module::SoftHsm2 => LabToken::softhsm(),
+        Module::Kryoptic => LabToken::kryoptic(),
+    }
+    .unwrap();
+    token.apply_env();
+    token
+}
+
+#[test]
+fn discovery_lists_the_token_then_its_certificates_to_pick_from() {
+    let token = lab(Module::SoftHsm2);
+    let server = Server::start();
+    let app = TestApp::start(&settings_for(&server.base, &token), desktop());
+
+    let found = app.invoke("discover_tokens", json!({})).unwrap();
+    let modules = found["modules"].as_array().unwrap();
+    let with_token: Vec<&Value> = modules
+        .iter()
+        .filter(|m| {
+            m["tokens"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["label"] == token.label()))
+        })
+        .collect();
+    assert_eq!(with_token.len(), 1, "found once: {found:#}");
+    let module = with_token[0];
+    assert_eq!(module["vendor"], "SoftHSM2 (software token)", "{module:#}");
+    let listed = module["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == token.label())
+        .unwrap();
+    assert_eq!(listed["pin"]["status"], "NOT_VERIFIED");
+    assert_eq!(listed["pin"]["retries"]["indicator"], "more_than_one");
+    assert!(found["readers"].is_array());
+
+    let certs = app
+        .invoke(
+            "token_certificates",
+            json!({ "modulePath": module["path"], "slot": listed["slot"] }),
+        )
+        .unwrap();
+    let certs = certs.as_array().unwrap();
+    assert_eq!(certs.len(), 2, "{certs:#?}");
+    let rsa = certs.iter().find(|c| c["id"] == "01").unwrap();
+    assert_eq!(rsa["info"]["commonName"], "Demo Signer");
+    assert!(rsa["info"]["issuer"].as_str().unwrap().contains("CN="));
+    assert_eq!(rsa["info"]["indiaPki"][0], "class3");
+    assert_eq!(rsa["validity"]["state"], "valid");
+    assert!(rsa["info"]["notAfter"].is_string());
+
+    // Neither call logged in nor spent a try.
+    let status = app.invoke("pin_status", json!({})).unwrap();
+    assert_eq!(status["pin"]["status"], "NOT_VERIFIED", "{status}");
+    assert_eq!(status["pin"]["retries"]["indicator"], "more_than_one");
+
+    // A half-named token is a clear SS_BAD_REQUEST.
+    let err = app
+        .invoke("token_certificates", json!({ "slot": 1 }))
+        .unwrap_err();
+    assert_eq!(code(&err), "SS_BAD_REQUEST", "{err}");
+}
+
+/// Tries left as the card itself reports them (a fresh PC/SC connection, an empty VERIFY:
+/// no try spent); `u8::MAX` while the PIN is verified (the card gives no count then).
+fn card_tries(lab: &PivLab) -> u8 {
+    use securesign_core::apdu::pcsc::PcscTransport;
+    use securesign_core::backend::piv::PivBackend;
+    use securesign_core::backend::TokenBackend;
+    let mut card = PivBackend::open(PcscTransport::open(lab.reader()).unwrap()).unwrap();
+    card.pin_state().unwrap().retries.remaining.unwrap_or(u8::MAX)
+}
+
+/// OpenSC's PKCS#11 module over the virtual PIV card (FINAL_TRY after two failures, the
+/// lab's OPENSC_CONF asks for `set_pin_in_unlogged_session`), as the product opens it.
+fn opensc_app(server: &Server) -> TestApp {
+    let settings = Settings {
+        api_base_url: server.base.clone(),
+        token_source: TokenSource::Pkcs11 {
+            module_path: Some(PathBuf::from(OPENSC_PKCS11)),
+        },
+        ..Settings::default()
+    };
+    TestApp::start(&settings, desktop())
+}
+
+#[test]
+fn the_pin_changes_at_the_final_try_only_when_confirmed_and_the_puk_unblocks() {
+    let lab = PivLab::start().unwrap();
+    lab.apply_env();
+    let server = Server::start();
+    let app = opensc_app(&server);
+    let wrong = "999999";
+    for _ in 0..2 {
+        let err = app
+            .invoke("verify_pin", json!({ "pin": wrong }))
+            .unwrap_err();
+        assert_eq!(code(&err), "SS_PIN_INVALID", "{err}");
+    }
+    let status = app.invoke("pin_status", json!({})).unwrap();
+    assert_eq!(
+        status["pin"]["retries"]["indicator"], "final_try",
+        "{status}"
+    );
+
+    // Unconfirmed: refused before the card (still one try).
+    let err = app
+        .invoke(
+            "change_pin",
+            json!({ "oldPin": PIV_PIN, "newPin": "24681357" }),
+        )
+        .unwrap_err();
+    assert_eq!(code(&err), "SS_PIN_FINAL_TRY", "{err}");
+    assert_eq!(card_tries(&lab), 1, "no try spent");
+
+    // Confirmed: the change goes through and the new PIN works.
+    app.invoke(
+        "change_pin",
+        json!({ "oldPin": PIV_PIN, "newPin": "24681357", "confirmFinalTry": true }),
+    )
+    .unwrap();
+    app.invoke("logout", json!({})).unwrap();
+    // OpenSC keeps reporting FINAL_TRY in this process after the successful change (its
+    // flags are not refreshed), so the app still asks for the confirmation: a stale flag
+    // costs a click, never a try.
+    let status = app.invoke("pin_status", json!({})).unwrap();
+    assert_eq!(
+        status["pin"]["retries"]["indicator"], "final_try",
+        "{status}"
+    );
+    app.invoke(
+        "verify_pin",
+        json!({ "pin": "24681357", "confirmFinalTry": true }),
+    )
+    .unwrap();
+    app.invoke("logout", json!({})).unwrap();
+
+    // Blocked, then unblocked with the PUK in the style the product chose for OpenSC.
+    for _ in 0..3 {
+        let _ = app.invoke(
+            "verify_pin",
+            json!({ "pin": wrong, "confirmFinalTry": true }),
+        );
+    }
+    assert_eq!(card_tries(&lab), 0);
+    let status = app.invoke("pin_status", json!({})).unwrap();
+    assert_eq!(status["pin"]["status"], "BLOCKED", "{status}");
+    app.invoke("unblock_pin", json!({ "puk": PIV_PUK, "newPin": "135790" }))
+        .unwrap();
+    assert_eq!(card_tries(&lab), 3);
+    app.invoke("verify_pin", json!({ "pin": "135790" }))
+        .unwrap();
+}
