@@ -1,15 +1,21 @@
-//! Mobile specifics: the biometric prompt through `tauri-plugin-biometric`.
+//! Mobile specifics: the biometric prompt through `tauri-plugin-biometric`, and phone
+//! tokens through the transport plugin.
 //!
-//! A thin adapter: the gate's logic is `securesign_core::biometric`, tested on every
-//! platform. This file compiles only for Android/iOS (not checked on the Linux CI).
+//! Thin adapters: the gate's logic is `securesign_core::biometric`, and opening and
+//! watching a phone token is the transport plugin's platform-neutral Rust
+//! (`OpenPhoneToken`), both tested on every platform. This file compiles only for
+//! Android/iOS (type-checked by scripts/check-mobile-rust.sh, not on the Linux CI).
 
 use std::sync::{Arc, OnceLock};
 
 use securesign_core::biometric::{
     Availability, BiometricAuthenticator, BiometricOutcome, PromptRequest,
 };
-use tauri::{AppHandle, Runtime, Wry};
+use tauri::{AppHandle, Manager, Runtime, Wry};
 use tauri_plugin_biometric::{AuthOptions, BiometricExt};
+use tauri_plugin_securesign_transport::TokenTransportExt;
+
+use crate::state::AppState;
 
 /// Nothing to prepare on phones.
 pub fn prepare_environment() {}
@@ -29,8 +35,11 @@ pub fn authenticator() -> Arc<dyn BiometricAuthenticator> {
     Arc::new(PluginBiometrics)
 }
 
-/// Keeps the app handle for the authenticator.
+/// Keeps the app handle for the authenticator, and gives the token worker the transport
+/// plugin (registered in [`plugins`], so its state exists by now).
 pub fn ready<R: Runtime>(app: &tauri::App<R>) -> Result<(), Box<dyn std::error::Error>> {
+    app.state::<AppState>()
+        .set_phone_tokens(Arc::new(app.token_transport().clone()));
     let any: &dyn std::any::Any = app.handle();
     if let Some(handle) = any.downcast_ref::<AppHandle<Wry>>() {
         let _ = HANDLE.set(handle.clone());

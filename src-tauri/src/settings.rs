@@ -10,6 +10,7 @@ use securesign_core::biometric::BiometricSetting;
 use securesign_core::session::SessionPolicy;
 use securesign_core::{Error, Result};
 use serde::{Deserialize, Serialize};
+use tauri_plugin_securesign_transport::PhoneLink;
 use url::Url;
 
 /// The production API.
@@ -37,6 +38,21 @@ pub enum TokenSource {
         /// Reader name; `None` uses the only reader.
         reader: Option<String>,
     },
+    /// A PIV token the phone reaches through its platform: a USB token or reader on
+    /// Android (OTG), an NFC card, a USB-C reader on iOS. Phones only.
+    Phone(PhoneLink),
+}
+
+impl Default for TokenSource {
+    /// Desktop: a PKCS#11 module found automatically. Phones: a USB token when one is
+    /// plugged in, else an NFC tap.
+    fn default() -> Self {
+        if cfg!(mobile) {
+            Self::Phone(PhoneLink::Auto)
+        } else {
+            Self::Pkcs11 { module_path: None }
+        }
+    }
 }
 
 /// The app's settings.
@@ -61,7 +77,7 @@ impl Default for Settings {
             api_base_url: DEFAULT_API_BASE_URL.to_owned(),
             idle_timeout_minutes: DEFAULT_IDLE_TIMEOUT_MINUTES,
             biometric: BiometricSetting::default(),
-            token_source: TokenSource::Pkcs11 { module_path: None },
+            token_source: TokenSource::default(),
             signing_key: None,
         }
     }
@@ -86,6 +102,11 @@ impl Settings {
             }
             TokenSource::PcscReader { reader: Some(name) } if name.trim().is_empty() => {
                 return Err(Error::Config("the reader name is empty".into()))
+            }
+            TokenSource::Phone(PhoneLink::Usb {
+                device: Some(device),
+            }) if device.trim().is_empty() => {
+                return Err(Error::Config("the USB device name is empty".into()))
             }
             _ => {}
         }
@@ -243,11 +264,56 @@ mod tests {
             reader: Some(" ".into()),
         };
         assert!(s.validate().is_err());
+        s.token_source = TokenSource::Phone(PhoneLink::Usb {
+            device: Some(String::new()),
+        });
+        assert!(s.validate().is_err());
         s.token_source = TokenSource::PcscReader { reader: None };
         s.signing_key = Some(String::new());
         assert!(s.validate().is_err());
         s.signing_key = Some("01".into());
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn token_sources_read_and_write_as_flat_tagged_json() {
+        let cases = [
+            (
+                TokenSource::Pkcs11 { module_path: None },
+                r#"{"kind":"pkcs11","modulePath":null}"#,
+            ),
+            (
+                TokenSource::PcscReader {
+                    reader: Some("Virtual PCD 00 00".into()),
+                },
+                r#"{"kind":"pcscReader","reader":"Virtual PCD 00 00"}"#,
+            ),
+            (
+                TokenSource::Phone(PhoneLink::Auto),
+                r#"{"kind":"phone","link":"auto"}"#,
+            ),
+            (
+                TokenSource::Phone(PhoneLink::Usb {
+                    device: Some("/dev/bus/usb/001/002".into()),
+                }),
+                r#"{"kind":"phone","link":"usb","device":"/dev/bus/usb/001/002"}"#,
+            ),
+            (
+                TokenSource::Phone(PhoneLink::Nfc),
+                r#"{"kind":"phone","link":"nfc"}"#,
+            ),
+        ];
+        for (source, json) in cases {
+            assert_eq!(serde_json::to_string(&source).unwrap(), json);
+            assert_eq!(serde_json::from_str::<TokenSource>(json).unwrap(), source);
+        }
+        for bad in [
+            r#"{"kind":"phone","link":"bluetooth"}"#,
+            r#"{"kind":"phone","link":"nfc","extra":1}"#,
+            r#"{"kind":"phone"}"#,
+        ] {
+            assert!(serde_json::from_str::<TokenSource>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

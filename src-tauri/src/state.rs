@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 // PC/SC is desktop only (core's `pcsc` feature, see Cargo.toml); phones have no PC/SC.
@@ -21,6 +21,9 @@ use securesign_core::clock::SystemClock;
 use securesign_core::token::{KeySelector, SignerKey};
 use securesign_core::worker::{TokenEvent, TokenWorker};
 use securesign_core::{Error, ErrorBody, ErrorCode};
+use tauri_plugin_securesign_transport::apdu_link::DEFAULT_WAIT as TAP_WAIT;
+use tauri_plugin_securesign_transport::presence_watch::DEFAULT_LOOK_INTERVAL;
+use tauri_plugin_securesign_transport::{OpenPhoneToken, Presence, PresenceWatcher};
 
 use crate::api::SignRequest;
 use crate::error::{CommandError, CommandResult};
@@ -84,11 +87,13 @@ impl Current {
 }
 
 /// Reports token removal to the worker: reader events for a PC/SC card, `C_GetSlotInfo`
-/// polling for a PKCS#11 token. Held for its `Drop`, which stops it.
+/// polling for a PKCS#11 token, the platform's presence for a phone token. Held for its
+/// `Drop`, which stops it.
 enum RemovalWatcher {
     #[cfg(desktop)]
     Reader(#[allow(dead_code)] ReaderWatcher),
     Slot(#[allow(dead_code)] SlotWatcher),
+    Phone(#[allow(dead_code)] PresenceWatcher),
 }
 
 /// An open token. Fields drop in declaration order: the removal watcher (which holds a
@@ -106,6 +111,14 @@ pub struct AppState {
     config_dir: PathBuf,
     settings: Mutex<Settings>,
     token: Arc<Mutex<Option<OpenToken>>>,
+    /// Held while a token is being opened (an NFC tap may take a minute), so that one
+    /// opens at a time while `token` stays free for quick looks.
+    opening: Arc<Mutex<()>>,
+    /// Bumped when the token source changes: a token opened from the old source is
+    /// not kept.
+    source_generation: Arc<AtomicU64>,
+    /// How phone tokens are reached (the transport plugin; set on phones, and by tests).
+    phone: OnceLock<Arc<dyn OpenPhoneToken>>,
     current: Mutex<Option<Current>>,
     cancel: Mutex<Option<CancelFlag>>,
     pending_links: Mutex<VecDeque<String>>,
@@ -129,6 +142,9 @@ impl AppState {
             config_dir,
             settings: Mutex::new(settings),
             token: Arc::new(Mutex::new(None)),
+            opening: Arc::new(Mutex::new(())),
+            source_generation: Arc::new(AtomicU64::new(0)),
+            phone: OnceLock::new(),
             current: Mutex::new(None),
             cancel: Mutex::new(None),
             pending_links: Mutex::new(VecDeque::new()),
@@ -140,6 +156,12 @@ impl AppState {
     /// Sets where token events go (once, at setup).
     pub fn set_event_sink(&self, sink: EventSink) {
         let _ = self.sink.set(sink);
+    }
+
+    /// Sets how phone tokens are reached (once, at setup on phones; tests use a scripted
+    /// platform). Without it, a phone token source is `SS_CONFIG`.
+    pub fn set_phone_tokens(&self, phone: Arc<dyn OpenPhoneToken>) {
+        let _ = self.phone.set(phone);
     }
 
     /// The settings now.
@@ -154,10 +176,11 @@ impl AppState {
         let source_changed = settings.token_source != new.token_source;
         *settings = new.clone();
         drop(settings);
-        let mut token = lock(&self.token);
         if source_changed {
-            close(token.take());
-        } else if let Some(open) = token.as_ref() {
+            self.source_generation.fetch_add(1, Ordering::SeqCst);
+            let old = lock(&self.token).take();
+            close(old);
+        } else if let Some(open) = lock(&self.token).as_ref() {
             open.worker.set_policy(new.session_policy())?;
         }
         Ok(())
@@ -230,7 +253,8 @@ impl AppState {
 
     /// Closes the token (it went away): the next use opens it afresh.
     pub fn forget_token(&self) {
-        close(lock(&self.token).take());
+        let old = lock(&self.token).take();
+        close(old);
     }
 
     /// Runs `f` with the token worker on a blocking thread, opening the token first if
@@ -240,14 +264,22 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&TokenWorker) -> securesign_core::Result<T> + Send + 'static,
     {
-        let slot = self.token.clone();
+        let opener = Opener {
+            slot: self.token.clone(),
+            opening: self.opening.clone(),
+            generation: self.source_generation.clone(),
+            phone: self.phone.get().cloned(),
+            sink: self.sink.get().cloned(),
+        };
+        // The generation goes with the settings it belongs to.
+        let generation = self.source_generation.load(Ordering::SeqCst);
         let settings = self.settings();
-        let sink = self.sink.get().cloned();
         let result = tauri::async_runtime::spawn_blocking(move || {
-            let worker = worker(&slot, &settings, sink)?;
+            let worker = opener.worker(&settings, generation)?;
             let result = f(&worker);
             if let Err(Error::TokenNotPresent | Error::Token(_)) = &result {
-                close(lock(&slot).take());
+                let old = lock(&opener.slot).take();
+                close(old);
             }
             result
         })
@@ -265,13 +297,23 @@ impl AppState {
     }
 }
 
-/// Closes a token off the caller's thread. Dropping an [`OpenToken`] joins the reader
-/// watcher and the worker; the core's `ReaderWatcher` can miss its cancel when the drop
-/// races a card event (the stop flag is checked before `SCardGetStatusChange` waits with no
-/// timeout), and its join then never returns. A command must not hang on that: the close
-/// runs on its own thread (at worst that thread and the old card handle stay behind).
+/// Closes a token (call it without holding the token lock).
+///
+/// A phone token closes here and now: the platform holds one USB device or NFC link, and
+/// the old transport's close (IccPowerOff, `usbClose`, `apduDisconnect`) must not land
+/// after the next token opened it again. Its watcher stops within one look (500 ms).
+///
+/// Any other token closes off the caller's thread. Dropping an [`OpenToken`] joins the
+/// reader watcher and the worker; the core's `ReaderWatcher` can miss its cancel when the
+/// drop races a card event (the stop flag is checked before `SCardGetStatusChange` waits
+/// with no timeout), and its join then never returns. A command must not hang on that: the
+/// close runs on its own thread (at worst that thread and the old card handle stay behind).
 fn close(open: Option<OpenToken>) {
     let Some(open) = open else { return };
+    if matches!(open._watcher, RemovalWatcher::Phone(_)) {
+        drop(open);
+        return;
+    }
     let closer = std::thread::Builder::new()
         .name("securesign-token-close".into())
         .spawn(move || drop(open));
@@ -281,20 +323,87 @@ fn close(open: Option<OpenToken>) {
     }
 }
 
-/// The open worker, or a new one from the settings' token source.
-fn worker(
-    slot: &Mutex<Option<OpenToken>>,
-    settings: &Settings,
+/// What opening a token needs, moved to the blocking thread that opens it.
+struct Opener {
+    slot: Arc<Mutex<Option<OpenToken>>>,
+    opening: Arc<Mutex<()>>,
+    generation: Arc<AtomicU64>,
+    phone: Option<Arc<dyn OpenPhoneToken>>,
     sink: Option<EventSink>,
-) -> securesign_core::Result<TokenWorker> {
-    let mut guard = lock(slot);
-    match guard.as_ref() {
-        Some(open) if !open.removed.load(Ordering::SeqCst) => return Ok(open.worker.clone()),
-        // Removed card: drop the watcher and worker (here, not on the watcher's thread).
-        Some(_) => close(guard.take()),
-        None => {}
+}
+
+impl Opener {
+    /// The open worker, or a new one from `settings`' token source (read at source
+    /// generation `generation`).
+    fn worker(&self, settings: &Settings, generation: u64) -> securesign_core::Result<TokenWorker> {
+        if let Some(worker) = self.open_worker() {
+            return Ok(worker);
+        }
+        // One open at a time; `slot` stays free meanwhile (an NFC tap may take a minute).
+        let _opening = lock(&self.opening);
+        if let Some(worker) = self.open_worker() {
+            return Ok(worker); // another command opened it while we waited
+        }
+        let (backend, watched) = open_backend(settings, self.phone.as_deref())?;
+        let (worker, events) =
+            TokenWorker::spawn(backend, settings.session_policy(), Arc::new(SystemClock))?;
+        let sink = self.sink.clone();
+        std::thread::Builder::new()
+            .name("securesign-token-events".into())
+            .spawn(move || {
+                // Ends when the worker (the events' sender) is gone.
+                for event in events {
+                    if let Some(sink) = &sink {
+                        sink(&event);
+                    }
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the event thread: {e}")))?;
+        let removed = Arc::new(AtomicBool::new(false));
+        let watcher = watch_removal(watched, &worker, &removed)?;
+        let open = OpenToken {
+            _watcher: watcher,
+            removed,
+            worker: worker.clone(),
+        };
+        let mut slot = lock(&self.slot);
+        if self.generation.load(Ordering::SeqCst) != generation {
+            // The settings changed the token source while this one was opened.
+            drop(slot);
+            close(Some(open));
+            return Err(Error::Config(
+                "the token source changed while the token was opened: try again".into(),
+            ));
+        }
+        let replaced = slot.replace(open);
+        drop(slot);
+        close(replaced);
+        Ok(worker)
     }
-    let (backend, watched): (Box<dyn TokenBackend>, Watched) = match &settings.token_source {
+
+    /// The open worker, unless its token was removed (then it is closed here).
+    fn open_worker(&self) -> Option<TokenWorker> {
+        let mut guard = lock(&self.slot);
+        match guard.as_ref() {
+            Some(open) if !open.removed.load(Ordering::SeqCst) => Some(open.worker.clone()),
+            // Removed card: drop the watcher and worker (here, not on the watcher's thread).
+            Some(_) => {
+                let removed = guard.take();
+                drop(guard);
+                close(removed);
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+/// Opens the settings' token source: its backend and what to watch for its removal.
+fn open_backend(
+    settings: &Settings,
+    phone: Option<&dyn OpenPhoneToken>,
+) -> securesign_core::Result<(Box<dyn TokenBackend>, Watched)> {
+    Ok(match &settings.token_source {
         TokenSource::Pkcs11 { module_path } => {
             let module = Pkcs11Module::discover(module_path.as_deref())?;
             let backend = module.open(&TokenSelector::Only)?;
@@ -315,28 +424,17 @@ fn worker(
                 "PC/SC readers exist on desktop only: choose another token source".into(),
             ))
         }
-    };
-    let (worker, events) =
-        TokenWorker::spawn(backend, settings.session_policy(), Arc::new(SystemClock))?;
-    std::thread::Builder::new()
-        .name("securesign-token-events".into())
-        .spawn(move || {
-            // Ends when the worker (the events' sender) is gone.
-            for event in events {
-                if let Some(sink) = &sink {
-                    sink(&event);
-                }
-            }
-        })
-        .map_err(|e| Error::Internal(format!("cannot start the event thread: {e}")))?;
-    let removed = Arc::new(AtomicBool::new(false));
-    let watcher = watch_removal(watched, &worker, &removed)?;
-    *guard = Some(OpenToken {
-        _watcher: watcher,
-        removed,
-        worker: worker.clone(),
-    });
-    Ok(worker)
+        TokenSource::Phone(link) => {
+            let phone = phone.ok_or_else(|| {
+                Error::Config(
+                    "USB (OTG) and NFC tokens are reached on phones only: choose another token source"
+                        .into(),
+                )
+            })?;
+            let token = phone.open_token(link, TAP_WAIT)?;
+            (token.backend, Watched::Phone(token.presence))
+        }
+    })
 }
 
 /// The reader to use: the configured one, else the one reader holding a card, else the
@@ -370,6 +468,8 @@ enum Watched {
     Reader(String),
     /// A PKCS#11 module's slot.
     Slot(Pkcs11Module, u64),
+    /// A phone token's link (USB interrupt endpoint, NFC/TKSmartCard presence).
+    Phone(Presence),
 }
 
 /// Tells `worker` when the token leaves its reader or slot (ending its PIN session as
@@ -402,5 +502,8 @@ fn watch_removal(
             })
             .map(RemovalWatcher::Slot)
         }
+        Watched::Phone(presence) => PresenceWatcher::spawn(presence, DEFAULT_LOOK_INTERVAL, gone)
+            .map(RemovalWatcher::Phone)
+            .map_err(|e| Error::Internal(format!("cannot watch the phone token: {e}"))),
     }
 }

@@ -112,6 +112,13 @@ impl SimReader {
         }
     }
 
+    /// The host opened the device afresh (a new USB session): its `bSeq` starts anew and
+    /// the card is unpowered.
+    pub fn reconnect(&mut self) {
+        self.last_seq = None;
+        self.powered = false;
+    }
+
     fn max_data(&self) -> usize {
         self.max_message_len - 10
     }

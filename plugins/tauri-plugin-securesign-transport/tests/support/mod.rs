@@ -52,6 +52,11 @@ pub struct State {
     pub other_devices: Vec<UsbDevice>,
     /// No USB host here: `usbDevices` is `notAvailable` (iOS, a phone without OTG).
     pub no_usb_host: bool,
+    /// The platform holds one USB connection (as the Android plugin does): `usbOpen`
+    /// opens it, `usbClose` closes it, whoever opened it; bulk transfers need it open.
+    pub usb_connected: bool,
+    /// How long an `IccPowerOff` takes (a slow reader), so that a close overlaps what follows.
+    pub power_off_delay: Duration,
 }
 
 /// The simulated reader's device name.
@@ -146,10 +151,12 @@ impl RawTransfers for Platform {
 
     fn usb_open(&mut self, device_name: &str) -> Result<UsbOpened, RawError> {
         self.log("usbOpen");
-        let s = self.state();
-        if s.detached || s.reader.is_none() {
+        let mut s = self.state();
+        if s.detached {
             return Err(RawError::Disconnected);
         }
+        s.reader.as_mut().ok_or(RawError::Disconnected)?.reconnect();
+        s.usb_connected = true;
         Ok(UsbOpened {
             reader_name: format!("USB CCID 1050:0407 {device_name}"),
             raw_descriptors: s.raw_descriptors.clone(),
@@ -159,37 +166,51 @@ impl RawTransfers for Platform {
     fn usb_bulk_out(&mut self, data: &[u8]) -> Result<(), RawError> {
         self.log("usbBulkOut");
         let mut s = self.state();
-        if s.detached {
+        if s.detached || !s.usb_connected {
             return Err(RawError::Disconnected);
         }
         let reader = s.reader.as_mut().ok_or(RawError::Disconnected)?;
         reader.bulk_out(data).map_err(|e| RawError::Platform {
             code: "ioError".into(),
             message: e.to_string(),
-        })
+        })?;
+        let delay = s.power_off_delay;
+        drop(s);
+        if data.first() == Some(&0x63) {
+            std::thread::sleep(delay);
+        }
+        Ok(())
     }
 
     fn usb_bulk_in(&mut self, timeout: Duration) -> Result<Vec<u8>, RawError> {
         self.log("usbBulkIn");
         let mut s = self.state();
-        if s.detached {
+        if s.detached || !s.usb_connected {
             return Err(RawError::Disconnected);
         }
         let reader = s.reader.as_mut().ok_or(RawError::Disconnected)?;
         reader.bulk_in(timeout).map_err(|_| RawError::Timeout)
     }
 
-    fn usb_interrupt_in(&mut self, _timeout: Duration) -> Result<Vec<u8>, RawError> {
+    fn usb_interrupt_in(&mut self, timeout: Duration) -> Result<Vec<u8>, RawError> {
         self.log("usbInterruptIn");
-        let mut s = self.state();
-        if s.detached {
-            return Err(RawError::Disconnected);
-        }
-        s.interrupts.pop_front().ok_or(RawError::Timeout)
+        let queued = {
+            let mut s = self.state();
+            if s.detached {
+                return Err(RawError::Disconnected);
+            }
+            s.interrupts.pop_front()
+        };
+        // As a real interrupt endpoint: nothing came, so the read waited its timeout.
+        queued.ok_or_else(|| {
+            std::thread::sleep(timeout);
+            RawError::Timeout
+        })
     }
 
     fn usb_close(&mut self) -> Result<(), RawError> {
         self.log("usbClose");
+        self.state().usb_connected = false;
         Ok(())
     }
 
