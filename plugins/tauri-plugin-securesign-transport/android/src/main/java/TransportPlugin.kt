@@ -45,11 +45,14 @@ private const val NFC_MIN_TIMEOUT_MS = 5000
 @InvokeArg class ApduConnectArgs { var kind: String = "nfc"; var waitMs: Long = 60000; var timeoutMs: Int = NFC_MIN_TIMEOUT_MS }
 
 // Commands arrive on the main thread (Tauri's run_on_android_context): every blocking
-// transfer runs on `io`, one at a time and in order, and answers from there.
+// transfer runs on `io`, one at a time and in order, and answers from there. Interrupt-IN
+// reads (the app's removal watcher waits on them, 500 ms at a time) run on their own
+// executor, `irq`, so that they never hold up the token's bulk transfers.
 @TauriPlugin
 class TransportPlugin(private val activity: Activity) : Plugin(activity) {
     private val usb = activity.getSystemService(Context.USB_SERVICE) as UsbManager
     private val io = Executors.newSingleThreadExecutor()
+    private val irq = Executors.newSingleThreadExecutor()
 
     // The open USB device: connection, claimed CCID interface, its endpoints.
     private var device: UsbDevice? = null
@@ -174,18 +177,18 @@ class TransportPlugin(private val activity: Activity) : Plugin(activity) {
     }
 
     @Command
-    fun usbBulkIn(invoke: Invoke) = read(invoke, bulkIn)
+    fun usbBulkIn(invoke: Invoke) = read(invoke, bulkIn, io)
 
     @Command
-    fun usbInterruptIn(invoke: Invoke) = read(invoke, interruptIn)
+    fun usbInterruptIn(invoke: Invoke) = read(invoke, interruptIn, irq)
 
-    private fun read(invoke: Invoke, ep: UsbEndpoint?) {
+    private fun read(invoke: Invoke, ep: UsbEndpoint?, executor: java.util.concurrent.Executor) {
         val conn = connection ?: return invoke.reject("no USB device open", "disconnected")
         val endpoint = ep ?: return invoke.reject("no such endpoint", "notAvailable")
         val timeout = invoke.parseArgs(ReadArgs::class.java).timeoutMs
         // Before Android 9 one transfer carries at most 16 KiB; an extended CCID message is up to 65544 bytes.
         val buf = ByteArray(if (Build.VERSION.SDK_INT >= 28) 65544 else 16384)
-        io.execute {
+        executor.execute {
             val n = conn.bulkTransfer(endpoint, buf, buf.size, timeout)
             // -1 is both a timeout and a failure; a gone device is seen by the detach receiver.
             if (n < 0) {
@@ -236,6 +239,10 @@ class TransportPlugin(private val activity: Activity) : Plugin(activity) {
         }.start()
     }
 
+    // Android has no passive presence check of a connected tag: `isConnected` turns false
+    // only once a transceive failed (TagLostException clears `isoDep`). A probe APDU could
+    // break the token's command chaining, so none is sent: an NFC card that left is noticed
+    // at the next transfer (the card itself forgot its PIN state when it lost the field).
     @Command
     fun apduPresent(invoke: Invoke) {
         invoke.resolve(JSObject().put("present", isoDep?.isConnected == true))
