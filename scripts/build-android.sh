@@ -2,6 +2,7 @@
 # Builds the Android APK of the SecureSign app (src-tauri) with the project's tauri CLI
 # (tests/app/node_modules, installed by tests/app/install.sh):
 #   tauri android init   (once: generates src-tauri/gen/android)
+#   scripts/apply-mobile-config.py android …   (the USB token filter, every build)
 #   tauri android build --apk --target <ANDROID_TARGETS>
 # Where the Android toolchain is missing it builds nothing: it names every missing piece and
 # exits 2. `--check` only checks (exit 0 when a build could start).
@@ -79,6 +80,8 @@ fi
 export ANDROID_HOME="$sdk" NDK_HOME="$ndk"
 cd "$ROOT/src-tauri"
 [[ -d gen/android ]] || "$tauri" android init --ci
+# The USB token filter of the main activity (src-tauri/mobile/android/usb-token-activity.xml).
+python3 "$ROOT/scripts/apply-mobile-config.py" android gen/android/app/src/main/AndroidManifest.xml
 # shellcheck disable=SC2086  # one word per target
 "$tauri" android build --ci --apk --target $targets
 echo "APK(s):"

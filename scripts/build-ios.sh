@@ -2,6 +2,7 @@
 # Builds the iOS IPA of the SecureSign app (src-tauri) with the project's tauri CLI
 # (tests/app/node_modules, installed by tests/app/install.sh):
 #   tauri ios init    (once: generates src-tauri/gen/apple)
+#   scripts/apply-mobile-config.py ios …   (NFC usage text, PIV AID, NFC entitlement; every build)
 #   tauri ios build   (signed with APPLE_DEVELOPMENT_TEAM)
 # iOS builds need macOS with Xcode. Elsewhere, or where a piece is missing, it builds
 # nothing: it names every missing piece and exits 2. `--check` only checks.
@@ -47,6 +48,9 @@ fi
 
 cd "$ROOT/src-tauri"
 [[ -d gen/apple ]] || "$tauri" ios init --ci
+# NFC: reader usage text, the PIV AID to select, the tag-reading entitlement (src-tauri/mobile/ios).
+python3 "$ROOT/scripts/apply-mobile-config.py" ios \
+  gen/apple/securesign_iOS/Info.plist gen/apple/securesign_iOS/securesign_iOS.entitlements
 "$tauri" ios build --ci
 echo "IPA(s):"
 find gen/apple/build -name '*.ipa' -print

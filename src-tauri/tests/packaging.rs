@@ -210,3 +210,144 @@ fn ios_url_types_and_associated_domains_match_the_config() {
         .collect();
     assert_eq!(domains, expected);
 }
+
+/// Runs scripts/apply-mobile-config.py with `args`.
+fn apply_mobile_config(args: &[&std::path::Path]) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/apply-mobile-config.py");
+    let status = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .status()
+        .expect("python3 runs (tests/app/install.sh installs it)");
+    assert!(status.success());
+}
+
+/// The shape of the manifest `tauri android init` generates (activity with the launcher
+/// filter), with the deep-link plugin's block in it.
+const GENERATED_MANIFEST: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<manifest xmlns:android="http://schemas.android.com/apk/res/android">
+    <uses-permission android:name="android.permission.INTERNET" />
+    <application android:label="SecureSign">
+        <activity
+            android:configChanges="orientation|keyboardHidden|keyboard|screenSize|locale|smallestScreenSize|screenLayout|uiMode"
+            android:launchMode="singleTask"
+            android:label="SecureSign"
+            android:name=".MainActivity"
+            android:exported="true">
+            <intent-filter>
+                <action android:name="android.intent.action.MAIN" />
+                <category android:name="android.intent.category.LAUNCHER" />
+            </intent-filter>
+            <!-- DEEP LINK PLUGIN. AUTO-GENERATED. DO NOT REMOVE. -->
+            <intent-filter>
+                <action android:name="android.intent.action.VIEW" />
+                <data android:scheme="securesign" />
+            </intent-filter>
+            <!-- DEEP LINK PLUGIN. AUTO-GENERATED. DO NOT REMOVE. -->
+        </activity>
+        <provider android:name="androidx.core.content.FileProvider" android:authorities="x" />
+    </application>
+</manifest>
+"#;
+
+#[test]
+fn a_plugged_in_usb_token_reaches_the_main_activity_on_android() {
+    const ANDROID: &str = "http://schemas.android.com/apk/res/android";
+    const ATTACHED: &str = "android.hardware.usb.action.USB_DEVICE_ATTACHED";
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("AndroidManifest.xml");
+    std::fs::write(&manifest, GENERATED_MANIFEST).unwrap();
+    // Every build applies it again: the second run changes nothing.
+    apply_mobile_config(&[std::path::Path::new("android"), &manifest]);
+    let once = std::fs::read_to_string(&manifest).unwrap();
+    apply_mobile_config(&[std::path::Path::new("android"), &manifest]);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert_eq!(text, once, "idempotent");
+
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let main = doc
+        .descendants()
+        .find(|n| n.has_tag_name("activity"))
+        .unwrap();
+    assert_eq!(main.attribute((ANDROID, "name")), Some(".MainActivity"));
+    let filters: Vec<_> = main
+        .children()
+        .filter(|n| n.has_tag_name("intent-filter"))
+        .collect();
+    assert_eq!(filters.len(), 3, "launcher, deep link, USB: {text}");
+    assert!(filters.iter().any(|f| f
+        .children()
+        .any(|a| a.has_tag_name("action") && a.attribute((ANDROID, "name")) == Some(ATTACHED))));
+    let meta = main
+        .children()
+        .find(|n| n.has_tag_name("meta-data"))
+        .unwrap();
+    assert_eq!(meta.attribute((ANDROID, "name")), Some(ATTACHED));
+    let resource = meta.attribute((ANDROID, "resource")).unwrap();
+    assert_eq!(resource, "@xml/securesign_ccid_device_filter");
+
+    // The filter it names ships in the transport plugin's resources: any CCID-class device.
+    let filter = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "../plugins/tauri-plugin-securesign-transport/android/src/main/res/xml/securesign_ccid_device_filter.xml",
+        ),
+    )
+    .unwrap();
+    let filter = roxmltree::Document::parse(&filter).unwrap();
+    let classes: Vec<&str> = filter
+        .descendants()
+        .filter(|n| n.has_tag_name("usb-device"))
+        .filter_map(|n| n.attribute("class"))
+        .collect();
+    assert_eq!(classes, ["11"], "USB class 0x0B, smart card (CCID)");
+}
+
+#[test]
+fn ios_nfc_reads_piv_cards_with_a_reason_and_the_entitlement() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = dir.path().join("Info.plist");
+    let entitlements = dir.path().join("securesign_iOS.entitlements");
+    std::fs::write(
+        &info,
+        mobile_file("ios/Info.deep-link.plist")
+            .replace("<dict>", "<dict>\n\t<key>CFBundleName</key>\n\t<string>SecureSign</string>"),
+    )
+    .unwrap();
+    std::fs::write(&entitlements, mobile_file("ios/securesign_iOS.entitlements")).unwrap();
+    for _ in 0..2 {
+        apply_mobile_config(&[std::path::Path::new("ios"), &info, &entitlements]);
+    }
+
+    let info = plist::Value::from_file(&info).unwrap();
+    let info = info.as_dictionary().unwrap();
+    assert_eq!(info["CFBundleName"].as_string(), Some("SecureSign"), "kept");
+    assert!(info.contains_key("CFBundleURLTypes"), "kept");
+    let reason = info["NFCReaderUsageDescription"].as_string().unwrap();
+    assert!(reason.contains("sign"), "{reason}");
+    let aids: Vec<&str> = info["com.apple.developer.nfc.readersession.iso7816.select-identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_string().unwrap())
+        .collect();
+    let piv: String = securesign_core::backend::piv::PIV_AID
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    assert_eq!(aids, [piv.as_str()], "the AID the core selects, once");
+
+    let entitlements = plist::Value::from_file(&entitlements).unwrap();
+    let entitlements = entitlements.as_dictionary().unwrap();
+    let formats: Vec<&str> = entitlements["com.apple.developer.nfc.readersession.formats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_string().unwrap())
+        .collect();
+    assert_eq!(formats, ["TAG"]);
+    assert!(
+        entitlements.contains_key("com.apple.developer.associated-domains"),
+        "the App Link domain is kept"
+    );
+}

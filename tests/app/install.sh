@@ -11,6 +11,7 @@ packages=(
   webkit2gtk-driver xvfb xauth dbus dbus-x11 libglib2.0-bin
   desktop-file-utils xdg-utils curl
   gdb  # gcore: the PIN hygiene tests dump the CLI and app processes (issue 13)
+  python3  # scripts/apply-mobile-config.py, run by src-tauri/tests/packaging.rs
 )
 # Node: this machine image ships NodeSource's nodejs (npm inside); Debian's `npm` package
 # conflicts with it. Install Debian's only where no node/npm exists at all.
