@@ -404,6 +404,28 @@ impl Store {
         }
     }
 
+    /// After a write through this store to keys, tenants or whitelists: on PostgreSQL,
+    /// moves the auth version to the counter's value now, so this process's next request
+    /// sees the change without waiting for its notification (SQLite's detector sees it
+    /// anyway).
+    async fn after_auth_change(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(()),
+            Backend::Postgres(pg) => pg.after_auth_change().await,
+        }
+    }
+
+    /// Waits until every change to keys, tenants or whitelists committed before this
+    /// call, by any process, is reflected in [`Store::auth_version`]. Immediate on
+    /// SQLite, whose version is exact at every call; on PostgreSQL, waits for the
+    /// notifications to arrive (milliseconds; see [`postgres`]).
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(()),
+            Backend::Postgres(pg) => pg.catch_up().await,
+        }
+    }
+
     /// How often [`Store::auth_version`] had to read the counter (SQLite; zero on
     /// PostgreSQL, which never reads it per request).
     pub fn change_detector_stats(&self) -> DetectorStats {
@@ -437,6 +459,7 @@ impl Store {
         .execute(&p)
         .await?
         .rows_affected());
+        self.after_auth_change().await?;
         Ok(())
     }
 
@@ -465,6 +488,7 @@ impl Store {
             .await?;
             tx.commit().await?;
         });
+        self.after_auth_change().await?;
         Ok(())
     }
 
@@ -578,6 +602,7 @@ impl Store {
         .execute(&p)
         .await?
         .rows_affected());
+        self.after_auth_change().await?;
         Ok(())
     }
 
@@ -612,6 +637,7 @@ impl Store {
         .execute(&p)
         .await?.rows_affected()
         });
+        self.after_auth_change().await?;
         Ok(())
     }
 
@@ -677,6 +703,7 @@ impl Store {
         .execute(&p)
         .await?
         .rows_affected());
+        self.after_auth_change().await?;
         Ok(done == 1)
     }
 
@@ -713,6 +740,7 @@ impl Store {
             .await?;
             tx.commit().await?;
         });
+        self.after_auth_change().await?;
         Ok(())
     }
 
@@ -735,6 +763,7 @@ impl Store {
         .execute(&p)
         .await?
         .rows_affected());
+        self.after_auth_change().await?;
         Ok(done == 1)
     }
 
@@ -748,6 +777,7 @@ impl Store {
         .execute(&p)
         .await?
         .rows_affected());
+        self.after_auth_change().await?;
         Ok(done == 1)
     }
 

@@ -17,6 +17,13 @@
 //! committed while it was away moves the version and flushes the cache before anything
 //! is served from it again.
 //!
+//! Changes made through this store are seen by its very next request: after such a
+//! write the store reads the row back and moves the version itself
+//! ([`Postgres::after_auth_change`]). For changes by other processes,
+//! [`Postgres::catch_up`] waits until every change committed before the call has been
+//! heard (a notification of our own, delivered after them: PostgreSQL delivers in commit
+//! order).
+//!
 //! A connection that dies silently (no reset reaches us) is caught by a heartbeat:
 //! every [`HEARTBEAT`] the process notifies `ping` on the channel through its pool;
 //! when nothing at all was heard for [`SILENCE_LIMIT`], the notifications count as
@@ -71,6 +78,12 @@ struct Notifications {
     /// Milliseconds since `epoch` when anything was last heard on the channel.
     last_heard_ms: AtomicU64,
     epoch: Instant,
+    /// This process's mark in `sync:<nonce>:<n>` payloads.
+    sync_nonce: u64,
+    /// The last `n` handed out by [`Postgres::catch_up`].
+    sync_issued: AtomicU64,
+    /// The highest `n` known to be caught up with.
+    synced: tokio::sync::watch::Sender<u64>,
 }
 
 impl Notifications {
@@ -80,6 +93,25 @@ impl Notifications {
         }
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_heard_ms.store(now, Ordering::Release);
+    }
+
+    /// Handles one payload: a version, a ping, or a catch-up mark.
+    fn payload(&self, payload: &str) {
+        if let Some(mark) = payload.strip_prefix("sync:") {
+            self.heard(None);
+            let mine = mark
+                .split_once(':')
+                .filter(|(nonce, _)| nonce.parse() == Ok(self.sync_nonce))
+                .and_then(|(_, n)| n.parse::<u64>().ok());
+            if let Some(n) = mine {
+                self.synced
+                    .send_if_modified(|done| std::mem::replace(done, (*done).max(n)) < n);
+            }
+        } else if payload == PING {
+            self.heard(None);
+        } else {
+            self.heard(payload.parse().ok());
+        }
     }
 
     fn current(&self) -> Result<i64, StoreError> {
@@ -118,6 +150,9 @@ impl Postgres {
             listening: AtomicBool::new(false),
             last_heard_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            sync_nonce: rand::random(),
+            sync_issued: AtomicU64::new(0),
+            synced: tokio::sync::watch::Sender::new(0),
         });
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         let listener = tokio::spawn(listen(
@@ -147,6 +182,47 @@ impl Postgres {
     /// The latest auth version heard, or an error while notifications are not received.
     pub(super) fn auth_version(&self) -> Result<i64, StoreError> {
         self.notifications.current()
+    }
+
+    /// After a commit through this store that changed keys, tenants or whitelists:
+    /// reads the counter and moves the version to it, so this process's next request
+    /// sees the change without waiting for its notification.
+    pub(super) async fn after_auth_change(&self) -> Result<(), StoreError> {
+        let (version,): (i64,) = sqlx::query_as(AUTH_VERSION_SQL)
+            .fetch_one(&self.pool)
+            .await?;
+        self.notifications
+            .version
+            .fetch_max(version, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Waits until every auth change committed before this call (by any process) is
+    /// reflected in [`Postgres::auth_version`]: sends a mark on the channel and waits
+    /// for it to come back (at most [`SILENCE_LIMIT`]). Returns at once while the
+    /// listener is down (the cache is bypassed then, every read is current).
+    pub(super) async fn catch_up(&self) -> Result<(), StoreError> {
+        let notifications = &self.notifications;
+        if !notifications.listening.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let n = notifications.sync_issued.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut synced = notifications.synced.subscribe();
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(format!("sync:{}:{n}", notifications.sync_nonce))
+            .execute(&self.pool)
+            .await?;
+        let came_back = tokio::time::timeout(SILENCE_LIMIT, synced.wait_for(|&done| done >= n))
+            .await
+            .is_ok_and(|waited| waited.is_ok());
+        if came_back {
+            Ok(())
+        } else {
+            Err(StoreError::NotificationsDown(
+                "a catch-up mark did not come back in time",
+            ))
+        }
     }
 
     /// Stops the listener and the heartbeat and closes the pool.
@@ -188,14 +264,7 @@ async fn listen(
                 }
                 let why = loop {
                     match listener.try_recv().await {
-                        Ok(Some(notification)) => {
-                            let payload = notification.payload();
-                            notifications.heard(if payload == PING {
-                                None
-                            } else {
-                                payload.parse().ok()
-                            });
-                        }
+                        Ok(Some(notification)) => notifications.payload(notification.payload()),
                         Ok(None) => break "connection lost".to_owned(),
                         Err(err) => break err.to_string(),
                     }
@@ -228,10 +297,16 @@ async fn subscribe(
     // row is read again after every reconnection.
     listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
+    // Every catch-up mark issued so far guards commits made before it was issued, so
+    // before the row read below: they are all caught up with once it is done.
+    let issued = notifications.sync_issued.load(Ordering::Acquire);
     let (version,): (i64,) = sqlx::query_as(AUTH_VERSION_SQL)
         .fetch_one(&mut listener)
         .await?;
     notifications.heard(Some(version));
+    notifications
+        .synced
+        .send_if_modified(|done| std::mem::replace(done, (*done).max(issued)) < issued);
     Ok(listener)
 }
 
