@@ -345,6 +345,40 @@ pub fn curl_validate(base: &str, key: &str) -> (String, String) {
     (body.to_owned(), status.to_owned())
 }
 
+/// How long a change committed by another process (the admin CLI) may take to reach a
+/// running server: on SQLite none (its change detector sees the commit on the very next
+/// request); on PostgreSQL the change arrives as a notification, milliseconds later.
+pub fn propagation_allowance() -> Duration {
+    if is_postgres() {
+        Duration::from_secs(2)
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// [`curl_validate`] after a change by another process, until it answers `status`
+/// (within [`propagation_allowance`]: on SQLite the very first request must). The
+/// answer's body and how long after the call the server answered `status`.
+pub fn curl_validate_after_change(base: &str, key: &str, status: &str) -> (String, Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        let (body, got) = curl_validate(base, key);
+        if got == status {
+            let took = start.elapsed();
+            if is_postgres() {
+                eprintln!("change seen by the server after {took:?}");
+            }
+            return (body, took);
+        }
+        assert!(
+            start.elapsed() < propagation_allowance(),
+            "answered {got}, not {status}, after {:?}: {body}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
