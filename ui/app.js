@@ -36,29 +36,40 @@ function markPainted(name) { requestAnimationFrame(() => setTimeout(() => perfor
 
 function announce(text) { $("announce").textContent = text || ""; }
 
+// Errors arrive from Rust as {code, message, resolution}: the screen shows the text of
+// the code in the chosen language (err_/res_ keys of i18n.js); the core's message stays
+// as the detail (it names the file, the field, the certificate …).
 function showError(err, retry) {
   const e = normalise(err);
   $("error-code").textContent = e.code;
-  $("error-message").textContent = e.message;
-  $("error-resolution").textContent = e.resolution;
+  $("error-message").textContent = errText(e.code);
+  $("error-detail").textContent = e.message || "";
+  $("error-detail-row").hidden = !e.message;
+  $("error-resolution").textContent = resText(e.code);
   retryAction = retry || null;
   $("error-retry").hidden = !retry;
   $("error-puk").hidden = e.code !== "SS_PIN_BLOCKED";
   show("error");
-  announce(`${e.code}: ${e.message}. ${e.resolution}`);
+  announce(`${e.code}: ${errText(e.code)} ${resText(e.code)}`);
 }
 
 function normalise(err) {
   if (err && typeof err === "object" && err.code) return err;
-  return { code: "SS_INTERNAL", message: String(err), resolution: "Try again; report the problem if it persists" };
+  return { code: "SS_INTERNAL", message: String(err) };
 }
 
+const known = (key) => key in window.SS_STRINGS.en;
+const errText = (code) => t(known(`err_${code}`) ? `err_${code}` : "err_SS_INTERNAL");
+const resText = (code) => t(known(`res_${code}`) ? `res_${code}` : "res_SS_INTERNAL");
+const statusText = (status) => (known(`status_${status}`) ? t(`status_${status}`) : status);
+
+// The token's retry indicator in words (exact counts: "N tries left").
+const TRIES_KEYS = { "more_than_one": "triesMoreThanOne", "low": "triesLow", "final_try": "triesFinal", "locked": "triesLocked", "unknown": "triesUnknown" };
 function triesText(retries) {
   if (!retries) return "";
+  if (retries.indicator === "locked") return t("triesLocked");
   if (retries.remaining != null) return t("triesLeft", retries.remaining);
-  if (retries.indicator === "final_try") return t("triesFinal");
-  if (retries.indicator === "low") return t("triesLow");
-  return t("triesUnknown");
+  return t(TRIES_KEYS[retries.indicator] || "triesUnknown");
 }
 
 const isFinalTry = (r) => !!r && (r.indicator === "final_try" || r.remaining === 1);
@@ -134,7 +145,8 @@ function renderRequest() {
   }
   const blocker = $("request-blocker");
   if (view.blocker) {
-    blocker.textContent = `${view.blocker.code}: ${view.blocker.message}. ${view.blocker.resolution}`;
+    const b = view.blocker;
+    blocker.textContent = `${b.code}: ${errText(b.code)} ${resText(b.code)} (${t("details")}: ${b.message})`;
     blocker.hidden = false;
     announce(blocker.textContent);
   } else {
@@ -163,7 +175,7 @@ function renderRefusal() {
   $("held-usage").textContent = h.keyUsage.length ? h.keyUsage.join(", ") : t("notPresent");
   $("signer-code").textContent = e.code;
   $("signer-message").textContent = e.message;
-  const resolution = window.SS_STRINGS[lang]?.[`resolution_${e.code}`] ? t(`resolution_${e.code}`) : e.resolution;
+  const resolution = resText(e.code);
   $("signer-resolution").textContent = resolution;
   show("signer");
   announce(`${e.code}: ${$("signer-title").textContent}. ${resolution}`);
@@ -198,7 +210,7 @@ async function biometric() {
       announce(t("bioFailed"));
       return;
     }
-    showError({ code: "SS_SIGN_CANCELLED", message: "cancelled", resolution: "Allow user to retry" }, () => renderRequest());
+    showError({ code: "SS_SIGN_CANCELLED" }, () => renderRequest());
   } catch (err) { showError(err); }
 }
 
@@ -244,17 +256,19 @@ async function submitPin(ev) {
     if (e.code === "SS_PIN_INVALID") {
       $("pin-tries").textContent = triesText(e.retries);
       $("final-try").hidden = !isFinalTry(e.retries);
-      const msg = `${e.code}: ${e.message} — ${triesText(e.retries)}. ${e.resolution}`;
+      const msg = `${e.code}: ${errText(e.code)} ${triesText(e.retries)}. ${resText(e.code)}`;
       $("pin-error").textContent = msg;
       announce(msg);
       input.focus();
     } else if (e.code === "SS_PIN_FINAL_TRY") {
       $("final-try").hidden = false;
-      $("pin-error").textContent = `${e.code}: ${e.resolution}`;
+      $("pin-error").textContent = `${e.code}: ${errText(e.code)} ${resText(e.code)}`;
       announce(t("finalTryConfirm"));
     } else if (e.code === "SS_PIN_FORMAT") {
-      $("pin-error").textContent = `${e.code}: ${e.message}`;
-      announce(e.message);
+      const p = view?.token?.pinPolicy;
+      const msg = `${e.code}: ${errText(e.code)}${p ? ` ${t("pinLength", p.minLen, p.maxLen)}` : ""}`;
+      $("pin-error").textContent = msg;
+      announce(msg);
     } else {
       showError(e);
     }
@@ -267,7 +281,7 @@ async function cancelAtPin() {
   try {
     if (view) await invoke("decline_request", { requestId: view.requestId });
     view = null; viewLink = null;
-    showError({ code: "SS_SIGN_CANCELLED", message: t("pinCancelled"), resolution: "Allow user to retry" });
+    showError({ code: "SS_SIGN_CANCELLED", message: t("pinCancelled") });
   } catch (err) { showError(err); }
 }
 
@@ -353,7 +367,12 @@ async function openPinManagement() {
     const s = await invoke("pin_status");
     $("pm-label").textContent = s.label;
     $("pm-status").textContent = s.pin.status;
+    $("pm-status-text").textContent = statusText(s.pin.status);
     $("pm-tries").textContent = triesText(s.pin.retries);
+    // At the final try a PIN change spends it (the current PIN is checked): only with
+    // an explicit confirmation, never by default.
+    $("cp-final-try").hidden = !isFinalTry(s.pin.retries);
+    $("cp-final-confirm").checked = false;
   } catch (err) { showError(err); }
 }
 
@@ -361,17 +380,30 @@ async function changePin(ev) {
   ev.preventDefault();
   const [o, n, n2] = ["cp-old", "cp-new", "cp-new2"].map((id) => { const v = $(id).value; $(id).value = ""; return v; });
   if (n !== n2) { announce(t("pinMismatch")); return; }
+  const confirmFinalTry = !$("cp-final-try").hidden && $("cp-final-confirm").checked;
+  $("cp-final-confirm").checked = false;
   try {
-    await invokeSecrets("change_pin", [o, n], { "ss-confirm-final-try": "0" });
+    await invokeSecrets("change_pin", [o, n], { "ss-confirm-final-try": confirmFinalTry ? "1" : "0" });
     announce(t("pinChanged"));
     openPinManagement();
-  } catch (err) { showError(err); }
+  } catch (err) {
+    const e = normalise(err);
+    if (e.code === "SS_PIN_FINAL_TRY") {
+      // Nothing reached the token: ask for the confirmation and let the user type again.
+      $("cp-final-try").hidden = false;
+      announce(`${e.code}: ${errText(e.code)} ${resText(e.code)}`);
+      $("cp-old").focus();
+      return;
+    }
+    showError(e);
+  }
 }
 
 async function unblockPin(ev) {
   ev.preventDefault();
-  const puk = $("puk-input").value; $("puk-input").value = "";
-  const n = $("puk-new").value; $("puk-new").value = "";
+  const [puk, n, n2] = ["puk-input", "puk-new", "puk-new2"].map((id) => { const v = $(id).value; $(id).value = ""; return v; });
+  // A mistyped new PIN would leave the user with a PIN they do not know: nothing is sent.
+  if (n !== n2) { announce(t("pinMismatch")); return; }
   try {
     await invokeSecrets("unblock_pin", [puk, n], {});
     announce(t("pinUnblocked"));
@@ -397,8 +429,100 @@ async function openSettings() {
     $("set-lockout").value = settings.biometric.onLockout;
     const unavailable = biometricAvailability.state !== "available";
     $("set-bio").disabled = unavailable;
-    $("bio-availability").textContent = unavailable ? biometricAvailability.reason : "";
+    $("bio-availability").textContent = unavailable ? t("bioUnavailable") : "";
+    $("bio-availability").title = unavailable ? biometricAvailability.reason || "" : "";
   } catch (err) { showError(err); }
+  findTokens();
+}
+
+// ---------- token discovery (settings) ----------
+
+let discovery = null;    // the last discover_tokens answer
+
+// Lists every token found (PKCS#11 modules: settings path, p11-kit, the DSC vendors'
+// known paths; PC/SC readers). Nothing logs in; no PIN is asked.
+async function findTokens() {
+  $("discovery-status").textContent = t("searching");
+  $("token-list").replaceChildren();
+  $("cert-choice").hidden = true;
+  try {
+    discovery = await invoke("discover_tokens");
+  } catch (err) {
+    $("discovery-status").textContent = "";
+    return showError(err);
+  }
+  renderTokens();
+}
+
+function choiceItem(name, id, text, hint, onPick) {
+  const li = document.createElement("li");
+  const input = document.createElement("input");
+  input.type = "radio"; input.name = name; input.id = id;
+  input.addEventListener("change", onPick);
+  const label = document.createElement("label");
+  label.htmlFor = id; label.textContent = text;
+  li.append(input, label);
+  if (hint) { const h = document.createElement("span"); h.className = "hint"; h.textContent = hint; li.append(h); }
+  return li;
+}
+
+function renderTokens() {
+  if (!discovery) return;
+  const items = [];
+  discovery.modules.forEach((m, mi) => {
+    const vendor = m.vendor || t("unknownVendor");
+    if (m.error) {
+      const li = document.createElement("li");
+      li.textContent = `${vendor} — ${t("moduleUnreadable")} (${m.error.code}: ${errText(m.error.code)})`;
+      const h = document.createElement("span"); h.className = "hint"; h.textContent = m.path; li.append(h);
+      items.push(li);
+      return;
+    }
+    m.tokens.forEach((tok, ti) => {
+      const text = `${tok.label} — ${vendor}`;
+      const hint = `${[tok.manufacturer, tok.model, tok.serial].filter(Boolean).join(" · ")} — ${triesText(tok.pin.retries)} — ${m.path}`;
+      items.push(choiceItem("found-token", `tok-${mi}-${ti}`, text, hint, () => pickToken({ modulePath: m.path, slot: tok.slot })));
+    });
+  });
+  discovery.readers.forEach((r, ri) => {
+    const hint = r.cardPresent ? t("readerWithCard") : t("readerNoCard");
+    items.push(choiceItem("found-token", `rdr-${ri}`, t("readerLabel", r.name), hint, () => pickToken({ reader: r.name })));
+  });
+  $("token-list").replaceChildren(...items);
+  $("discovery-status").textContent = items.length ? "" : t("noTokens");
+}
+
+// The certificates on the chosen token: subject, issuer, class, expiry; picking one
+// fills the token source and the signing key (Save keeps them).
+async function pickToken(source) {
+  $("cert-list").replaceChildren();
+  $("cert-choice").hidden = false;
+  let certs;
+  try {
+    certs = await invoke("token_certificates", source);
+  } catch (err) { return showError(err); }
+  if (!certs.length) {
+    const li = document.createElement("li"); li.textContent = t("noCertificates");
+    return $("cert-list").replaceChildren(li);
+  }
+  $("cert-list").replaceChildren(...certs.map((c, i) => {
+    const info = c.info;
+    const classes = info.indiaPki.map((k) => (known(`pki_${k}`) ? t(`pki_${k}`) : k)).join(", ") || t("noClass");
+    const expired = c.validity.state === "expired" ? ` (${t("certExpiredShort")})` : "";
+    const text = `${info.commonName || info.subject} — ${t("certClass")}: ${classes} — ${t("certExpiry")} ${info.notAfter}${expired}`;
+    const hint = `${t("certSubject")}: ${info.subject} · ${t("certIssuer")}: ${info.issuer} · ${t("certId")} ${c.id}`;
+    return choiceItem("found-cert", `cert-${i}`, text, hint, () => pickCertificate(source, c));
+  }));
+}
+
+function pickCertificate(source, cert) {
+  const pcsc = !!source.reader;
+  $("src-pcsc").checked = pcsc;
+  $("src-pkcs11").checked = !pcsc;
+  $("set-module").value = pcsc ? "" : source.modulePath;
+  $("set-reader").value = pcsc ? source.reader : "";
+  $("set-key").value = cert.id;
+  announce(t("chosenKey", cert.id));
 }
 
 async function saveSettings(ev) {
@@ -433,7 +557,7 @@ async function takeLink() {
 
 window.addEventListener("DOMContentLoaded", async () => {
   applyLanguage();
-  $("lang").addEventListener("change", (e) => { lang = e.target.value === "hi" ? "hi" : "en"; localStorage.setItem("ss-lang", lang); applyLanguage(); if (view && (!$("screen-request").hidden || !$("screen-signer").hidden)) renderRequest(); });
+  $("lang").addEventListener("change", (e) => { lang = e.target.value === "hi" ? "hi" : "en"; localStorage.setItem("ss-lang", lang); applyLanguage(); if (view && (!$("screen-request").hidden || !$("screen-signer").hidden)) renderRequest(); if (!$("screen-settings").hidden) renderTokens(); });
   $("nav-home").addEventListener("click", () => show("home"));
   $("nav-pin").addEventListener("click", openPinManagement);
   $("nav-settings").addEventListener("click", openSettings);
@@ -456,6 +580,7 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("change-form").addEventListener("submit", changePin);
   $("puk-form").addEventListener("submit", unblockPin);
   $("settings-form").addEventListener("submit", saveSettings);
+  $("find-tokens").addEventListener("click", findTokens);
 
   await listen("token-event", (e) => {
     const p = e.payload || {};

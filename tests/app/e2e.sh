@@ -22,6 +22,8 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$root"
+# Every user-visible text localised (English, Hindi) for every SS_* code: seconds, no build.
+node --test "$here/i18n.test.mjs" >"$work/i18n.log" 2>&1 || { cat "$work/i18n.log"; echo "0 passed, 1 failed"; exit 1; }
 cargo build -q -p securesign-app -p securesign-server -p securesign-testlab -p securesign-cli --bins
 target="${CARGO_TARGET_DIR:-$root/target}/debug"
 app="$target/securesign-app"
