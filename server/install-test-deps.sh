@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the server's tests need: the real `curl` (the seed's curl example is run
-# verbatim) and `openssl` (test keys, certificates and signatures). Idempotent and quiet.
+# verbatim), `openssl` (test keys, certificates and signatures), `postgresql` (the
+# server binaries under /usr/lib/postgresql/*/bin: server/tests/with-postgres.sh runs a
+# private cluster from them for the PostgreSQL pass; no system service is used) and
+# `haproxy` (the load balancer of the multi-instance tests, started from a generated
+# config and stopped by PID; its service is not used).
+# Idempotent and quiet.
 set -euo pipefail
-packages=(curl openssl)
+packages=(curl openssl postgresql haproxy)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
