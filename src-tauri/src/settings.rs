@@ -86,7 +86,7 @@ impl Default for Settings {
 impl Settings {
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<()> {
-        api_base_url(&self.api_base_url)?;
+        securesign_client::base_url::parse(&self.api_base_url)?;
         if self.idle_timeout_minutes == 0 || self.idle_timeout_minutes > MAX_IDLE_TIMEOUT_MINUTES {
             return Err(Error::Config(format!(
                 "idle timeout must be 1 to {MAX_IDLE_TIMEOUT_MINUTES} minutes"
@@ -122,7 +122,7 @@ impl Settings {
 
     /// The validated API base URL.
     pub fn api_url(&self) -> Result<Url> {
-        api_base_url(&self.api_base_url)
+        securesign_client::base_url::parse(&self.api_base_url)
     }
 
     /// The PIN session policy these settings ask for.
@@ -174,34 +174,6 @@ pub fn config_dir(platform_default: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-/// Parses and checks an API base URL.
-fn api_base_url(text: &str) -> Result<Url> {
-    let bad = |why: &str| Error::Config(format!("API base URL: {why}"));
-    let url = Url::parse(text).map_err(|_| bad("not a valid URL"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => return Err(bad("no host")),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => return Err(bad("must use https (http only on this computer)")),
-        _ => return Err(bad("must be an https URL")),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("must not contain a user name or password"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("must not have a query or fragment"));
-    }
-    if url.path() != "/" {
-        return Err(bad("must not have a path"));
-    }
-    Ok(url)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -220,29 +192,19 @@ mod tests {
     }
 
     #[test]
-    fn api_url_must_be_https_or_loopback_http() {
-        for ok in [
-            "https://api.example.in",
-            "https://api.example.in:8443/",
-            "http://127.0.0.1:8080",
-            "http://localhost:3000",
-            "http://[::1]:9",
+    fn the_api_url_follows_the_client_rule() {
+        // The rule itself is securesign-client's (base_url.rs); settings apply it.
+        for (url, ok) in [
+            ("https://api.example.in", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://api.example.in", false),
+            ("https://api.example.in/v1", false),
         ] {
-            assert!(api_base_url(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://api.example.in",
-            "ftp://api.example.in",
-            "https://user:pw@api.example.in",
-            "https://api.example.in/v1",
-            "https://api.example.in/?x=1",
-            "https://api.example.in/#f",
-            "securesign://sign",
-            "not a url",
-            "",
-        ] {
-            let err = api_base_url(bad).unwrap_err();
-            assert_eq!(err.code(), securesign_core::ErrorCode::Config, "{bad}");
+            let s = Settings {
+                api_base_url: url.into(),
+                ..Settings::default()
+            };
+            assert_eq!(s.validate().is_ok(), ok, "{url}");
         }
     }
 
