@@ -96,7 +96,11 @@ fn card_tries(lab: &PivLab) -> u8 {
     use securesign_core::backend::piv::PivBackend;
     use securesign_core::backend::TokenBackend;
     let mut card = PivBackend::open(PcscTransport::open(lab.reader()).unwrap()).unwrap();
-    card.pin_state().unwrap().retries.remaining.unwrap_or(u8::MAX)
+    card.pin_state()
+        .unwrap()
+        .retries
+        .remaining
+        .unwrap_or(u8::MAX)
 }
 
 /// OpenSC's PKCS#11 module over the virtual PIV card (FINAL_TRY after two failures, the
@@ -178,4 +182,46 @@ fn the_pin_changes_at_the_final_try_only_when_confirmed_and_the_puk_unblocks() {
     assert_eq!(card_tries(&lab), 3);
     app.invoke("verify_pin", json!({ "pin": "135790" }))
         .unwrap();
+}
+
+#[test]
+fn a_pcsc_reader_is_listed_with_the_certificates_of_its_card() {
+    let lab = PivLab::start_provisioned().unwrap();
+    lab.apply_env();
+    // Provisioning leaves the PIN verified in the card's volatile state: a fresh insert.
+    lab.kill_card().unwrap();
+    lab.restart_card().unwrap();
+    let server = Server::start();
+    let app = opensc_app(&server);
+    let found = app.invoke("discover_tokens", json!({})).unwrap();
+    let reader = found["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == lab.reader())
+        .unwrap_or_else(|| panic!("reader not listed: {found:#}"));
+    assert_eq!(reader["cardPresent"], true);
+    // OpenSC (configured and found by p11-kit / the table) sees the same card.
+    let opensc = found["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["vendor"] == "OpenSC")
+        .unwrap_or_else(|| panic!("OpenSC not listed: {found:#}"));
+    assert!(
+        !opensc["tokens"].as_array().unwrap().is_empty(),
+        "{opensc:#}"
+    );
+
+    let certs = app
+        .invoke("token_certificates", json!({ "reader": lab.reader() }))
+        .unwrap();
+    let certs = certs.as_array().unwrap();
+    assert_eq!(certs.len(), 2, "9A and 9C: {certs:#?}");
+    for cert in certs {
+        assert!(cert["info"]["subject"].as_str().unwrap().contains("CN="));
+        assert!(cert["info"]["notAfter"].is_string());
+    }
+    // Nothing was verified: the card still has its three tries.
+    assert_eq!(card_tries(&lab), 3);
 }
