@@ -328,6 +328,8 @@ impl Store {
     /// sealed with the key in `key_path` (created if missing), which is never kept in
     /// the database.
     pub async fn open_postgres(url: &str, key_path: &Path) -> Result<Self, StoreError> {
+        // The URL first: a refused command creates no key file.
+        postgres::check_url(url)?;
         let secrets = Arc::new(SecretsKey::load_or_create(key_path)?);
         let backend = postgres::Postgres::open(url).await?;
         Ok(Self {

@@ -134,9 +134,7 @@ impl Postgres {
     /// Connects to `url`, applies the migrations, and starts the listener (waiting up to
     /// a few seconds for its first connection; requests read uncached until then).
     pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(StoreError::UnsupportedUrl);
-        }
+        check_url(url)?;
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -239,6 +237,15 @@ impl Drop for Postgres {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+/// Refuses a URL that is not PostgreSQL's.
+pub(super) fn check_url(url: &str) -> Result<(), StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(())
+    } else {
+        Err(StoreError::UnsupportedUrl)
     }
 }
 
