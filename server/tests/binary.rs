@@ -225,3 +225,81 @@ fn tenant_policy_classes_are_set_and_lifted_from_the_command_line() {
     let lifted = cli(&s.db, &["tenant", "policy-classes", "--tenant", &s.tenant]);
     assert_eq!(lifted.trim(), "any class");
 }
+
+/// The binary with `args` and a clean environment for the database options; its
+/// failure's stderr (asserts it failed).
+fn refused_with(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_securesign-server"))
+        .args(args)
+        .env_remove("SECURESIGN_DB")
+        .env_remove("SECURESIGN_DATABASE_URL")
+        .env_remove("SECURESIGN_SECRETS_KEY_FILE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn a_database_url_needs_a_secrets_key_file_a_postgres_url_and_no_db_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("secrets-key");
+    let key = key.to_str().unwrap();
+    // Port 1 on loopback: nothing listens, but these are refused before connecting.
+    let url = "postgres://nobody@127.0.0.1:1/none";
+    let stderr = refused_with(&["--database-url", url, "tenant", "list"]);
+    assert!(stderr.contains("--secrets-key"), "{stderr}");
+    let stderr = refused_with(&[
+        "--database-url",
+        "mysql://nobody@127.0.0.1:1/none",
+        "--secrets-key",
+        key,
+        "tenant",
+        "list",
+    ]);
+    assert!(stderr.contains("unsupported database URL"), "{stderr}");
+    let stderr = refused_with(&[
+        "--database-url",
+        url,
+        "--db",
+        "x.db",
+        "--secrets-key",
+        key,
+        "tenant",
+        "list",
+    ]);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    assert!(
+        !std::path::Path::new(key).exists(),
+        "nothing is created for a refused command"
+    );
+}
+
+#[test]
+fn the_database_url_and_the_secrets_key_come_from_the_environment_too() {
+    if !common::is_postgres() {
+        eprintln!("skipped on SQLite (the PostgreSQL URL is the subject)");
+        return;
+    }
+    let s = setup();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_securesign-server"))
+        .args(["tenant", "list"])
+        .env_remove("SECURESIGN_DB")
+        .env(
+            "SECURESIGN_DATABASE_URL",
+            common::database::postgres_url(&s.db),
+        )
+        .env(
+            "SECURESIGN_SECRETS_KEY_FILE",
+            common::database::secrets_key_path(&s.db),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(listing.contains(&s.tenant), "{listing}");
+}
