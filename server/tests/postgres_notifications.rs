@@ -208,3 +208,50 @@ async fn a_silent_listener_is_given_up_after_the_heartbeat_limit() {
     pool.close().await;
     f.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_key_is_looked_up_without_any_database_round_trip() {
+    if skip_on_sqlite() {
+        return;
+    }
+    let f = Fixture::start().await;
+    let db = database_name(&f.db_path);
+    let hash = securesign_server::api_key::KeyHash::of(&f.live_key);
+    assert!(f.keys.lookup(&hash).await.unwrap().is_some());
+
+    // The server's pool loses every connection and cannot open another: only the
+    // listener's connection is left. A lookup that needed the database would fail.
+    psql_admin(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"));
+    let others = format!(
+        "FROM pg_stat_activity WHERE datname = '{db}' \
+         AND application_name <> '{LISTENER_APPLICATION_NAME}' AND pid <> pg_backend_pid()"
+    );
+    psql_admin(&format!("SELECT pg_terminate_backend(pid) {others}"));
+    let start = Instant::now();
+    while psql_admin(&format!("SELECT count(*) {others}")).trim() != "0" {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let before = f.keys.stats();
+    for _ in 0..1000 {
+        let entry = tokio::time::timeout(Duration::from_secs(1), f.keys.lookup(&hash))
+            .await
+            .expect("a cached lookup waited for the database")
+            .unwrap();
+        assert!(entry.is_some());
+    }
+    let after = f.keys.stats();
+    assert_eq!(
+        (after.hits - before.hits, after.misses - before.misses),
+        (1000, 0)
+    );
+    assert_eq!(
+        psql_admin(&format!("SELECT count(*) {others}")).trim(),
+        "0",
+        "no connection of the server's pool exists"
+    );
+    assert_eq!(f.store.notifications_listening(), Some(true));
+    psql_admin(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"));
+    f.stop().await;
+}
