@@ -200,7 +200,7 @@ async function biometric() {
   $("bio-retry").hidden = true;
   show("bio");
   try {
-    const step = await invoke("biometric_prompt", { requestId: view.requestId });
+    const step = await invoke("biometric_prompt", { requestId: view.requestId, reason: t("bioReason") });
     view.gate = step;
     if (step.next === "skipPin") return sign();
     if (step.next === "askPin") return askPin();

@@ -45,6 +45,9 @@ pub struct CachedKey {
     /// passes (tenant id and limit come from this row): built on first use, answered
     /// as is after that.
     pub validate_answer: OnceLock<Bytes>,
+    /// The key's request counters for the Admin Console's usage chart, fetched from
+    /// [`UsageCounter`](crate::console::usage::UsageCounter) on first use.
+    pub usage: OnceLock<Arc<crate::console::usage::KeyUsage>>,
 }
 
 impl From<KeyWithWhitelist> for CachedKey {
@@ -55,6 +58,7 @@ impl From<KeyWithWhitelist> for CachedKey {
             whitelist: Arc::new(Whitelist::from_stored(row.origins)),
             limit: OnceLock::new(),
             validate_answer: OnceLock::new(),
+            usage: OnceLock::new(),
         }
     }
 }

@@ -11,7 +11,8 @@
 //! * [`store`]: the SQLite (sqlx) database and its queries;
 //! * [`change_detector`]: a sub-microsecond check that keys, tenants or whitelists changed;
 //! * [`key_cache`]: key rows and whitelists in memory, revalidated on every request;
-//! * [`admin`]: the admin-console operations behind the CLI;
+//! * [`admin`]: the admin operations behind the CLI and the console;
+//! * [`console`]: the Admin Console at `/admin/` (tenant admins' pages);
 //! * [`rate_limit`]: per-key requests-per-minute limits (governor);
 //! * [`clock`]: wall and monotonic time, injectable for tests;
 //! * [`signature_format`]: `raw` signatures or detached CMS;
@@ -25,6 +26,7 @@ pub mod admin;
 pub mod api_key;
 pub mod change_detector;
 pub mod clock;
+pub mod console;
 pub mod http;
 pub mod ids;
 pub mod key_cache;

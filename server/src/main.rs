@@ -13,6 +13,8 @@ use securesign_core::cert::IndiaPkiClass;
 use securesign_server::admin::{Admin, DEFAULT_RPM};
 use securesign_server::api_key::KeyMode;
 use securesign_server::clock::format_rfc3339;
+use securesign_server::console::accounts::Accounts;
+use securesign_server::console::usage::spawn_flusher;
 use securesign_server::http::client_limits::DEFAULT_APP_RPM_PER_ADDRESS;
 use securesign_server::http::connections::{serve_with, ServeOptions};
 use securesign_server::http::well_known::{AppLinks, AppLinksSettings};
@@ -70,6 +72,47 @@ enum Command {
     /// Inspect callback deliveries.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Manage Admin Console accounts (a tenant's admins, who sign in at /admin/).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an account for a tenant's admin; the password is read from stdin (one
+    /// line, at least 12 characters).
+    Create {
+        /// Tenant id (`org_…`): the only tenant the account sees and changes.
+        #[arg(long)]
+        tenant: String,
+        /// E-mail address (the sign-in name).
+        #[arg(long)]
+        email: String,
+        /// Read the password from stdin (required: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List accounts (address, tenant, created, failed sign-ins, lock).
+    List {
+        /// Only this tenant's accounts.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Remove an account; its sessions end at once.
+    Remove {
+        /// E-mail address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a new password (from stdin), lift a lock and end the account's sessions.
+    Reset {
+        /// E-mail address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from stdin (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -347,6 +390,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Key(cmd) => key(&Admin::new(&store, &clock), &clock, cmd).await,
         Command::Domain(cmd) => domain(&Admin::new(&store, &clock), cmd).await,
         Command::Webhook(cmd) => webhook(&Admin::new(&store, &clock), cmd).await,
+        Command::Admin(cmd) => console_accounts(&Accounts::new(&store, &clock), cmd).await,
     };
     store.close().await;
     result
@@ -398,6 +442,15 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
         let _ = worker_stopped.await;
     })
     .map_err(|e| e.to_string())?;
+    let (stop_flusher, flusher_stopped) = tokio::sync::oneshot::channel::<()>();
+    let flusher = spawn_flusher(
+        state.store.clone(),
+        state.clock.clone(),
+        state.usage.clone(),
+        async {
+            let _ = flusher_stopped.await;
+        },
+    );
     let app = router(
         state,
         RouterOptions {
@@ -423,6 +476,8 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
     let served = serve_with(listener, app, limits, shutdown_signal()).await;
     let _ = stop_worker.send(());
     let _ = worker.await;
+    let _ = stop_flusher.send(());
+    let _ = flusher.await;
     served.map_err(|e| e.to_string())?;
     tracing::info!("securesign-server stopped");
     Ok(())
@@ -620,6 +675,66 @@ async fn domain(admin: &Admin<'_>, cmd: DomainCommand) -> Result<(), String> {
             for d in admin.domains(&tenant).await.map_err(|e| e.to_string())? {
                 println!("{}", d.origin);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Reads one line (the password) from stdin, without its line ending.
+fn password_from_stdin() -> Result<zeroize::Zeroizing<String>, String> {
+    use std::io::BufRead;
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    let trimmed = line.trim_end_matches(['\r', '\n']).len();
+    line.truncate(trimmed);
+    Ok(line)
+}
+
+async fn console_accounts(accounts: &Accounts<'_>, cmd: AdminCommand) -> Result<(), String> {
+    match cmd {
+        AdminCommand::Create { tenant, email, .. } => {
+            let password = password_from_stdin()?;
+            let account = accounts
+                .create(&tenant, &email, password)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("created admin {} of {}", account.email, account.tenant_id);
+            println!("{}", account.id);
+        }
+        AdminCommand::List { tenant } => {
+            for a in accounts
+                .list(tenant.as_deref())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                let lock = a.locked_until.map_or("-".to_owned(), |t| {
+                    format!("locked-until {}", format_rfc3339(t))
+                });
+                println!(
+                    "{}\t{}\t{}\t{}\tfailed={}\t{}",
+                    a.email,
+                    a.tenant_id,
+                    a.id,
+                    format_rfc3339(a.created_at),
+                    a.failed_logins,
+                    lock
+                );
+            }
+        }
+        AdminCommand::Remove { email } => {
+            accounts.remove(&email).await.map_err(|e| e.to_string())?;
+            eprintln!("removed admin {email}");
+        }
+        AdminCommand::Reset { email, .. } => {
+            let password = password_from_stdin()?;
+            accounts
+                .reset(&email, password)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("new password set for {email}; its sessions were ended");
         }
     }
     Ok(())

@@ -315,14 +315,35 @@ fn read_signer(
     }
 }
 
+/// The prompt's text when the page sends none (or one that is not a short line of text).
+const DEFAULT_PROMPT_REASON: &str = "Confirm it is you to sign";
+/// Longest prompt text the page may set (platform prompts show a line or two).
+const MAX_PROMPT_REASON_CHARS: usize = 120;
+
+/// The page's text for the platform prompt, in the user's language: one short line of
+/// printable text, else the default.
+fn prompt_reason(reason: Option<String>) -> String {
+    reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| {
+            !r.is_empty()
+                && r.chars().count() <= MAX_PROMPT_REASON_CHARS
+                && !r.chars().any(char::is_control)
+        })
+        .unwrap_or_else(|| DEFAULT_PROMPT_REASON.to_owned())
+}
+
 /// Shows the platform's biometric prompt for the request on screen (after a failure:
-/// prompts again). Never touches the token, except to end the PIN session when a
-/// lockout falls back to the PIN.
+/// prompts again), with `reason` (the page's text in the user's language) as its text.
+/// Never touches the token, except to end the PIN session when a lockout falls back to
+/// the PIN.
 #[tauri::command]
 pub async fn biometric_prompt(
     state: State<'_, AppState>,
     request_id: String,
+    reason: Option<String>,
 ) -> CommandResult<GateStep> {
+    let reason = prompt_reason(reason);
     let (mut gate, mut step) = {
         let current = state.current();
         let current = current_for(&current, &request_id)?;
@@ -346,7 +367,7 @@ pub async fn biometric_prompt(
         } = step
         {
             let outcome = auth.authenticate(&PromptRequest {
-                reason: "Confirm it is you to sign".into(),
+                reason: reason.clone(),
                 allow_device_credential,
             });
             step = gate.on_outcome(outcome, session_active);

@@ -310,7 +310,12 @@ where
             .limit
             .get_or_init(|| state.limits.limit(key.key_id(), key.rpm)),
     );
-    match limit.check() {
+    let decision = limit.check();
+    key.entry
+        .usage
+        .get_or_init(|| state.usage.handle(key.key_id()))
+        .record(matches!(decision, Decision::Limited { .. }));
+    match decision {
         Decision::Limited {
             limit: rpm,
             retry_after_secs,

@@ -173,10 +173,12 @@ impl hyper::service::Service<axum::http::Request<Incoming>> for ConnectionServic
     fn call(&self, req: axum::http::Request<Incoming>) -> Self::Future {
         let timeout = self.body_timeout;
         let mut req = req.map(|body| Body::new(DeadlineBody::new(body, timeout)));
-        // Only the app routes read the address (their per-address limit). Put into every
+        // Only the app routes and the console's sign-in read the address (their
+        // per-address limits). Put into every
         // request, it would make axum's extension map grow on the portal's hot path too
         // (about 400 instructions a request, callgrind).
-        if req.uri().path().starts_with(super::APP_ROUTES_PREFIX) {
+        let path = req.uri().path();
+        if path.starts_with(super::APP_ROUTES_PREFIX) || path == crate::console::LOGIN_PATH {
             req.extensions_mut().insert(ConnectInfo(self.peer));
         }
         self.router.clone().call(req)

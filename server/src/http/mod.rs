@@ -30,6 +30,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::clock::Clock;
+use crate::console::usage::UsageCounter;
 use crate::key_cache::KeyCache;
 use crate::rate_limit::RateLimits;
 use crate::store::{SessionRecord, Store};
@@ -65,6 +66,8 @@ pub struct Shared {
     pub webhook_wake: Arc<Notify>,
     /// Trust anchors and revocation sources that signers are validated against.
     pub trust: Arc<SignerTrust>,
+    /// Requests per key and minute, for the Admin Console's usage chart.
+    pub usage: Arc<UsageCounter>,
 }
 
 impl AppState {
@@ -80,6 +83,7 @@ impl AppState {
             limits: Arc::new(RateLimits::new(clock.clone())),
             keys: Arc::new(KeyCache::new(store.clone())),
             webhook_wake: Arc::new(Notify::new()),
+            usage: Arc::default(),
             trust,
             store,
             clock,
@@ -290,6 +294,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .merge(portal)
         .merge(app)
         .merge(well_known::routes(options.app_links))
+        .merge(crate::console::routes(&state))
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi_json));
     if options.bench_routes {
