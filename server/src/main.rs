@@ -18,6 +18,7 @@ use securesign_server::console::usage::spawn_flusher;
 use securesign_server::http::client_limits::DEFAULT_APP_RPM_PER_ADDRESS;
 use securesign_server::http::connections::{serve_with, ServeOptions};
 use securesign_server::http::well_known::{AppLinks, AppLinksSettings};
+use securesign_server::rate_limit::{RateLimits, Scope};
 use securesign_server::trust::{RevocationPolicy, SignerTrust, TrustSettings};
 use securesign_server::webhook::DeliveryPolicy;
 use securesign_server::{
@@ -123,6 +124,12 @@ struct ServeArgs {
     /// Also serve `POST /v1/bench/trivial` (benchmark baseline).
     #[arg(long)]
     bench_routes: bool,
+    /// Where API keys' requests are counted: `shared` (in the PostgreSQL database, so a
+    /// key's limit is its total over every instance: the default on PostgreSQL) or
+    /// `per-instance` (in this process: the SQLite default; on PostgreSQL each
+    /// instance then allows the full limit on its own).
+    #[arg(long, value_enum)]
+    rate_limit_scope: Option<RateLimitScopeArg>,
     /// Attempts per callback event before it is marked failed.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=30))]
     webhook_max_attempts: u32,
@@ -211,6 +218,13 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
 fn parse_class(name: &str) -> Result<IndiaPkiClass, String> {
     serde_json::from_value(serde_json::Value::String(name.to_owned()))
         .map_err(|_| format!("unknown class {name:?}"))
+}
+
+/// `--rate-limit-scope`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RateLimitScopeArg {
+    Shared,
+    PerInstance,
 }
 
 /// `--revocation`.
@@ -429,7 +443,14 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
     if trust.anchor_count() == 0 {
         tracing::warn!("no trust anchors (--trust-anchors): results of live keys will be refused as SS_SIGNER_UNTRUSTED");
     }
-    let state = AppState::with_trust(store, clock, Arc::new(trust));
+    let scope = match args.rate_limit_scope {
+        Some(RateLimitScopeArg::Shared) => Scope::Shared,
+        Some(RateLimitScopeArg::PerInstance) => Scope::PerInstance,
+        None => RateLimits::default_scope(&store),
+    };
+    let limits = RateLimits::with_scope(&store, clock.clone(), scope).map_err(|e| e.to_string())?;
+    tracing::info!(?scope, "API key rate limits");
+    let state = AppState::with_limits(store, clock, Arc::new(trust), limits);
     let policy = DeliveryPolicy {
         max_attempts: args.webhook_max_attempts,
         base_backoff: args.webhook_backoff,

@@ -1,11 +1,18 @@
-//! Per-key request limits (requests per minute) with `governor`'s GCRA limiter.
+//! Per-key request limits (requests per minute), GCRA.
 //!
 //! Each key gets its own limiter with a burst of `rpm`, refilled evenly over a minute:
 //! 120 requests in a burst pass, the 121st within the same minute is refused. Time
 //! comes from the server's [`Clock`], so tests can move it.
+//!
+//! Two scopes ([`Scope`]): in this process's memory (`governor`; SQLite installs, one
+//! process), or shared by every instance on a PostgreSQL database ([`shared`]: one
+//! atomic step in the database per request), so a key's limit is its total across
+//! instances. The same numbers either way.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +23,31 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{NotUntil, Quota, RateLimiter};
 
 use crate::clock::Clock;
+use crate::store::{Pool, Store, StoreError};
+
+mod shared;
+
+use shared::SharedLimit;
+
+/// Where a key's count is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// In this process: each instance counts on its own (exact for one instance).
+    PerInstance,
+    /// In the PostgreSQL database, shared by every instance on it.
+    Shared,
+}
+
+/// Why the limits cannot be set up as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitError {
+    /// [`Scope::Shared`] needs PostgreSQL.
+    #[error("a shared rate limit needs a PostgreSQL database (--database-url)")]
+    SharedNeedsPostgres,
+    /// The store is unusable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Adapts our [`Clock`] to governor's clock trait (also used by the per-address limits
 /// of `http::client_limits`).
@@ -97,9 +129,35 @@ impl LimitHeaders {
 /// so a key read again from the database gets the same one and its count carries on.
 pub struct KeyLimit {
     rpm: NonZeroU32,
-    limiter: KeyLimiter,
+    counter: Counter,
     clock: LimiterClock,
     headers: LimitHeaders,
+}
+
+enum Counter {
+    Local(KeyLimiter),
+    Shared(SharedLimit),
+}
+
+/// A database step that decides a request (see [`Check::Shared`]).
+pub type SharedCheck = Pin<Box<dyn Future<Output = Result<Decision, StoreError>> + Send>>;
+
+/// What [`KeyLimit::check`] found.
+pub enum Check {
+    /// Decided at once (in-process count, or a shared limit's refusal that still holds).
+    Now(Decision),
+    /// Decided by the shared count in the database: await it.
+    Shared(SharedCheck),
+}
+
+impl Check {
+    /// The decision, awaiting the database if needed.
+    pub async fn decision(self) -> Result<Decision, StoreError> {
+        match self {
+            Self::Now(decision) => Ok(decision),
+            Self::Shared(step) => step.await,
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyLimit {
@@ -111,9 +169,27 @@ impl std::fmt::Debug for KeyLimit {
 }
 
 impl KeyLimit {
-    /// Counts one request.
-    pub fn check(&self) -> Decision {
-        decide(self.rpm, self.limiter.check(), &self.clock)
+    /// Counts one request: decided at once in process, or a step in the database for a
+    /// shared limit.
+    pub fn check(self: &Arc<Self>) -> Check {
+        match &self.counter {
+            Counter::Local(limiter) => Check::Now(decide(self.rpm, limiter.check(), &self.clock)),
+            Counter::Shared(shared) => {
+                let now_us = self.clock.0.now_unix_millis().saturating_mul(1000);
+                if let Some(refused) = shared.refused_locally(now_us) {
+                    return Check::Now(refused);
+                }
+                let this = Arc::clone(self);
+                Check::Shared(Box::pin(async move {
+                    match &this.counter {
+                        Counter::Shared(shared) => shared.take(now_us).await,
+                        Counter::Local(limiter) => {
+                            Ok(decide(this.rpm, limiter.check(), &this.clock))
+                        }
+                    }
+                }))
+            }
+        }
     }
 
     /// The `RateLimit-Limit` and `RateLimit-Policy` values.
@@ -125,21 +201,60 @@ impl KeyLimit {
 /// All keys' limiters, by key id.
 pub struct RateLimits {
     clock: LimiterClock,
+    /// The database of shared limits; `None`: counted in this process.
+    shared: Option<sqlx::postgres::PgPool>,
     limiters: Mutex<HashMap<String, Arc<KeyLimit>>>,
 }
 
 impl RateLimits {
-    /// Limiters driven by `clock`.
+    /// In-process limiters driven by `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock: LimiterClock(clock),
+            shared: None,
             limiters: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Limiters of `scope` over `store`, driven by `clock` ([`Scope::Shared`] needs
+    /// PostgreSQL).
+    pub fn with_scope(
+        store: &Store,
+        clock: Arc<dyn Clock>,
+        scope: Scope,
+    ) -> Result<Self, RateLimitError> {
+        let mut limits = Self::new(clock);
+        if scope == Scope::Shared {
+            match store.pool()? {
+                Pool::Postgres(pool) => limits.shared = Some(pool),
+                Pool::Sqlite(_) => return Err(RateLimitError::SharedNeedsPostgres),
+            }
+        }
+        Ok(limits)
+    }
+
+    /// The default scope for `store`: shared on PostgreSQL (where several instances may
+    /// run), in process on SQLite (one process).
+    pub fn default_scope(store: &Store) -> Scope {
+        if store.is_postgres() {
+            Scope::Shared
+        } else {
+            Scope::PerInstance
+        }
+    }
+
+    /// The scope these limits count in.
+    pub fn scope(&self) -> Scope {
+        if self.shared.is_some() {
+            Scope::Shared
+        } else {
+            Scope::PerInstance
+        }
+    }
+
     /// Counts one request for `key_id`, whose limit is `rpm` requests per minute.
-    pub fn check(&self, key_id: &str, rpm: u32) -> Decision {
-        self.limit(key_id, rpm).check()
+    pub async fn check(&self, key_id: &str, rpm: u32) -> Result<Decision, StoreError> {
+        self.limit(key_id, rpm).check().decision().await
     }
 
     /// The key's limiter (a new, full one when the key is new or its rpm changed; an
@@ -155,10 +270,16 @@ impl RateLimits {
                 return Arc::clone(entry);
             }
         }
+        let counter = match &self.shared {
+            Some(pool) => Counter::Shared(SharedLimit::new(pool.clone(), key_id, rpm.get())),
+            None => Counter::Local(
+                RateLimiter::direct_with_clock(Quota::per_minute(rpm), self.clock.clone())
+                    .with_middleware::<StateInformationMiddleware>(),
+            ),
+        };
         let limit = Arc::new(KeyLimit {
             rpm,
-            limiter: RateLimiter::direct_with_clock(Quota::per_minute(rpm), self.clock.clone())
-                .with_middleware::<StateInformationMiddleware>(),
+            counter,
             clock: self.clock.clone(),
             headers: LimitHeaders::new(rpm.get()),
         });
@@ -204,30 +325,41 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
+    fn now(check: Check) -> Decision {
+        match check {
+            Check::Now(decision) => decision,
+            Check::Shared(_) => panic!("an in-process limit asked the database"),
+        }
+    }
+
+    fn check(limits: &RateLimits, key_id: &str, rpm: u32) -> Decision {
+        now(limits.limit(key_id, rpm).check())
+    }
+
     #[test]
     fn the_121st_request_in_a_minute_is_refused_and_time_refills() {
         let clock = Arc::new(ManualClock::starting_at(0));
         let limits = RateLimits::new(clock.clone());
         for i in 0..120 {
             assert!(
-                matches!(limits.check("key_a", 120), Decision::Allowed { .. }),
+                matches!(check(&limits, "key_a", 120), Decision::Allowed { .. }),
                 "request {i}"
             );
         }
         let Decision::Limited {
             retry_after_secs, ..
-        } = limits.check("key_a", 120)
+        } = check(&limits, "key_a", 120)
         else {
             panic!("121st request passed");
         };
         assert_eq!(retry_after_secs, 1);
         assert!(matches!(
-            limits.check("key_b", 120),
+            check(&limits, "key_b", 120),
             Decision::Allowed { .. }
         ));
         clock.advance(Duration::from_secs(60));
         assert!(matches!(
-            limits.check("key_a", 120),
+            check(&limits, "key_a", 120),
             Decision::Allowed { remaining: 119, .. }
         ));
     }
@@ -246,14 +378,14 @@ mod tests {
         let limits = RateLimits::new(clock);
         let kept = limits.limit("key_a", 2);
         assert!(matches!(
-            kept.check(),
+            now(kept.check()),
             Decision::Allowed { remaining: 1, .. }
         ));
         assert!(matches!(
-            limits.check("key_a", 2),
+            check(&limits, "key_a", 2),
             Decision::Allowed { remaining: 0, .. }
         ));
-        assert!(matches!(kept.check(), Decision::Limited { .. }));
+        assert!(matches!(now(kept.check()), Decision::Limited { .. }));
         assert!(Arc::ptr_eq(&kept, &limits.limit("key_a", 2)));
         let changed = limits.limit("key_a", 3);
         assert!(!Arc::ptr_eq(&kept, &changed));
@@ -265,11 +397,17 @@ mod tests {
         let clock = Arc::new(ManualClock::starting_at(0));
         let limits = RateLimits::new(clock);
         for _ in 0..2 {
-            assert!(matches!(limits.check("key_a", 2), Decision::Allowed { .. }));
+            assert!(matches!(
+                check(&limits, "key_a", 2),
+                Decision::Allowed { .. }
+            ));
         }
-        assert!(matches!(limits.check("key_a", 2), Decision::Limited { .. }));
         assert!(matches!(
-            limits.check("key_a", 3),
+            check(&limits, "key_a", 2),
+            Decision::Limited { .. }
+        ));
+        assert!(matches!(
+            check(&limits, "key_a", 3),
             Decision::Allowed {
                 limit: 3,
                 remaining: 2,
@@ -277,7 +415,7 @@ mod tests {
             }
         ));
         assert!(matches!(
-            limits.check("key_a", 3),
+            check(&limits, "key_a", 3),
             Decision::Allowed { remaining: 1, .. }
         ));
     }

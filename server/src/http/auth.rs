@@ -34,7 +34,7 @@ use super::AppState;
 use crate::api_key::{self, KeyMode, PresentedKey};
 use crate::key_cache::{rpm_of, CachedKey};
 use crate::origin::Whitelist;
-use crate::rate_limit::{Decision, KeyLimit, LimitHeaders};
+use crate::rate_limit::{Check, Decision, KeyLimit, LimitHeaders};
 
 /// The `X-SecureSign-Api-Key` header.
 pub const API_KEY_HEADER: &str = "x-securesign-api-key";
@@ -304,13 +304,40 @@ fn admit<H, T>(
 ) -> AuthenticatedFuture<H::Future>
 where
     H: Handler<T, PortalState>,
+    T: 'static,
 {
     let limit = Arc::clone(
         key.entry
             .limit
             .get_or_init(|| state.limits.limit(key.key_id(), key.rpm)),
     );
-    let decision = limit.check();
+    match limit.check() {
+        Check::Now(decision) => decided(state, key, req, handler, limit, decision),
+        // A limit shared by several instances: one step in the database first.
+        Check::Shared(step) => {
+            let state = state.clone();
+            AuthenticatedFuture::boxed(async move {
+                match step.await {
+                    Ok(decision) => decided(&state, key, req, handler, limit, decision).await,
+                    Err(err) => Ok(ApiError::from(err).into_response()),
+                }
+            })
+        }
+    }
+}
+
+/// Answers 429 for a refused request, or calls the handler with the key in its state.
+fn decided<H, T>(
+    state: &AppState,
+    key: AuthedKey,
+    req: Request,
+    handler: H,
+    limit: Arc<KeyLimit>,
+    decision: Decision,
+) -> AuthenticatedFuture<H::Future>
+where
+    H: Handler<T, PortalState>,
+{
     key.entry
         .usage
         .get_or_init(|| state.usage.handle(key.key_id()))

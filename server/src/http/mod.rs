@@ -77,10 +77,30 @@ impl AppState {
         Self::with_trust(store, clock, Arc::new(SignerTrust::none()))
     }
 
-    /// State over `store` with `clock`, validating signers against `trust`.
+    /// State over `store` with `clock`, validating signers against `trust`; rate limits
+    /// in the store's default scope ([`RateLimits::default_scope`]: shared by every
+    /// instance on PostgreSQL, in process on SQLite).
     pub fn with_trust(store: Store, clock: Arc<dyn Clock>, trust: Arc<SignerTrust>) -> Self {
+        let limits = RateLimits::with_scope(&store, clock.clone(), RateLimits::default_scope(&store))
+            .unwrap_or_else(|err| {
+                // Not reached: the default scope is shared only on PostgreSQL, whose pool
+                // is always at hand.
+                tracing::error!(error = %err, "shared rate limits unavailable; counting in this process only");
+                RateLimits::new(clock.clone())
+            });
+        Self::with_limits(store, clock, trust, limits)
+    }
+
+    /// State over `store` with `clock`, validating signers against `trust`, counting
+    /// requests with `limits`.
+    pub fn with_limits(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        trust: Arc<SignerTrust>,
+        limits: RateLimits,
+    ) -> Self {
         Self(Arc::new(Shared {
-            limits: Arc::new(RateLimits::new(clock.clone())),
+            limits: Arc::new(limits),
             keys: Arc::new(KeyCache::new(store.clone())),
             webhook_wake: Arc::new(Notify::new()),
             usage: Arc::default(),
