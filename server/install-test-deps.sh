@@ -4,10 +4,11 @@
 # server binaries under /usr/lib/postgresql/*/bin: server/tests/with-postgres.sh runs a
 # private cluster from them for the PostgreSQL pass; no system service is used) and
 # `haproxy` (the load balancer of the multi-instance tests, started from a generated
-# config and stopped by PID; its service is not used).
+# config and stopped by PID; its service is not used), `chromium` and `chromium-driver`
+# (the Admin Console's browser test drives the headless browser through chromedriver).
 # Idempotent and quiet.
 set -euo pipefail
-packages=(curl openssl postgresql haproxy)
+packages=(curl openssl postgresql haproxy chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

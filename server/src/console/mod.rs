@@ -101,7 +101,7 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// Adds the console's headers: CSP, no framing, no sniffing, no referrer, and no
+/// Adds the console's headers: CSP, no framing, no sniffing, no referrer to other sites, and no
 /// caching of pages (they show keys and sessions).
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let is_static = req.uri().path().starts_with("/admin/static/");
@@ -116,9 +116,11 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: under it browsers post forms with `Origin: null`, which
+    // [`cross_site_posts`] refuses; `same-origin` still tells other sites nothing.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     if !is_static {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
