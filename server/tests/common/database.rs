@@ -136,8 +136,11 @@ pub async fn execute_sql(db: &Path, sql: &str) -> Result<u64, sqlx::Error> {
     }
 }
 
-/// Counts rows with `sql` (one `$1` parameter) on the database `db` stands for.
+/// Counts rows with `sql` (one `$1` parameter, one value) on the database `db` stands
+/// for. The value is read as a BIGINT on both engines (PostgreSQL's `sum` of a BIGINT is
+/// a NUMERIC).
 pub async fn count(db: &Path, sql: &str, param: &str) -> i64 {
+    let sql = &format!("SELECT CAST(({sql}) AS BIGINT)");
     if is_postgres() {
         let pool = sqlx::PgPool::connect(&postgres_url(db)).await.unwrap();
         let (n,): (i64,) = sqlx::query_as(sql)
