@@ -12,6 +12,7 @@ packages=(
   desktop-file-utils xdg-utils curl
   gdb  # gcore: the PIN hygiene tests dump the CLI and app processes (issue 13)
   python3  # scripts/apply-mobile-config.py, run by src-tauri/tests/packaging.rs
+  fonts-lohit-deva  # Devanagari glyphs (187 kB): the Hindi screens' screenshots are legible
 )
 # Node: this machine image ships NodeSource's nodejs (npm inside); Debian's `npm` package
 # conflicts with it. Install Debian's only where no node/npm exists at all.
