@@ -1,6 +1,8 @@
-//! Tells, in well under a microsecond, whether API keys, tenants or whitelists may
-//! have changed since the last look, whoever wrote them (this process, the admin CLI,
-//! any other process). Plain safe Rust: two system calls per look, no lock.
+//! Tells whether API keys, tenants or whitelists may have changed since the last look,
+//! whoever wrote them (this process, the admin CLI, any other process). A look on an
+//! unchanged database is two system calls and no lock: the `stat` of the replacement
+//! check below and one `pread` of the wal-index header (medians on the project's shared
+//! 2-core host: 0.7 µs and 0.3 µs of a 1.2 µs look; `server/benches/change_detector.rs`).
 //!
 //! Two signals, cheapest first:
 //!
@@ -15,9 +17,11 @@
 //!    [`FileExt::read_exact_at`]) of the same file, which sees the same page-cache
 //!    pages SQLite's maps write. No lock is taken: a look that races a writer at worst
 //!    sees a header in the middle of its rewrite. The header is written twice, the
-//!    second copy first; the one `pread` copies the first copy before the second, as
-//!    SQLite's own readers load them, so two copies that differ mean a writer is in the
-//!    middle of it, and that look counts as "changed" (nothing is remembered from it).
+//!    second copy first; the one `pread` copies the first copy before the second (Linux
+//!    copies front to back), as SQLite's own readers load them, so two copies that differ
+//!    mean a writer is in the middle of it, and that look counts as "changed" (nothing is
+//!    remembered from it). That a commit which returned before a look began is seen by
+//!    it does not depend on this order: the commit's header is whole in the file by then.
 //!    `PRAGMA data_version` answers the same question without the `-shm` file, but it
 //!    runs a statement on a connection (so under that connection's lock, which every
 //!    server thread would queue on), and SQLite takes and drops two shared-memory locks
