@@ -444,6 +444,15 @@ async fn the_usage_chart_counts_each_keys_requests_and_429s() {
         assert_eq!(f.validate(&f.live_key, PORTAL).await.status, 200);
     }
     let mut user = ConsoleUser::signed_in(&f.base, ADMIN_A).await;
+    // The keys page names the last use at once (this process's counts are written
+    // before it is drawn, not only every few seconds).
+    let keys = user.get("/admin/keys").await;
+    let row = &keys.body[keys
+        .body
+        .find(&format!("id=\"key-{}\"", limited.record.id))
+        .unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(!row.contains("never"), "{row}");
     let usage = user.get("/admin/usage").await;
     assert_eq!(usage.status, 200);
     let section = |id: &str| {
