@@ -55,7 +55,10 @@ async fn keys_page(
 ) -> PageResult {
     let now = state.clock.now_unix();
     // This process's counts first, so that a use seconds ago is not "never".
-    state.usage.flush(&state.store, state.clock.as_ref()).await?;
+    state
+        .usage
+        .flush(&state.store, state.clock.as_ref())
+        .await?;
     let last_used = usage::last_used(&state.store, admin.tenant()).await?;
     let keys = Admin::new(&state.store, state.clock.as_ref())
         .keys(Some(admin.tenant()))
