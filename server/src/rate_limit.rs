@@ -27,7 +27,7 @@ use crate::store::{Pool, Store, StoreError};
 
 mod shared;
 
-use shared::SharedLimit;
+use shared::{Batcher, SharedLimit};
 
 /// Where a key's count is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,8 +201,9 @@ impl KeyLimit {
 /// All keys' limiters, by key id.
 pub struct RateLimits {
     clock: LimiterClock,
-    /// The database of shared limits; `None`: counted in this process.
-    shared: Option<sqlx::postgres::PgPool>,
+    /// The database of shared limits (through this process's batcher); `None`: counted
+    /// in this process.
+    shared: Option<Arc<Batcher>>,
     limiters: Mutex<HashMap<String, Arc<KeyLimit>>>,
 }
 
@@ -226,7 +227,7 @@ impl RateLimits {
         let mut limits = Self::new(clock);
         if scope == Scope::Shared {
             match store.pool()? {
-                Pool::Postgres(pool) => limits.shared = Some(pool),
+                Pool::Postgres(pool) => limits.shared = Some(Arc::new(Batcher::new(pool))),
                 Pool::Sqlite(_) => return Err(RateLimitError::SharedNeedsPostgres),
             }
         }
@@ -271,7 +272,9 @@ impl RateLimits {
             }
         }
         let counter = match &self.shared {
-            Some(pool) => Counter::Shared(SharedLimit::new(pool.clone(), key_id, rpm.get())),
+            Some(batcher) => {
+                Counter::Shared(SharedLimit::new(Arc::clone(batcher), key_id, rpm.get()))
+            }
             None => Counter::Local(
                 RateLimiter::direct_with_clock(Quota::per_minute(rpm), self.clock.clone())
                     .with_middleware::<StateInformationMiddleware>(),
