@@ -416,13 +416,20 @@ async function unblockPin(ev) {
 async function openSettings() {
   show("settings");
   try {
-    const { settings, biometricAvailability } = await invoke("get_settings");
+    const { settings, biometricAvailability, phone } = await invoke("get_settings");
     $("set-api").value = settings.apiBaseUrl;
     $("set-idle").value = settings.idleTimeoutMinutes;
     const src = settings.tokenSource;
     $("src-pkcs11").checked = src.kind === "pkcs11";
     $("src-pcsc").checked = src.kind === "pcscReader";
+    // The phone choice is offered on phones, and shown wherever it is the saved source.
+    $("src-phone-choice").hidden = !(phone || src.kind === "phone");
+    $("src-phone").checked = src.kind === "phone";
+    $("set-link").value = src.link || "auto";
+    $("set-device").value = src.device || "";
+    showPhoneFields();
     $("set-module").value = src.modulePath || "";
+    $("set-token-label").value = src.tokenLabel || "";
     $("set-reader").value = src.reader || "";
     $("set-key").value = settings.signingKey || "";
     $("set-bio").checked = settings.biometric.enabled;
@@ -481,7 +488,9 @@ function renderTokens() {
     m.tokens.forEach((tok, ti) => {
       const text = `${tok.label} — ${vendor}`;
       const hint = `${[tok.manufacturer, tok.model, tok.serial].filter(Boolean).join(" · ")} — ${triesText(tok.pin.retries)} — ${m.path}`;
-      items.push(choiceItem("found-token", `tok-${mi}-${ti}`, text, hint, () => pickToken({ modulePath: m.path, slot: tok.slot })));
+      // The label is kept only where the module shows several tokens (else "the only one").
+      const label = m.tokens.length > 1 ? tok.label : null;
+      items.push(choiceItem("found-token", `tok-${mi}-${ti}`, text, hint, () => pickToken({ modulePath: m.path, slot: tok.slot, label })));
     });
   });
   discovery.readers.forEach((r, ri) => {
@@ -499,7 +508,7 @@ async function pickToken(source) {
   $("cert-choice").hidden = false;
   let certs;
   try {
-    certs = await invoke("token_certificates", source);
+    certs = await invoke("token_certificates", source.reader ? { reader: source.reader } : { modulePath: source.modulePath, slot: source.slot });
   } catch (err) { return showError(err); }
   if (!certs.length) {
     const li = document.createElement("li"); li.textContent = t("noCertificates");
@@ -519,22 +528,38 @@ function pickCertificate(source, cert) {
   const pcsc = !!source.reader;
   $("src-pcsc").checked = pcsc;
   $("src-pkcs11").checked = !pcsc;
+  showPhoneFields();
   $("set-module").value = pcsc ? "" : source.modulePath;
+  $("set-token-label").value = pcsc ? "" : source.label || "";
   $("set-reader").value = pcsc ? source.reader : "";
   $("set-key").value = cert.id;
   announce(t("chosenKey", cert.id));
 }
 
+// The link and device fields belong to the phone source only.
+function showPhoneFields() {
+  $("phone-fields").hidden = !$("src-phone").checked;
+}
+
+function tokenSourceFromForm() {
+  if ($("src-phone").checked) {
+    const link = $("set-link").value;
+    return link === "usb"
+      ? { kind: "phone", link, device: $("set-device").value.trim() || null }
+      : { kind: "phone", link };
+  }
+  return $("src-pcsc").checked
+    ? { kind: "pcscReader", reader: $("set-reader").value.trim() || null }
+    : { kind: "pkcs11", modulePath: $("set-module").value.trim() || null, tokenLabel: $("set-token-label").value.trim() || null };
+}
+
 async function saveSettings(ev) {
   ev.preventDefault();
-  const pcsc = $("src-pcsc").checked;
   const settings = {
     apiBaseUrl: $("set-api").value.trim(),
     idleTimeoutMinutes: Number($("set-idle").value),
     biometric: { enabled: $("set-bio").checked, onLockout: $("set-lockout").value },
-    tokenSource: pcsc
-      ? { kind: "pcscReader", reader: $("set-reader").value.trim() || null }
-      : { kind: "pkcs11", modulePath: $("set-module").value.trim() || null },
+    tokenSource: tokenSourceFromForm(),
     signingKey: $("set-key").value.trim() || null,
   };
   try {
@@ -580,6 +605,7 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("change-form").addEventListener("submit", changePin);
   $("puk-form").addEventListener("submit", unblockPin);
   $("settings-form").addEventListener("submit", saveSettings);
+  for (const id of ["src-pkcs11", "src-pcsc", "src-phone"]) $(id).addEventListener("change", showPhoneFields);
   $("find-tokens").addEventListener("click", findTokens);
 
   await listen("token-event", (e) => {

@@ -129,6 +129,8 @@ pub struct SettingsView {
     pub settings: Settings,
     /// Whether biometrics can be used on this device.
     pub biometric_availability: Availability,
+    /// Whether this is a phone (its token source reaches USB OTG and NFC tokens).
+    pub phone: bool,
 }
 
 fn api(state: &AppState) -> CommandResult<ApiClient> {
@@ -695,6 +697,7 @@ pub fn get_settings(state: State<'_, AppState>) -> SettingsView {
     SettingsView {
         settings: state.settings(),
         biometric_availability: state.biometrics().availability(),
+        phone: cfg!(mobile),
     }
 }
 
@@ -746,7 +749,7 @@ pub struct CertificateChoice {
 #[tauri::command]
 pub async fn discover_tokens(state: State<'_, AppState>) -> CommandResult<DiscoveryView> {
     let configured = match state.settings().token_source {
-        crate::settings::TokenSource::Pkcs11 { module_path } => module_path,
+        crate::settings::TokenSource::Pkcs11 { module_path, .. } => module_path,
         _ => None,
     };
     tauri::async_runtime::spawn_blocking(move || {

@@ -87,6 +87,13 @@ pub fn ready<R: Runtime>(app: &tauri::App<R>) -> Result<(), Box<dyn std::error::
     Ok(())
 }
 
+/// Brings the main window forward for a link that arrived.
+pub fn bring_forward<R: tauri::Runtime>(window: &tauri::WebviewWindow<R>) {
+    let _ = window.unminimize();
+    let _ = window.show();
+    let _ = window.set_focus();
+}
+
 #[cfg(test)]
 mod tests {
     use super::webview_env_defaults;

@@ -18,9 +18,7 @@ pub fn deliver<R: Runtime>(app: &tauri::AppHandle<R>, link: String) {
     }
     let _ = app.emit_to(MAIN_WINDOW, LINK_EVENT, ());
     if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
+        crate::platform::bring_forward(&window);
     }
 }
 

@@ -20,6 +20,10 @@ use crate::state::AppState;
 /// Nothing to prepare on phones.
 pub fn prepare_environment() {}
 
+/// Nothing to do on phones: the system brings the app's activity forward with the link
+/// (and windows have no minimise, show or focus there).
+pub fn bring_forward<R: Runtime>(_window: &tauri::WebviewWindow<R>) {}
+
 /// Plugins of the mobile app.
 pub fn plugins(builder: tauri::Builder<Wry>) -> tauri::Builder<Wry> {
     builder

@@ -19,6 +19,8 @@ pub const DEFAULT_API_BASE_URL: &str = "https://api.securesign.toolsbots.com";
 pub const DEFAULT_IDLE_TIMEOUT_MINUTES: u32 = 15;
 /// Longest idle timeout a user may set, minutes.
 pub const MAX_IDLE_TIMEOUT_MINUTES: u32 = 8 * 60;
+/// Longest PKCS#11 token label (`CK_TOKEN_INFO.label` is 32 bytes).
+pub const MAX_TOKEN_LABEL_BYTES: usize = 32;
 /// Settings file name inside the config directory.
 pub const FILE_NAME: &str = "settings.json";
 
@@ -31,6 +33,9 @@ pub enum TokenSource {
     Pkcs11 {
         /// Absolute path of the module library.
         module_path: Option<PathBuf>,
+        /// The token's label when the module shows several tokens; `None` uses the only one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_label: Option<String>,
     },
     /// A PIV smart card in a PC/SC reader.
     #[serde(rename_all = "camelCase")]
@@ -50,7 +55,10 @@ impl Default for TokenSource {
         if cfg!(mobile) {
             Self::Phone(PhoneLink::Auto)
         } else {
-            Self::Pkcs11 { module_path: None }
+            Self::Pkcs11 {
+                module_path: None,
+                token_label: None,
+            }
         }
     }
 }
@@ -95,10 +103,19 @@ impl Settings {
         match &self.token_source {
             TokenSource::Pkcs11 {
                 module_path: Some(path),
+                ..
             } if !path.is_absolute() => {
                 return Err(Error::Config(
                     "the PKCS#11 module path must be absolute".into(),
                 ))
+            }
+            TokenSource::Pkcs11 {
+                token_label: Some(label),
+                ..
+            } if label.trim().is_empty() || label.len() > MAX_TOKEN_LABEL_BYTES => {
+                return Err(Error::Config(format!(
+                    "the token label must be 1 to {MAX_TOKEN_LABEL_BYTES} bytes"
+                )))
             }
             TokenSource::PcscReader { reader: Some(name) } if name.trim().is_empty() => {
                 return Err(Error::Config("the reader name is empty".into()))
@@ -220,8 +237,16 @@ mod tests {
         s.idle_timeout_minutes = 5;
         s.token_source = TokenSource::Pkcs11 {
             module_path: Some("relative/lib.so".into()),
+            token_label: None,
         };
         assert!(s.validate().is_err());
+        for label in ["", " ", &"x".repeat(MAX_TOKEN_LABEL_BYTES + 1)] {
+            s.token_source = TokenSource::Pkcs11 {
+                module_path: None,
+                token_label: Some(label.to_owned()),
+            };
+            assert!(s.validate().is_err(), "{label:?}");
+        }
         s.token_source = TokenSource::PcscReader {
             reader: Some(" ".into()),
         };
@@ -241,8 +266,18 @@ mod tests {
     fn token_sources_read_and_write_as_flat_tagged_json() {
         let cases = [
             (
-                TokenSource::Pkcs11 { module_path: None },
+                TokenSource::Pkcs11 {
+                    module_path: None,
+                    token_label: None,
+                },
                 r#"{"kind":"pkcs11","modulePath":null}"#,
+            ),
+            (
+                TokenSource::Pkcs11 {
+                    module_path: Some("/usr/lib/softhsm/libsofthsm2.so".into()),
+                    token_label: Some("Demo Token".into()),
+                },
+                r#"{"kind":"pkcs11","modulePath":"/usr/lib/softhsm/libsofthsm2.so","tokenLabel":"Demo Token"}"#,
             ),
             (
                 TokenSource::PcscReader {

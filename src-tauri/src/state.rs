@@ -404,9 +404,16 @@ fn open_backend(
     phone: Option<&dyn OpenPhoneToken>,
 ) -> securesign_core::Result<(Box<dyn TokenBackend>, Watched)> {
     Ok(match &settings.token_source {
-        TokenSource::Pkcs11 { module_path } => {
+        TokenSource::Pkcs11 {
+            module_path,
+            token_label,
+        } => {
             let module = Pkcs11Module::discover(module_path.as_deref())?;
-            let backend = module.open(&TokenSelector::Only)?;
+            let selector = match token_label {
+                Some(label) => TokenSelector::Label(label.clone()),
+                None => TokenSelector::Only,
+            };
+            let backend = module.open(&selector)?;
             let slot = backend.slot_id();
             (Box::new(backend), Watched::Slot(module, slot))
         }

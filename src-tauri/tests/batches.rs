@@ -340,6 +340,7 @@ fn a_pkcs11_token_pulled_ends_the_pin_session_without_a_token_call() {
         api_base_url: server.base.clone(),
         token_source: TokenSource::Pkcs11 {
             module_path: Some(OPENSC_PKCS11.into()),
+            token_label: None,
         },
         signing_key: Some(format!("{:02x}", PivSlot::Sign9C.opensc_id())),
         ..Settings::default()

@@ -213,8 +213,8 @@ fn ios_url_types_and_associated_domains_match_the_config() {
 
 /// Runs scripts/apply-mobile-config.py with `args`.
 fn apply_mobile_config(args: &[&std::path::Path]) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scripts/apply-mobile-config.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/apply-mobile-config.py");
     let status = std::process::Command::new("python3")
         .arg(script)
         .args(args)
@@ -310,11 +310,17 @@ fn ios_nfc_reads_piv_cards_with_a_reason_and_the_entitlement() {
     let entitlements = dir.path().join("securesign_iOS.entitlements");
     std::fs::write(
         &info,
-        mobile_file("ios/Info.deep-link.plist")
-            .replace("<dict>", "<dict>\n\t<key>CFBundleName</key>\n\t<string>SecureSign</string>"),
+        mobile_file("ios/Info.deep-link.plist").replace(
+            "<dict>",
+            "<dict>\n\t<key>CFBundleName</key>\n\t<string>SecureSign</string>",
+        ),
     )
     .unwrap();
-    std::fs::write(&entitlements, mobile_file("ios/securesign_iOS.entitlements")).unwrap();
+    std::fs::write(
+        &entitlements,
+        mobile_file("ios/securesign_iOS.entitlements"),
+    )
+    .unwrap();
     for _ in 0..2 {
         apply_mobile_config(&[std::path::Path::new("ios"), &info, &entitlements]);
     }

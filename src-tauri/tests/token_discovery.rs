@@ -110,6 +110,7 @@ fn opensc_app(server: &Server) -> TestApp {
         api_base_url: server.base.clone(),
         token_source: TokenSource::Pkcs11 {
             module_path: Some(PathBuf::from(OPENSC_PKCS11)),
+            token_label: None,
         },
         ..Settings::default()
     };
@@ -224,4 +225,64 @@ fn a_pcsc_reader_is_listed_with_the_certificates_of_its_card() {
     }
     // Nothing was verified: the card still has its three tries.
     assert_eq!(card_tries(&lab), 3);
+}
+
+#[test]
+fn a_module_with_two_tokens_opens_the_one_whose_label_settings_keep() {
+    let token = lab(Module::SoftHsm2);
+    // A second token in the same SoftHSM2 configuration (the lab's SOFTHSM2_CONF).
+    let status = std::process::Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "Second Token"])
+        .args(["--so-pin", "12345678", "--pin", "24681357"])
+        .envs(token.env())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = Server::start();
+    let app = TestApp::start(&settings_for(&server.base, &token), desktop());
+
+    let found = app.invoke("discover_tokens", json!({})).unwrap();
+    let labels: Vec<&str> = found["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["path"] == token.module_path().to_str().unwrap())
+        .unwrap()["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&token.label()) && labels.contains(&"Second Token"),
+        "{labels:?}"
+    );
+
+    // Without a label the module's two tokens are a choice to make.
+    let err = app.invoke("pin_status", json!({})).unwrap_err();
+    assert_eq!(code(&err), "SS_CONFIG", "{err}");
+
+    // With the label Settings keep, the lab token opens: its certificate signs a request.
+    let mut settings = settings_for(&server.base, &token);
+    settings.token_source = TokenSource::Pkcs11 {
+        module_path: Some(token.module_path().to_owned()),
+        token_label: Some(token.label().to_owned()),
+    };
+    app.invoke("save_settings", json!({ "settings": settings }))
+        .unwrap();
+    let status = app.invoke("pin_status", json!({})).unwrap();
+    assert_eq!(status["label"], token.label(), "{status}");
+    let link = server.create_request(1);
+    app.invoke("open_request", json!({ "link": link })).unwrap();
+    app.invoke(
+        "verify_pin",
+        json!({"pin": token.user_pin(), "confirmFinalTry": false}),
+    )
+    .unwrap();
+    let id = link.rsplit('=').next().unwrap();
+    let done = app
+        .invoke("sign_request", json!({ "requestId": id }))
+        .unwrap();
+    assert_eq!(done["server"]["status"], "completed", "{done}");
 }

@@ -408,6 +408,47 @@ async function main() {
     await (await browser.$("#nav-home")).click();
   }, 60000);
 
+  await step("a phone token source is kept and edited in Settings, offered on phones only", async () => {
+    const call = (cmd, args) => browser.execute(async (c, a) =>
+      window.__TAURI__.core.invoke(c, a).then((ok) => ({ ok }), (err) => ({ err })), cmd, args);
+    const original = (await call("get_settings", {})).ok;
+    if (original.phone !== false) throw new Error(`desktop reported as a phone: ${JSON.stringify(original)}`);
+    const openSettings = async () => {
+      await (await browser.$("#nav-home")).click();
+      await (await browser.$("#nav-settings")).click();
+      await waitVisible("#screen-settings");
+      await browser.execute(() => { document.getElementById("advanced").open = true; });
+    };
+    await openSettings();
+    if (!(await browser.execute(() => document.getElementById("src-phone-choice").hidden))) throw new Error("phone source offered on desktop");
+    const usb = { kind: "phone", link: "usb", device: "/dev/bus/usb/001/002" };
+    const saved = await call("save_settings", { settings: { ...original.settings, tokenSource: usb } });
+    if (saved.err) throw new Error(`save: ${JSON.stringify(saved.err)}`);
+    try {
+      await openSettings();
+      const form = await browser.execute(() => ({
+        offered: !document.getElementById("src-phone-choice").hidden,
+        checked: document.getElementById("src-phone").checked,
+        fields: !document.getElementById("phone-fields").hidden,
+        link: document.getElementById("set-link").value,
+        device: document.getElementById("set-device").value,
+      }));
+      if (!form.offered || !form.checked || !form.fields || form.link !== "usb" || form.device !== usb.device) throw new Error(`form: ${JSON.stringify(form)}`);
+      await browser.execute(() => { document.getElementById("set-link").value = "nfc"; });
+      await browser.execute(() => { document.getElementById("announce").textContent = ""; });
+      await (await browser.$("#settings-form button[type=submit]")).click();
+      await waitText("#announce", (t) => t.includes("saved"), 5000, "not saved");
+      const now = (await call("get_settings", {})).ok.settings.tokenSource;
+      if (JSON.stringify(now) !== JSON.stringify({ kind: "phone", link: "nfc" })) throw new Error(`saved source: ${JSON.stringify(now)}`);
+      // Without a phone platform the source is a configuration error, not a hang or a crash.
+      const status = await call("pin_status", {});
+      if (status.err?.code !== "SS_CONFIG") throw new Error(`pin_status: ${JSON.stringify(status)}`);
+    } finally {
+      await call("save_settings", { settings: original.settings });
+    }
+    await (await browser.$("#nav-home")).click();
+  });
+
   await step("PUK form asks the new PIN twice and sends nothing when they differ", async () => {
     const before = await pinState();
     await (await browser.$("#nav-pin")).click();

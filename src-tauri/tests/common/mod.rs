@@ -170,6 +170,7 @@ pub fn settings_for(server_base: &str, token: &LabToken) -> Settings {
         api_base_url: server_base.to_owned(),
         token_source: TokenSource::Pkcs11 {
             module_path: Some(PathBuf::from(token.module_path())),
+            token_label: None,
         },
         signing_key: Some("01".into()),
         ..Settings::default()

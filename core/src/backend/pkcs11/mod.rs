@@ -221,12 +221,14 @@ impl Pkcs11Module {
         match (matching.len(), selector) {
             (1, _) => Ok(matching[0]),
             (0, _) => Err(Error::TokenNotPresent),
-            (_, TokenSelector::Only) => Err(Error::BadRequest(format!(
-                "{} tokens are present; choose one with --token LABEL or --slot ID",
+            // Which token to use is configuration: the app's Settings keep a label, the CLI
+            // takes --token LABEL or --slot ID.
+            (_, TokenSelector::Only) => Err(Error::Config(format!(
+                "{} tokens are present: choose one by its label (Settings; CLI: --token LABEL or --slot ID)",
                 matching.len()
             ))),
-            (_, _) => Err(Error::BadRequest(
-                "several tokens carry that label; choose one with --slot ID".into(),
+            (_, _) => Err(Error::Config(
+                "several tokens carry that label: choose one by its slot (CLI: --slot ID)".into(),
             )),
         }
     }
