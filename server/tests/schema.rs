@@ -15,6 +15,9 @@ use std::collections::BTreeMap;
 
 /// (type family, nullable, default, position in the primary key) per column.
 type Columns = BTreeMap<String, (String, bool, Option<String>, i64)>;
+/// A column as `information_schema` describes it: name, type, `YES`/`NO` nullable,
+/// default, position in the primary key.
+type PostgresColumn = (String, String, String, Option<String>, Option<i32>);
 
 fn family(declared: &str) -> String {
     match declared.to_ascii_lowercase().as_str() {
@@ -98,7 +101,7 @@ async fn postgres_schema(
     .unwrap();
     let mut schema = BTreeMap::new();
     for (table,) in tables {
-        let rows: Vec<(String, String, String, Option<String>, Option<i32>)> = sqlx::query_as(
+        let rows: Vec<PostgresColumn> = sqlx::query_as(
             "SELECT c.column_name::text, c.data_type::text, c.is_nullable::text, \
              c.column_default::text, k.ordinal_position::int \
              FROM information_schema.columns c \
