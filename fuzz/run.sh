@@ -12,7 +12,7 @@
 #
 # Environment:
 #   FUZZ_JOBS       parallel libFuzzer jobs per target (default 1)
-#   FUZZ_SANITIZER  none (default; safe Rust but for the FFI/mmap wrappers) or address
+#   FUZZ_SANITIZER  none (default; safe Rust but for the FFI wrappers) or address
 #   FUZZ_NICE       niceness (default 10)
 #   FUZZ_CMIN=1     after its run, minimise each corpus in place (libFuzzer set-cover merge)
 set -euo pipefail

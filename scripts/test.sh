@@ -33,8 +33,6 @@ cargo test -p securesign-server --doc --locked
 section "CCID host over QEMU's emulated usb-ccid reader (an independent device-side peer) in a guest"
 cargo nextest run -p securesign-core --test ccid_qemu --run-ignored all --locked
 
-section "Vendored hyper: the body channel's tests (our patch, third_party/README.md)"
-(cd third_party/hyper && CARGO_TARGET_DIR="$root/target/third-party" cargo test --features full --lib body::chan)
 
 section "Virtual PIV card: unit tests and lab self-test"
 (cd tests/lab/virtual-piv && CARGO_TARGET_DIR="$root/target/virtual-piv" cargo nextest run --locked)

@@ -9,7 +9,8 @@
 //! * [`api_key`]: key format, checksum, generation and hashing;
 //! * [`origin`]: origin parsing and the live/test scheme policy;
 //! * [`store`]: the SQLite (sqlx) database and its queries;
-//! * [`change_detector`]: a sub-microsecond check that keys, tenants or whitelists changed;
+//! * [`change_detector`]: a check of about a microsecond (`stat` + `pread`) that keys,
+//!   tenants or whitelists changed;
 //! * [`key_cache`]: key rows and whitelists in memory, revalidated on every request;
 //! * [`admin`]: the admin operations behind the CLI and the console;
 //! * [`console`]: the Admin Console at `/admin/` (tenant admins' pages);
