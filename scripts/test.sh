@@ -30,6 +30,9 @@ cargo nextest run --workspace --locked
 # taking the API key cannot be routed without authentication).
 cargo test -p securesign-server --doc --locked
 
+section "The server's tests again on PostgreSQL (a private cluster for the run, stopped by PID)"
+server/tests/with-postgres.sh cargo nextest run -p securesign-server --locked
+
 section "CCID host over QEMU's emulated usb-ccid reader (an independent device-side peer) in a guest"
 cargo nextest run -p securesign-core --test ccid_qemu --run-ignored all --locked
 
