@@ -386,8 +386,8 @@ impl Store {
     /// process or another one. Synchronous and cheap; call it before reading what must
     /// be current.
     ///
-    /// SQLite: read by the [`ChangeDetector`] (a `stat` and a `pread` of the WAL-index header,
-    /// unless something committed), exact at the time of the call. PostgreSQL: the
+    /// SQLite: read by the [`ChangeDetector`] (a `stat` and a `pread` of the WAL-index
+    /// header; the counter's row only when something committed), exact at the time of the call. PostgreSQL: the
     /// latest version announced by `NOTIFY` (an atomic load), so a change is seen once
     /// its notification arrived (milliseconds after its commit); an error while the
     /// notifications are not being received (see [`postgres`]).
