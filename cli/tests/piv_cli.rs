@@ -70,7 +70,10 @@ fn status_shows_the_exact_count_and_wrong_pins_count_down() {
     let out = run(&lab, &["pin", "status"], "");
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("PIN status: NOT_VERIFIED — 3 tries left"), "{text}");
+    assert!(
+        text.contains("PIN status: NOT_VERIFIED — 3 tries left"),
+        "{text}"
+    );
     assert_eq!(remaining(&lab), 3, "status spends no try");
 
     let out = run(

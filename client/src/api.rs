@@ -156,12 +156,10 @@ fn server_error(status: reqwest::StatusCode, body: &[u8]) -> ClientError {
         Ok(envelope) => {
             let quoted = format!("\"{}\"", envelope.error.code);
             let code = serde_json::from_str::<ErrorCode>(&quoted).unwrap_or(ErrorCode::Internal);
-            ClientError(ErrorBody {
+            ClientError(ErrorBody::new(
                 code,
-                message: envelope.error.message.chars().take(300).collect(),
-                resolution: code.resolution().to_owned(),
-                retries: None,
-            })
+                envelope.error.message.chars().take(300).collect::<String>(),
+            ))
         }
         Err(_) => ClientError::new(
             ErrorCode::Network,

@@ -11,12 +11,7 @@ pub struct ClientError(pub ErrorBody);
 impl ClientError {
     /// An error with a code and message, and the code's standard resolution.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self(ErrorBody {
-            code,
-            message: message.into(),
-            resolution: code.resolution().to_owned(),
-            retries: None,
-        })
+        Self(ErrorBody::new(code, message))
     }
 
     /// The stable code.

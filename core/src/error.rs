@@ -387,12 +387,9 @@ impl Error {
 
     /// The serializable body `{"code", "message", "resolution", "retries"?}`.
     pub fn body(&self) -> ErrorBody {
-        let code = self.code();
         ErrorBody {
-            code,
-            message: self.to_string(),
-            resolution: code.resolution().to_owned(),
             retries: self.retries(),
+            ..ErrorBody::new(self.code(), self.to_string())
         }
     }
 }
@@ -410,6 +407,18 @@ pub struct ErrorBody {
     /// Tries left, for PIN/PUK errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<Retries>,
+}
+
+impl ErrorBody {
+    /// The body of `code` with `message` and the code's standard resolution, no tries.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            resolution: code.resolution().to_owned(),
+            retries: None,
+        }
+    }
 }
 
 impl Serialize for Error {

@@ -4,6 +4,9 @@
 //! client ([`api`]). Platform differences live in [`platform`] (`desktop.rs` /
 //! `mobile.rs`). The mobile entry point is [`run`].
 
+// On iOS, `tauri::mobile_entry_point` adds an undocumented `start_app` beside `run`.
+#![cfg_attr(target_os = "ios", allow(missing_docs))]
+
 pub mod api;
 pub mod commands;
 pub mod error;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use securesign_core::apdu::ApduTransport;
 use securesign_core::backend::piv::PivBackend;
 use securesign_core::backend::TokenBackend;
 use securesign_core::ccid::{parse_interrupt, Interrupt};
@@ -65,27 +66,29 @@ where
     T: RawTransfers + Clone + 'static,
 {
     match resolve(raw.clone(), link)? {
-        Resolved::Usb(device) => {
-            let transport = open_usb_reader(raw.clone(), &device)?;
-            let reader = securesign_core::apdu::ApduTransport::reader_name(&transport).to_owned();
-            let backend = PivBackend::open(transport).map_err(Error::Core)?;
-            Ok(PhoneToken {
-                backend: Box::new(backend),
-                presence: Presence::Usb(Box::new(raw)),
-                reader,
-            })
-        }
-        Resolved::Apdu(kind) => {
-            let transport = PlatformApduTransport::open(raw.clone(), kind, wait)?;
-            let reader = securesign_core::apdu::ApduTransport::reader_name(&transport).to_owned();
-            let backend = PivBackend::open(transport).map_err(Error::Core)?;
-            Ok(PhoneToken {
-                backend: Box::new(backend),
-                presence: Presence::Apdu(Box::new(raw)),
-                reader,
-            })
-        }
+        Resolved::Usb(device) => piv_token(
+            open_usb_reader(raw.clone(), &device)?,
+            Presence::Usb(Box::new(raw)),
+        ),
+        Resolved::Apdu(kind) => piv_token(
+            PlatformApduTransport::open(raw.clone(), kind, wait)?,
+            Presence::Apdu(Box::new(raw)),
+        ),
     }
+}
+
+/// The PIV application over `transport`, with the presence check of its link.
+fn piv_token<A: ApduTransport + Send + 'static>(
+    transport: A,
+    presence: Presence,
+) -> Result<PhoneToken, Error> {
+    let reader = transport.reader_name().to_owned();
+    let backend = PivBackend::open(transport).map_err(Error::Core)?;
+    Ok(PhoneToken {
+        backend: Box::new(backend),
+        presence,
+        reader,
+    })
 }
 
 /// A link made concrete.
