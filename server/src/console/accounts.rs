@@ -225,13 +225,16 @@ impl<'a> Accounts<'a> {
         .map_err(StoreError::from)?))
     }
 
+    /// The account of a normalised `email`, or [`AccountError::UnknownAccount`].
+    async fn existing(&self, email: &str) -> Result<Account, AccountError> {
+        self.by_email(email)
+            .await?
+            .ok_or_else(|| AccountError::UnknownAccount(email.to_owned()))
+    }
+
     /// Removes an account and signs it out everywhere.
     pub async fn remove(&self, email: &str) -> Result<(), AccountError> {
-        let email = normalise_email(email)?;
-        let account = self
-            .by_email(&email)
-            .await?
-            .ok_or_else(|| AccountError::UnknownAccount(email.clone()))?;
+        let account = self.existing(&normalise_email(email)?).await?;
         with_pool!(self.store.pool()?, |p| {
             let mut tx = p.begin().await.map_err(StoreError::from)?;
             sqlx::query("DELETE FROM console_sessions WHERE account_id = $1")
@@ -257,10 +260,7 @@ impl<'a> Accounts<'a> {
     ) -> Result<(), AccountError> {
         let email = normalise_email(email)?;
         check_password(&password)?;
-        let account = self
-            .by_email(&email)
-            .await?
-            .ok_or_else(|| AccountError::UnknownAccount(email.clone()))?;
+        let account = self.existing(&email).await?;
         let hash = hash_blocking(password).await?;
         with_pool!(self.store.pool()?, |p| {
             let mut tx = p.begin().await.map_err(StoreError::from)?;
