@@ -187,6 +187,39 @@ fn run(tok: &LabToken, args: &[&str], stdin: &str) -> Output {
     )
 }
 
+/// Runs `command` on a terminal of its own (`script` makes a pseudo-terminal) and types
+/// each answer once its prompt is on screen (the PIN at the no-echo prompt): the exit code
+/// and everything the terminal showed.
+fn on_terminal(tok: &LabToken, command: &str, answers: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut child = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .envs(tok.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut screen = Vec::new();
+    for (prompt, typed) in answers {
+        while !String::from_utf8_lossy(&screen).contains(prompt) {
+            let mut chunk = [0u8; 4096];
+            let n = std::io::Read::read(&mut stdout, &mut chunk).unwrap();
+            assert!(
+                n > 0,
+                "no {prompt:?} on {}",
+                String::from_utf8_lossy(&screen)
+            );
+            screen.extend_from_slice(&chunk[..n]);
+        }
+        std::io::Write::write_all(&mut stdin, typed.as_bytes()).unwrap();
+    }
+    std::io::Read::read_to_end(&mut stdout, &mut screen).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    (status.code(), String::from_utf8_lossy(&screen).into_owned())
+}
+
 fn pin_state(tok: &LabToken) -> Value {
     json(&run(tok, &["pin", "status", "--json"], ""))["pin"].clone()
 }
@@ -409,44 +442,14 @@ fn the_terminal_confirms_or_declines_and_a_decline_leaves_the_request_open() {
     let dir = tempfile::tempdir().unwrap();
     let created = server.create_session(&documents(dir.path(), 1), "raw", None);
     let session_id = created["sessionId"].as_str().unwrap();
-    // `script` gives the command a terminal of its own (a pseudo-terminal): each answer is
-    // typed once its prompt is on screen, the PIN at the no-echo prompt.
-    let on_terminal = |answers: &[(&str, &str)]| {
-        let command = format!(
-            "'{}' --module '{}' sign --request '{}' --api '{}' --key signer-rsa",
-            env!("CARGO_BIN_EXE_securesign"),
-            tok.module_path().display(),
-            created["deepLink"].as_str().unwrap(),
-            server.base,
-        );
-        let mut child = Command::new("script")
-            .args(["-qec", &command, "/dev/null"])
-            .envs(tok.env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let mut screen = Vec::new();
-        for (prompt, typed) in answers {
-            while !String::from_utf8_lossy(&screen).contains(prompt) {
-                let mut chunk = [0u8; 4096];
-                let n = std::io::Read::read(&mut stdout, &mut chunk).unwrap();
-                assert!(
-                    n > 0,
-                    "no {prompt:?} on {}",
-                    String::from_utf8_lossy(&screen)
-                );
-                screen.extend_from_slice(&chunk[..n]);
-            }
-            std::io::Write::write_all(&mut stdin, typed.as_bytes()).unwrap();
-        }
-        std::io::Read::read_to_end(&mut stdout, &mut screen).unwrap();
-        drop(stdin);
-        let status = child.wait().unwrap();
-        (status.code(), String::from_utf8_lossy(&screen).into_owned())
-    };
+    let command = format!(
+        "'{}' --module '{}' sign --request '{}' --api '{}' --key signer-rsa",
+        env!("CARGO_BIN_EXE_securesign"),
+        tok.module_path().display(),
+        created["deepLink"].as_str().unwrap(),
+        server.base,
+    );
+    let on_terminal = |answers: &[(&str, &str)]| on_terminal(&tok, &command, answers);
 
     let (code, text) = on_terminal(&[("[y/N] ", "n\n")]);
     assert_eq!(code, Some(1), "{text}");
@@ -469,6 +472,74 @@ fn the_terminal_confirms_or_declines_and_a_decline_leaves_the_request_open() {
         text.contains("Signed 1 document(s) for Example Portal; the server answered: completed"),
         "{text}"
     );
+    assert_eq!(server.session(session_id)["status"], "completed");
+}
+
+#[test]
+fn ctrl_c_mid_request_posts_nothing_and_leaves_the_request_to_sign_again() {
+    const DOCUMENTS: usize = 500; // the most one session may hold
+    let tok = LabToken::softhsm().unwrap();
+    let server = Server::start(&tok);
+    let dir = tempfile::tempdir().unwrap();
+    let files = documents(dir.path(), DOCUMENTS);
+    let created = server.create_session(&files, "cms", None);
+    let session_id = created["sessionId"].as_str().unwrap();
+    let before = pin_state(&tok);
+    let command = format!(
+        "'{}' --module '{}' sign --request '{}' --api '{}' --key signer-rsa --yes",
+        env!("CARGO_BIN_EXE_securesign"),
+        tok.module_path().display(),
+        created["deepLink"].as_str().unwrap(),
+        server.base,
+    );
+
+    // Ctrl-C typed on the terminal once the fifth document is being signed: the terminal
+    // sends SIGINT to the program, as a person's Ctrl-C does.
+    let (code, text) = on_terminal(
+        &tok,
+        &command,
+        &[("PIN: ", "123456\n"), ("Signing 5/", "\u{3}")],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("error[SS_SIGN_CANCELLED]"), "{text}");
+    let signed: usize = text
+        .split(" of 500 documents were signed")
+        .next()
+        .and_then(|head| head.rsplit('(').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count of signed documents in {text}"));
+    assert!(
+        (5..DOCUMENTS).contains(&signed),
+        "stopped after {signed} of {DOCUMENTS}: the batch should stop mid-way"
+    );
+    assert!(
+        text.contains("nothing was sent, the request stays open"),
+        "{text}"
+    );
+    // Nothing reached the portal, and no PIN try was spent.
+    let session = server.session(session_id);
+    assert_eq!(session["status"], "pending", "{session}");
+    assert_eq!(pin_state(&tok), before);
+
+    // Signing it again from the start completes the request.
+    let out = run(
+        &tok,
+        &[
+            "sign",
+            "--request",
+            created["deepLink"].as_str().unwrap(),
+            "--api",
+            &server.base,
+            "--key",
+            "signer-rsa",
+            "--yes",
+            "--pin-stdin",
+            "--json",
+        ],
+        "123456\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)["result"]["signed"], DOCUMENTS);
     assert_eq!(server.session(session_id)["status"], "completed");
 }
 
