@@ -1,7 +1,6 @@
 //! Three real `securesign-server` processes on one PostgreSQL database behind a real
-//! HAProxy (Debian's `haproxy`, installed by `server/install-test-deps.sh`) on loopback:
-//! its configuration is generated into a temp directory, it is started in the
-//! foreground and stopped by its PID.
+//! HAProxy (Debian's `haproxy`, installed by `server/install-test-deps.sh`) on loopback
+//! ([`balancer_support::Haproxy`]).
 //!
 //! * the portal's and the app's whole flow through the balancer (create, read, result,
 //!   status, callback);
@@ -18,17 +17,18 @@
 // Tests may unwrap: a failure should stop the test with its message.
 #![allow(clippy::unwrap_used)]
 
+mod balancer_support;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use balancer_support::{free_port, Haproxy};
 use common::database::postgres_url;
 use common::receiver::Receiver;
 use common::{
@@ -42,15 +42,6 @@ fn skip_on_sqlite() -> bool {
         eprintln!("skipped on SQLite (one process by design: several instances need PostgreSQL)");
     }
     skip
-}
-
-/// A free loopback port (bound and released: the caller binds it again at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One server instance on a fixed port (the balancer's configuration names it).
@@ -111,75 +102,6 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// HAProxy in the foreground on a generated configuration; killed by PID on drop.
-struct Haproxy {
-    child: Child,
-    port: u16,
-}
-
-impl Haproxy {
-    fn start(dir: &Path, backends: &[u16]) -> Self {
-        let port = free_port();
-        let servers: String = backends
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                format!("    server s{i} 127.0.0.1:{p} check inter 200ms fall 1 rise 1\n")
-            })
-            .collect();
-        // Retries only where no request reached a server (connection refused): a
-        // request that may have been handled is never sent twice by the balancer.
-        let config = format!(
-            "global\n    maxconn 512\n\
-             defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n\
-             \x20   retries 3\n    option redispatch\n    retry-on conn-failure\n\
-             frontend api\n    bind 127.0.0.1:{port}\n    default_backend servers\n\
-             backend servers\n    balance roundrobin\n    option httpchk GET /healthz\n{servers}"
-        );
-        let path = dir.join("haproxy.cfg");
-        std::fs::write(&path, config).unwrap();
-        let check = Command::new("haproxy")
-            .arg("-c")
-            .arg("-f")
-            .arg(&path)
-            .output()
-            .expect("haproxy must be installed (server/install-test-deps.sh)");
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.join("haproxy.log")).unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        let balancer = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "haproxy did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        balancer
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -7,10 +7,12 @@
 //!   the handler runs (so before any body is read).
 //! * [`ConnectionsPerAddress`]: open connections per address (see `serve`).
 //!
-//! An address is the TCP peer's: behind a reverse proxy every client shares the proxy's
-//! address, so there the limits are per proxy (raise them, or limit at the proxy). IPv6
-//! peers are counted by their /64 prefix (one subscriber's usual allocation), and
-//! IPv4-mapped IPv6 addresses as the IPv4 address.
+//! An address is the TCP peer's, or behind a trusted reverse proxy (`serve
+//! --trusted-proxy`) the client's as the proxy reports it in `X-Forwarded-For`
+//! ([`super::client_address`]); connections from a trusted proxy are not capped per
+//! address (the proxy must cap its clients' connections). IPv6 addresses are counted by
+//! their /64 prefix (one subscriber's usual allocation), and IPv4-mapped IPv6 addresses
+//! as the IPv4 address.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -109,9 +111,9 @@ impl ClientRateLimit {
     }
 }
 
-/// Middleware: counts the request against its peer address (from the `ConnectInfo`
-/// that `serve` puts on every request; a request without one, e.g. in a router test,
-/// is not counted).
+/// Middleware: counts the request against its client address (from the `ConnectInfo`
+/// that `serve` puts on every app route request: the peer, or the client a trusted
+/// proxy names; a request without one, e.g. in a router test, is not counted).
 pub async fn limit_per_address(
     State(limit): State<Arc<ClientRateLimit>>,
     req: Request,

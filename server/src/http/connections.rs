@@ -10,8 +10,12 @@
 //!   address (beyond, a new one is closed at once), so one client holding connections
 //!   open cannot take all the slots.
 //!
-//! Every request to an app route ([`super::APP_ROUTES_PREFIX`]) carries its peer address
-//! as axum's `ConnectInfo<SocketAddr>`, for the per-address request limits of those routes.
+//! Every request to an app route ([`super::APP_ROUTES_PREFIX`]) or to the console's
+//! sign-in carries its client address as axum's `ConnectInfo<SocketAddr>`, for the
+//! per-address request limits of those routes: the TCP peer's, or, when the peer is a
+//! trusted proxy ([`ServeOptions::trusted_proxies`]), the one its `X-Forwarded-For`
+//! names ([`super::client_address`]; the port is then the proxy's). A trusted proxy's
+//! connections are not capped per address (they carry many clients): only by the total.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -30,10 +34,12 @@ use tokio::sync::{watch, Semaphore};
 use tower::Service as _;
 
 use super::body_deadline::DeadlineBody;
-use super::client_limits::ConnectionsPerAddress;
+use super::client_address::TrustedProxies;
+use super::client_limits::{ConnectionSlot, ConnectionsPerAddress};
 
-/// Bounds on connections and request reads.
-#[derive(Debug, Clone, Copy)]
+/// Bounds on connections and request reads, and the proxies whose client addresses are
+/// believed.
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Time to receive a request head; also the idle time of a keep-alive connection.
     pub header_read_timeout: Duration,
@@ -43,6 +49,9 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Open connections from one client address at most (0: no limit).
     pub max_connections_per_address: usize,
+    /// Reverse proxies (e.g. the load balancer) whose `X-Forwarded-For` gives the client
+    /// address of their requests (default: none).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl ServeOptions {
@@ -65,6 +74,7 @@ impl Default for ServeOptions {
             body_read_timeout: Self::BODY_READ_TIMEOUT,
             max_connections: Self::MAX_CONNECTIONS,
             max_connections_per_address: Self::MAX_CONNECTIONS_PER_ADDRESS,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -83,6 +93,7 @@ pub async fn serve_with(
         options.max_connections
     }));
     let per_address = ConnectionsPerAddress::new(options.max_connections_per_address);
+    let trusted_proxies = Arc::new(options.trusted_proxies);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
@@ -114,7 +125,12 @@ pub async fn serve_with(
             },
             () = stop_tx.closed() => break,
         };
-        let Some(slot) = per_address.open(peer.ip()) else {
+        let from_proxy = trusted_proxies.contains(peer.ip());
+        let slot: Option<ConnectionSlot> = if from_proxy {
+            None
+        } else if let Some(slot) = per_address.open(peer.ip()) {
+            Some(slot)
+        } else {
             tracing::debug!("connection refused: too many open from one client address");
             drop(stream);
             continue;
@@ -122,6 +138,7 @@ pub async fn serve_with(
         let service = ConnectionService {
             router: router.clone(),
             peer,
+            proxies: from_proxy.then(|| Arc::clone(&trusted_proxies)),
             body_timeout: options.body_read_timeout,
         };
         let connection = http.serve_connection(TokioIo::new(stream), service);
@@ -155,13 +172,17 @@ pub async fn serve_with(
 }
 
 /// The router as hyper's service on one connection: each request's body gets its
-/// deadline and, on the app routes, the peer address. (Called directly rather than
+/// deadline and, on the app routes and the console's sign-in, the client address.
+/// (Called directly rather than
 /// through `tower::ServiceExt::map_request` and hyper-util's adapter, which cost a few
 /// hundred instructions a request more; axum's router is always ready.)
 #[derive(Clone)]
 struct ConnectionService {
     router: Router,
     peer: SocketAddr,
+    /// Set when the peer is a trusted proxy: the client address is then read from each
+    /// request.
+    proxies: Option<Arc<TrustedProxies>>,
     body_timeout: Duration,
 }
 
@@ -179,7 +200,14 @@ impl hyper::service::Service<axum::http::Request<Incoming>> for ConnectionServic
         // (about 400 instructions a request, callgrind).
         let path = req.uri().path();
         if path.starts_with(super::APP_ROUTES_PREFIX) || path == crate::console::LOGIN_PATH {
-            req.extensions_mut().insert(ConnectInfo(self.peer));
+            let client = match &self.proxies {
+                Some(proxies) => SocketAddr::new(
+                    proxies.client_address(self.peer.ip(), req.headers()),
+                    self.peer.port(),
+                ),
+                None => self.peer,
+            };
+            req.extensions_mut().insert(ConnectInfo(client));
         }
         self.router.clone().call(req)
     }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod body_deadline;
+pub mod client_address;
 pub mod client_limits;
 pub mod connections;
 pub mod error;
