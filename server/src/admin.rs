@@ -7,7 +7,9 @@ use crate::api_key::{ApiKeySecret, KeyMode};
 use crate::clock::Clock;
 use crate::ids;
 use crate::origin::{Origin, OriginError};
-use crate::store::{with_pool, DomainRecord, KeyRecord, Store, StoreError, TenantRecord};
+use crate::store::{
+    with_pool, DisabledTenant, DomainRecord, KeyRecord, Store, StoreError, TenantRecord,
+};
 use crate::webhook::outbox::{self, DeliveryRecord};
 use crate::webhook::WebhookSecret;
 use securesign_core::cert::IndiaPkiClass;
@@ -92,6 +94,7 @@ impl<'a> Admin<'a> {
             id: ids::tenant_id(),
             display_name: display_name.to_owned(),
             created_at: self.clock.now_unix(),
+            disabled_at: None,
         };
         let webhook_secret = WebhookSecret::generate();
         self.store
@@ -176,6 +179,25 @@ impl<'a> Admin<'a> {
     /// All tenants.
     pub async fn tenants(&self) -> Result<Vec<TenantRecord>, AdminError> {
         Ok(self.store.tenants().await?)
+    }
+
+    /// Disables a tenant now: every instance refuses its keys (`SS_API_KEY_INVALID`)
+    /// from its next request on, and its pending sessions expire. Disabling a
+    /// disabled tenant changes nothing but expiring what is pending.
+    pub async fn disable_tenant(&self, tenant_id: &str) -> Result<DisabledTenant, AdminError> {
+        self.store
+            .disable_tenant(tenant_id, self.clock.now_unix())
+            .await?
+            .ok_or_else(|| AdminError::UnknownTenant(tenant_id.to_owned()))
+    }
+
+    /// Enables a tenant: its keys authenticate again (sessions expired by the disable
+    /// stay expired). Returns whether it was disabled.
+    pub async fn enable_tenant(&self, tenant_id: &str) -> Result<bool, AdminError> {
+        self.store
+            .enable_tenant(tenant_id)
+            .await?
+            .ok_or_else(|| AdminError::UnknownTenant(tenant_id.to_owned()))
     }
 
     async fn require_tenant(&self, tenant_id: &str) -> Result<TenantRecord, AdminError> {

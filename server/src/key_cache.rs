@@ -7,8 +7,8 @@
 //! [`crate::change_detector`] for SQLite, [`crate::store::postgres`] for PostgreSQL,
 //! where a change is seen once its notification arrived, and where nothing is served
 //! from memory while notifications are not received). When the version moved since the cached rows were read,
-//! every entry is dropped before the lookup, so a revoke, a roll or a whitelist change
-//! is seen by the very next request, whoever wrote it; sessions, results and callbacks
+//! every entry is dropped before the lookup, so a revoke, a roll, a whitelist change or
+//! a tenant disabled (or enabled) is seen by the very next request, whoever wrote it; sessions, results and callbacks
 //! written meanwhile keep the cache. Time-based rules (the end of a roll's grace period)
 //! are not cached: callers check the record against their clock on every request.
 //!
@@ -28,11 +28,14 @@ use crate::origin::Whitelist;
 use crate::rate_limit::KeyLimit;
 use crate::store::{AuthVersion, KeyRecord, KeyWithWhitelist, Store, StoreError};
 
-/// A key row and its tenant's whitelist, as read together from the database.
+/// A key row, its tenant's whitelist and state, as read together from the database.
 #[derive(Debug)]
 pub struct CachedKey {
     /// The key row (revocation and grace end included).
     pub record: KeyRecord,
+    /// When the key's tenant was disabled, if it is: such a key authenticates nothing
+    /// (see [`CachedKey::tenant_disabled`]).
+    pub tenant_disabled_at: Option<i64>,
     /// `record.key_hash` decoded (`None` if the stored text is not a hash: such a row
     /// matches no key).
     pub stored_hash: Option<KeyHash>,
@@ -55,11 +58,20 @@ impl From<KeyWithWhitelist> for CachedKey {
         Self {
             stored_hash: KeyHash::from_hex(&row.key.key_hash),
             record: row.key,
+            tenant_disabled_at: row.tenant_disabled_at,
             whitelist: Arc::new(Whitelist::from_stored(row.origins)),
             limit: OnceLock::new(),
             validate_answer: OnceLock::new(),
             usage: OnceLock::new(),
         }
+    }
+}
+
+impl CachedKey {
+    /// Whether the key's tenant is disabled (as of the auth version the entry was read
+    /// under): its requests are refused like a revoked key's.
+    pub fn tenant_disabled(&self) -> bool {
+        self.tenant_disabled_at.is_some()
     }
 }
 

@@ -39,6 +39,9 @@ mod connections;
 mod files;
 pub mod postgres;
 mod request_ids;
+mod tenant_state;
+
+pub use tenant_state::DisabledTenant;
 
 /// Runs `$body` with `$p` bound to the pool (or connection) inside a [`Pool`]-shaped
 /// enum: the same query text, compiled once per engine.
@@ -101,6 +104,9 @@ pub enum StoreError {
     /// nothing may be served from the key cache until they are again.
     #[error("the PostgreSQL change notifications are not being received: {0}")]
     NotificationsDown(&'static str),
+    /// The tenant is disabled: nothing new is written for it.
+    #[error("the tenant is disabled")]
+    TenantDisabled,
     /// `--database-url` is not a PostgreSQL URL.
     #[error("unsupported database URL (expected postgres://… or postgresql://…)")]
     UnsupportedUrl,
@@ -123,6 +129,9 @@ pub struct TenantRecord {
     pub display_name: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// When the tenant was disabled (Unix seconds); `None` while it is enabled. A
+    /// disabled tenant's keys are refused (see [`Store::disable_tenant`]).
+    pub disabled_at: Option<i64>,
 }
 
 /// An API key row (no key text, only its hash).
@@ -231,13 +240,15 @@ pub enum FinishOutcome {
     NotPending,
 }
 
-/// A key row with its tenant's whitelist, read by one query.
+/// A key row with its tenant's whitelist and state, read by one query.
 #[derive(Debug, Clone)]
 pub struct KeyWithWhitelist {
     /// The key.
     pub key: KeyRecord,
     /// The tenant's normalised whitelisted origins.
     pub origins: Vec<String>,
+    /// When the key's tenant was disabled, if it is.
+    pub tenant_disabled_at: Option<i64>,
 }
 
 /// One row of the key-and-whitelist join.
@@ -245,6 +256,7 @@ pub struct KeyWithWhitelist {
 struct KeyOriginRow {
     #[sqlx(flatten)]
     key: KeyRecord,
+    tenant_disabled_at: Option<i64>,
     origin: Option<String>,
 }
 
@@ -571,7 +583,7 @@ impl Store {
     /// A tenant by id.
     pub async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
         Ok(with_pool!(self.db()?, |p| sqlx::query_as(
-            "SELECT id, display_name, created_at FROM tenants WHERE id = $1"
+            "SELECT id, display_name, created_at, disabled_at FROM tenants WHERE id = $1"
         )
         .bind(id)
         .fetch_optional(&p)
@@ -611,7 +623,7 @@ impl Store {
     /// All tenants, oldest first.
     pub async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
         Ok(with_pool!(self.db()?, |p| sqlx::query_as(
-            "SELECT id, display_name, created_at FROM tenants ORDER BY created_at, id",
+            "SELECT id, display_name, created_at, disabled_at FROM tenants ORDER BY created_at, id",
         )
         .fetch_all(&p)
         .await?))
@@ -646,15 +658,17 @@ impl Store {
     const KEY_COLUMNS: &'static str =
         "id, tenant_id, mode, key_hash, last4, rpm, created_at, expires_at, revoked_at, replaced_by";
 
-    /// The key with this hash (hex SHA-256) and its tenant's whitelist, in one query.
+    /// The key with this hash (hex SHA-256), its tenant's whitelist and whether the
+    /// tenant is disabled, in one query.
     pub async fn key_with_whitelist(
         &self,
         hash_hex: &str,
     ) -> Result<Option<KeyWithWhitelist>, StoreError> {
         let rows: Vec<KeyOriginRow> = with_pool!(self.db()?, |p| sqlx::query_as(
             "SELECT k.id, k.tenant_id, k.mode, k.key_hash, k.last4, k.rpm, k.created_at, \
-             k.expires_at, k.revoked_at, k.replaced_by, d.origin \
-             FROM api_keys k LEFT JOIN domains d ON d.tenant_id = k.tenant_id \
+             k.expires_at, k.revoked_at, k.replaced_by, t.disabled_at AS tenant_disabled_at, d.origin \
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+             LEFT JOIN domains d ON d.tenant_id = k.tenant_id \
              WHERE k.key_hash = $1",
         )
         .bind(hash_hex)
@@ -671,6 +685,7 @@ impl Store {
         Ok(Some(KeyWithWhitelist {
             key: first.key,
             origins,
+            tenant_disabled_at: first.tenant_disabled_at,
         }))
     }
 
@@ -798,7 +813,9 @@ impl Store {
     // ---- sessions ----
 
     /// Inserts a session with its documents, atomically. The requestId is stored as its
-    /// SHA-256 only.
+    /// SHA-256 only. A session of a disabled tenant is not inserted
+    /// ([`StoreError::TenantDisabled`]): its key may have passed a cache that had not
+    /// yet heard of the disable.
     pub async fn insert_session(
         &self,
         session: &SessionRecord,
@@ -806,10 +823,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         with_pool!(self.db()?, |p| {
             let mut tx = p.begin().await?;
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, \
                  created_at, expires_at, signature_format, key_mode, signer_requirement, request_id_hashed) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)",
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1 \
+                 WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE id = $3 AND disabled_at IS NOT NULL)",
             )
             .bind(&session.id)
             .bind(request_ids::stored_form(&session.request_id))
@@ -824,7 +842,11 @@ impl Store {
             .bind(&session.key_mode)
             .bind(&session.signer_requirement)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if inserted != 1 {
+                return Err(StoreError::TenantDisabled);
+            }
             for doc in documents {
                 sqlx::query(
                     "INSERT INTO session_documents (session_id, position, document_id, name, digest) \
@@ -903,9 +925,9 @@ impl Store {
         .await?))
     }
 
-    /// Completes a pending, unexpired session with its verified signatures (one per
-    /// document id) and the signer's validation `evidence` (JSON), and queues its
-    /// callback `event`, atomically. Completes at most once.
+    /// Completes a pending, unexpired session of an enabled tenant with its verified
+    /// signatures (one per document id) and the signer's validation `evidence` (JSON),
+    /// and queues its callback `event`, atomically. Completes at most once.
     #[allow(clippy::too_many_arguments)]
     pub async fn complete_session(
         &self,
@@ -922,7 +944,8 @@ impl Store {
             let done = sqlx::query(
                 "UPDATE sessions SET status = 'completed', finished_at = $2, signer_certificate = $3, \
                  signature_algorithm = $4, signer_evidence = $5 \
-                 WHERE id = $1 AND status = 'pending' AND expires_at > $2",
+                 WHERE id = $1 AND status = 'pending' AND expires_at > $2 AND NOT EXISTS \
+                 (SELECT 1 FROM tenants t WHERE t.id = sessions.tenant_id AND t.disabled_at IS NOT NULL)",
             )
             .bind(session_id)
             .bind(now)
@@ -952,7 +975,8 @@ impl Store {
         Ok(FinishOutcome::Done)
     }
 
-    /// Cancels a pending, unexpired session and queues its callback `event`, atomically.
+    /// Cancels a pending, unexpired session of an enabled tenant and queues its callback
+    /// `event`, atomically.
     pub async fn cancel_session(
         &self,
         session_id: &str,
@@ -963,7 +987,8 @@ impl Store {
             let mut tx = p.begin().await?;
             let done = sqlx::query(
                 "UPDATE sessions SET status = 'cancelled', finished_at = $2 \
-                 WHERE id = $1 AND status = 'pending' AND expires_at > $2",
+                 WHERE id = $1 AND status = 'pending' AND expires_at > $2 AND NOT EXISTS \
+                 (SELECT 1 FROM tenants t WHERE t.id = sessions.tenant_id AND t.disabled_at IS NOT NULL)",
             )
             .bind(session_id)
             .bind(now)

@@ -4,9 +4,10 @@
 //!   `rate_limit::shared`), not a limit per instance;
 //! * a session created through one instance is read, completed, cancelled and reported
 //!   through the others;
-//! * a key revoked or rolled, or an origin removed, through the admin CLI is refused by
-//!   every instance (within the propagation allowance; the p99 is measured by
-//!   `server/bench-multi-instance.sh`, not here).
+//! * a key revoked or rolled, an origin removed, or a tenant disabled, through the admin
+//!   CLI is refused by every instance, and a tenant enabled again is let in by every
+//!   instance (within the propagation allowance; the p99s are measured by the benches
+//!   `revocation_propagation` and `tenant_disable_propagation`, not here).
 //!
 //! PostgreSQL only (run through `server/tests/with-postgres.sh`): on SQLite the server
 //! is one process by design, and these tests say so and return.
@@ -288,5 +289,84 @@ async fn a_revoke_a_roll_and_an_origin_removal_through_the_cli_are_refused_by_ev
             body.contains("SS_DOMAIN_NOT_ALLOWED"),
             "instance {i}: {body}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_disabled_through_the_cli_is_refused_by_every_instance_and_let_in_again_once_enabled(
+) {
+    if skip_on_sqlite() {
+        return;
+    }
+    let cluster = Instances::start(3, &[]);
+    let tenant = cli_tenant(&cluster.db, &[PORTAL, LOCAL]);
+    let other = cli_tenant(&cluster.db, &[PORTAL]);
+    let live = cli_key(&cluster.db, &tenant, "live", &[]);
+    let test = cli_key(&cluster.db, &tenant, "test", &[]);
+    let other_key = cli_key(&cluster.db, &other, "live", &[]);
+    let http = reqwest::Client::new();
+    // A pending session created through instance 0, readable by the app through 2.
+    let (session, request_id) = create_session(&http, &cluster.base(0), &test, b"deed").await;
+    let read = format!("{}/v1/sign-requests/{request_id}", cluster.base(2));
+    assert_eq!(http.get(&read).send().await.unwrap().status(), 200);
+
+    for cycle in 0..3 {
+        // Every instance has the keys cached (a second request is a cache hit).
+        for i in 0..3 {
+            for key in [&live, &test, &live, &test] {
+                assert_eq!(curl_validate(&cluster.base(i), key).1, "200", "cycle {cycle}");
+            }
+        }
+        cli(&cluster.db, &["tenant", "disable", &tenant]);
+        for i in 0..3 {
+            for key in [&live, &test] {
+                let (body, _) = curl_validate_after_change(&cluster.base(i), key, "401");
+                let body: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(body["error"]["code"], "SS_API_KEY_INVALID", "instance {i}: {body}");
+                assert_eq!(
+                    body["error"]["message"], "the API key's tenant is disabled",
+                    "instance {i}: {body}"
+                );
+            }
+            // Session create and status are refused too; the other tenant is not.
+            let create = http
+                .post(format!("{}/v1/auth/session", cluster.base(i)))
+                .bearer_auth(&test)
+                .json(&json!({"origin": LOCAL, "documents": [{"id": "d", "name": "d.pdf",
+                    "digestAlgorithm": "SHA-256", "digest": b64(&sha256(b"d"))}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(create.status(), 401, "instance {i}");
+            let status = http
+                .get(format!("{}/v1/auth/session/{session}", cluster.base(i)))
+                .bearer_auth(&test)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(status.status(), 401, "instance {i}");
+            assert_eq!(curl_validate(&cluster.base(i), &other_key).1, "200");
+        }
+        // The pending session expired with the disable, for the app on any instance.
+        for i in 0..3 {
+            let reply = http
+                .get(format!("{}/v1/sign-requests/{request_id}", cluster.base(i)))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 410, "instance {i}");
+            let body: Value = reply.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "SS_SESSION_EXPIRED", "{body}");
+        }
+
+        cli(&cluster.db, &["tenant", "enable", &tenant]);
+        for i in 0..3 {
+            for key in [&live, &test] {
+                curl_validate_after_change(&cluster.base(i), key, "200");
+            }
+        }
+        // Enabled: the expired session stays expired.
+        let done = status_of(&http, &cluster.base(1), &test, &session).await;
+        assert_eq!(done["status"], "expired", "{done}");
     }
 }

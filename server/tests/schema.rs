@@ -160,6 +160,12 @@ async fn both_migration_sets_build_the_same_schema() {
         postgres.remove(*table);
     }
     assert!(sqlite.contains_key("sessions") && sqlite.contains_key("auth_version"));
+    // A tenant's disable state (issue 12), a nullable time on both engines.
+    assert_eq!(
+        sqlite["tenants"].get("disabled_at"),
+        Some(&("integer".to_owned(), true, None, 0)),
+        "tenants.disabled_at"
+    );
     assert_eq!(
         sqlite.keys().collect::<Vec<_>>(),
         postgres.keys().collect::<Vec<_>>(),

@@ -8,8 +8,9 @@
 //!
 //! Every request looks the key up through the [`KeyCache`](crate::key_cache::KeyCache),
 //! which first checks whether anything committed to the database since it read the
-//! key: a revoke (from any process) or a whitelist change takes effect on the very next
-//! request, and the end of a roll's grace period is checked against the clock each time.
+//! key: a revoke (from any process), a whitelist change or a disabled tenant takes
+//! effect on the very next request, and the end of a roll's grace period is checked
+//! against the clock each time.
 
 use std::convert::Infallible;
 use std::future::{Future, Ready};
@@ -497,7 +498,7 @@ async fn authenticate_uncached(
 }
 
 /// `entry` as the key of this request, unless it is revoked, expired, of the other
-/// mode, or not the presented key after all.
+/// mode, not the presented key after all, or its tenant is disabled.
 fn usable_key(
     state: &AppState,
     entry: Arc<CachedKey>,
@@ -511,6 +512,10 @@ fn usable_key(
     if !hash_matches || record.mode != presented.mode.as_str() || !record.usable_at(now) {
         tracing::info!(key_id = %record.id, "revoked or expired API key refused");
         return Err(refused());
+    }
+    if entry.tenant_disabled() {
+        tracing::info!(key_id = %record.id, tenant_id = %record.tenant_id, "API key of a disabled tenant refused");
+        return Err(ApiError::tenant_disabled());
     }
     let rpm = rpm_of(record);
     Ok(AuthedKey {

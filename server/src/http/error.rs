@@ -36,6 +36,12 @@ impl ApiError {
         Self::new(ErrorCode::ApiKeyInvalid, message)
     }
 
+    /// `401 SS_API_KEY_INVALID` for a key whose tenant is disabled (said only to a
+    /// caller holding the very key).
+    pub fn tenant_disabled() -> Self {
+        Self::key_invalid("the API key's tenant is disabled")
+    }
+
     /// `403 SS_DOMAIN_NOT_ALLOWED`.
     pub fn domain_not_allowed(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::DomainNotAllowed, message)
@@ -135,6 +141,11 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
+        if matches!(err, StoreError::TenantDisabled) {
+            // The key passed a cache that had not yet heard of the disable.
+            tracing::info!("a disabled tenant's write refused");
+            return Self::tenant_disabled();
+        }
         tracing::error!(error = %err, "database failure");
         Self::new(ErrorCode::Internal, "internal error")
     }
