@@ -15,6 +15,7 @@ use securesign_server::api_key::KeyMode;
 use securesign_server::clock::format_rfc3339;
 use securesign_server::console::accounts::Accounts;
 use securesign_server::console::usage::spawn_flusher;
+use securesign_server::http::client_address::TrustedProxies;
 use securesign_server::http::client_limits::DEFAULT_APP_RPM_PER_ADDRESS;
 use securesign_server::http::connections::{serve_with, ServeOptions};
 use securesign_server::http::well_known::{AppLinks, AppLinksSettings};
@@ -175,8 +176,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = ServeOptions::MAX_CONNECTIONS)]
     max_connections: usize,
     /// Open connections from one client address at most (IPv6: per /64); a further one
-    /// is closed at once (0: no limit). Behind a reverse proxy, every client has the
-    /// proxy's address.
+    /// is closed at once (0: no limit). Not applied to --trusted-proxy peers.
     #[arg(long, default_value_t = ServeOptions::MAX_CONNECTIONS_PER_ADDRESS)]
     max_connections_per_ip: usize,
     /// Requests per minute from one client address (IPv6: per /64) on the app routes
@@ -184,6 +184,18 @@ struct ServeArgs {
     /// Retry-After (0: no limit). Portal routes are limited per API key (--rpm of the key).
     #[arg(long, default_value_t = DEFAULT_APP_RPM_PER_ADDRESS)]
     app_rpm_per_ip: u32,
+    /// A reverse proxy or load balancer (CIDR range or address), repeatable (env:
+    /// comma-separated): from a peer inside it, the client address of the per-address
+    /// limits is the rightmost X-Forwarded-For entry that is not itself a trusted proxy,
+    /// and its connections are not capped per address (cap them at the proxy). From any
+    /// other peer X-Forwarded-For is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SECURESIGN_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = TrustedProxies::parse_range
+    )]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Android package name named in /.well-known/assetlinks.json (default: the app's
     /// identifier, in.securesign.app).
     #[arg(long, env = "SECURESIGN_ANDROID_PACKAGE")]
@@ -485,6 +497,7 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
         body_read_timeout: args.body_read_timeout,
         max_connections: args.max_connections,
         max_connections_per_address: args.max_connections_per_ip,
+        trusted_proxies: TrustedProxies::new(args.trusted_proxies.clone()),
     };
     // Tests and scripts read the bound address from this line.
     println!("listening on {addr}");
