@@ -254,8 +254,20 @@ enum TenantCommand {
         #[arg(long)]
         name: String,
     },
-    /// List tenants.
+    /// List tenants: id, created, state (`active` or `disabled since …`), name.
     List,
+    /// Disable a tenant: every instance refuses its API keys (SS_API_KEY_INVALID) from
+    /// its next request on, and its pending sessions expire. `tenant enable` undoes it.
+    Disable {
+        /// Tenant id (`org_…`).
+        tenant: String,
+    },
+    /// Enable a disabled tenant: its API keys work again (sessions expired by the
+    /// disable stay expired).
+    Enable {
+        /// Tenant id (`org_…`).
+        tenant: String,
+    },
     /// Accept only signers of these India PKI classes (class1, class2, class3,
     /// ekyc_single_factor, ekyc_multi_factor, document_signer) in the tenant's new sessions;
     /// no class accepts any again. Prints the classes in effect.
@@ -583,13 +595,43 @@ async fn tenant(admin: &Admin<'_>, cmd: TenantCommand) -> Result<(), String> {
         }
         TenantCommand::List => {
             for t in admin.tenants().await.map_err(|e| e.to_string())? {
+                let state = match t.disabled_at {
+                    Some(at) => format!("disabled since {}", format_rfc3339(at)),
+                    None => "active".to_owned(),
+                };
                 println!(
-                    "{}\t{}\t{}",
+                    "{}\t{}\t{state}\t{}",
                     t.id,
                     format_rfc3339(t.created_at),
                     t.display_name
                 );
             }
+        }
+        TenantCommand::Disable { tenant } => {
+            let done = admin
+                .disable_tenant(&tenant)
+                .await
+                .map_err(|e| e.to_string())?;
+            let since = format_rfc3339(done.disabled_at);
+            if done.already {
+                eprintln!("{tenant} was already disabled (since {since})");
+            } else {
+                eprintln!("{tenant} disabled: its API keys are refused from now on");
+            }
+            if done.expired_sessions > 0 {
+                eprintln!("{} pending session(s) expired", done.expired_sessions);
+            }
+            println!("disabled since {since}");
+        }
+        TenantCommand::Enable { tenant } => {
+            let was_disabled = admin
+                .enable_tenant(&tenant)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !was_disabled {
+                eprintln!("{tenant} was not disabled");
+            }
+            println!("active");
         }
     }
     Ok(())
