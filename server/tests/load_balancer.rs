@@ -4,6 +4,9 @@
 //!
 //! * the portal's and the app's whole flow through the balancer (create, read, result,
 //!   status, callback);
+//! * the real `securesign` CLI (`sign --request … --api <balancer>`) signing a portal's
+//!   session on a SoftHSM2 token after the instance that created the session was killed,
+//!   the result read through every other instance and judged by `openssl cms -verify`;
 //! * a fault test: for a fixed time, clients create and complete sessions through the
 //!   balancer while one instance after the other is killed with SIGKILL (and started
 //!   again) every few seconds; afterwards, everything clients were told (each `201`
@@ -28,12 +31,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use balancer_support::{free_port, Haproxy};
+use balancer_support::{free_port, Haproxy, BACKEND_HEADER};
 use common::database::postgres_url;
 use common::receiver::Receiver;
 use common::{
-    b64, cli_key, cli_tenant, database_args, lab_trust_args, session_ids, sha256, Signer, LOCAL,
+    b64, cli_key, cli_tenant, database_args, lab_pki, lab_trust_args, session_ids, sha256, Signer,
+    LOCAL, PORTAL,
 };
+use securesign_testlab::{LabToken, Module};
 use serde_json::{json, Value};
 
 fn skip_on_sqlite() -> bool {
@@ -422,4 +427,191 @@ async fn killing_instances_under_load_loses_no_session_result_or_callback() {
         duplicates
     );
     pool.close().await;
+}
+
+/// The `securesign` CLI binary (package `securesign-cli`) beside this package's
+/// binary: `cargo nextest run --workspace` builds it; a run of this package alone builds
+/// it here once.
+fn cli_binary() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_securesign-server"))
+        .parent()
+        .unwrap();
+    let bin = dir.join(format!("securesign{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "securesign-cli", "--bin", "securesign"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot build the securesign CLI");
+    }
+    bin
+}
+
+/// `securesign --module <token's module> sign --request <link> --api <api> --key
+/// signer-ec --yes --pin-stdin --json`, the PIN written to its standard input (never on
+/// the command line); its exit status and JSON output.
+fn cli_sign(token: &LabToken, link: &str, api: &str) -> (std::process::ExitStatus, Value) {
+    use std::io::Write as _;
+    let mut child = Command::new(cli_binary())
+        .arg("--module")
+        .arg(token.module_path())
+        .args(["sign", "--request", link, "--api", api])
+        .args(["--key", "signer-ec", "--yes", "--pin-stdin", "--json"])
+        .envs(token.env())
+        .env_remove("SECURESIGN_PKCS11_MODULE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}", token.user_pin()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "securesign printed no JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_securesign_cli_signs_through_haproxy_after_the_creating_instance_is_killed() {
+    if skip_on_sqlite() {
+        return;
+    }
+    // A live key (its sessions complete only with a trusted signer) and a SoftHSM2 token
+    // whose certificates the lab PKI issued: the instances' trust anchor.
+    let pki = lab_pki();
+    let token = LabToken::builder(Module::SoftHsm2)
+        .shared_pki(pki.dir())
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("securesign.db");
+    let tenant = cli_tenant(&db, &[PORTAL]);
+    let key = cli_key(&db, &tenant, "live", &[]);
+    let mut instances: Vec<Instance> = (0..3)
+        .map(|i| Instance::new(free_port(), dir.path().join(format!("server-{i}.log")), &[]))
+        .collect();
+    for instance in &mut instances {
+        instance.start(&db);
+    }
+    let ports: Vec<u16> = instances.iter().map(|i| i.port).collect();
+    let balancer = Haproxy::start(dir.path(), &ports);
+    balancer.wait_until_serving();
+    let lb = balancer.base();
+    let http = reqwest::Client::new();
+
+    // The portal creates a session through the balancer, naming the token's EC
+    // certificate as the expected signer.
+    let document = b"%PDF-1.7 tender through the balancer".to_vec();
+    let document_path = dir.path().join("tender.pdf");
+    std::fs::write(&document_path, &document).unwrap();
+    let thumbprint = hex::encode(sha256(token.ec_cert_der()));
+    let created = http
+        .post(format!("{lb}/v1/auth/session"))
+        .bearer_auth(&key)
+        .json(&json!({"origin": PORTAL, "signatureFormat": "cms",
+            "signer": {"certificateSha256": [thumbprint]},
+            "documents": [{"id": "t", "name": "tender.pdf", "digestAlgorithm": "SHA-256",
+                "digest": b64(&sha256(&document))}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let creator = created.headers()[BACKEND_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let created: Value = created.json().await.unwrap();
+    let session = created["sessionId"].as_str().unwrap().to_owned();
+    let link = created["deepLink"].as_str().unwrap().to_owned();
+
+    // The instance that created it dies (SIGKILL, no shutdown).
+    let killed: usize = creator.strip_prefix('s').unwrap().parse().unwrap();
+    instances[killed].kill();
+
+    // The real CLI, as a signer runs it: the request through the balancer, the PIN from
+    // stdin, the CMS signature made on the token, the result posted through the balancer.
+    let api = lb.clone();
+    let (status, out) = tokio::task::spawn_blocking(move || {
+        let result = cli_sign(&token, &link, &api);
+        drop(token);
+        result
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{out}");
+    assert_eq!(out["request"]["tenant"]["displayName"], "Example Portal");
+    assert_eq!(out["result"]["signed"], 1, "{out}");
+    assert_eq!(out["result"]["status"], "completed", "{out}");
+
+    // The portal reads the result through each surviving instance directly, and through
+    // the killed one once it is back: one truth, completed by a trusted signer.
+    instances[killed].start(&db);
+    let mut signatures = Vec::new();
+    for (i, instance) in instances.iter().enumerate() {
+        let status: Value = http
+            .get(format!(
+                "http://127.0.0.1:{}/v1/auth/session/{session}",
+                instance.port
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["status"], "completed", "instance {i}: {status}");
+        assert_eq!(status["signer"]["trusted"], true, "instance {i}: {status}");
+        signatures.push(
+            status["documents"][0]["signature"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert!(signatures.windows(2).all(|w| w[0] == w[1]));
+
+    // openssl judges the CMS signature: over the document, by the token's certificate,
+    // which chains through the lab's licensed CA to its root.
+    use base64::Engine as _;
+    let chain = dir.path().join("lab-chain.pem");
+    let mut pem = std::fs::read(pki.root_pem()).unwrap();
+    pem.extend(std::fs::read(pki.ca_pem()).unwrap());
+    std::fs::write(&chain, pem).unwrap();
+    let p7s = dir.path().join("tender.p7s");
+    std::fs::write(
+        &p7s,
+        base64::engine::general_purpose::STANDARD
+            .decode(&signatures[0])
+            .unwrap(),
+    )
+    .unwrap();
+    let verified = Command::new("openssl")
+        .args([
+            "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any",
+        ])
+        .arg("-in")
+        .arg(&p7s)
+        .arg("-content")
+        .arg(&document_path)
+        .arg("-CAfile")
+        .arg(&chain)
+        .args(["-out", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    drop(balancer);
 }

@@ -19,6 +19,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The response header in which the balancer names the server that answered (`s0`,
+/// `s1`, … in the order of the backends given to [`Haproxy::start`]).
+pub const BACKEND_HEADER: &str = "x-balancer-server";
+
 /// HAProxy in the foreground on a generated configuration; killed by PID on drop.
 pub struct Haproxy {
     child: Child,
@@ -27,7 +31,7 @@ pub struct Haproxy {
 
 impl Haproxy {
     /// Balances round-robin over `backends` (ports on 127.0.0.1), each health-checked
-    /// on `/healthz` every 200 ms.
+    /// on `/healthz` every 200 ms; each answer names its server in [`BACKEND_HEADER`].
     pub fn start(dir: &Path, backends: &[u16]) -> Self {
         Self::start_with(dir, backends, "")
     }
@@ -50,7 +54,8 @@ impl Haproxy {
              defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n\
              \x20   retries 3\n    option redispatch\n    retry-on conn-failure\n{defaults}\
              frontend api\n    bind 127.0.0.1:{port}\n    default_backend servers\n\
-             backend servers\n    balance roundrobin\n    option httpchk GET /healthz\n{servers}"
+             backend servers\n    balance roundrobin\n    option httpchk GET /healthz\n\
+             \x20   http-response set-header {BACKEND_HEADER} %[srv_name]\n{servers}"
         );
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, config).unwrap();
