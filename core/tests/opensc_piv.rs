@@ -313,3 +313,104 @@ fn with_opensc_default_style_the_puk_never_reaches_the_card() {
     assert_eq!(card_tries(&lab), Some(0), "still blocked: nothing was sent");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// OpenSC's PIV driver reads the card's try counter only while it believes the PIN is not
+/// verified (card-piv.c, `piv_pin_cmd`, SC_PIN_CMD_GET_INFO); once a VERIFY succeeded it
+/// keeps answering the count it saw before, so C_GetTokenInfo goes on saying FINAL_TRY
+/// after a successful change at the final try, while the card is back to 3 tries. The
+/// core knows the success reset the counter: the tries are "more than one" again, and
+/// the next PIN entry needs no confirmation.
+#[test]
+fn after_a_confirmed_change_at_the_final_try_the_tries_are_more_than_one_again() {
+    let lab = lab();
+    let mut t = token();
+    for _ in 0..2 {
+        let err = t
+            .verify_pin(pin(WRONG), FinalTry::NotConfirmed, now())
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PinInvalid, "{err:?}");
+    }
+    assert_eq!(
+        t.status(now()).unwrap().retries.indicator,
+        RetryIndicator::FinalTry
+    );
+    assert_eq!(card_tries(&lab), Some(1));
+    t.change_pin(pin(PIV_PIN), pin("24681357"), FinalTry::Confirmed)
+        .unwrap();
+    let state = t.status(now()).unwrap();
+    assert_eq!(
+        state.retries.indicator,
+        RetryIndicator::MoreThanOne,
+        "{state:?}"
+    );
+    t.logout().unwrap();
+    assert_eq!(
+        t.status(now()).unwrap().retries.indicator,
+        RetryIndicator::MoreThanOne
+    );
+    // No confirmation needed: the change reset the card's counter.
+    t.verify_pin(pin("24681357"), FinalTry::NotConfirmed, now())
+        .unwrap();
+}
+
+/// The same stale flag after a confirmed login at the final try: the 9C key asks for the
+/// PIN before each signature, and the backend never sends its kept PIN at the final try —
+/// so a stale FINAL_TRY refused every 9C signature with SS_PIN_REQUIRED, however often the
+/// user typed the right PIN.
+#[test]
+fn a_confirmed_login_at_the_final_try_signs_with_the_always_authenticate_key() {
+    let lab = provisioned_lab();
+    let cert = lab.cert_der(PivSlot::Sign9C).unwrap();
+    let mut t = token();
+    for _ in 0..2 {
+        let _ = t.verify_pin(pin(WRONG), FinalTry::NotConfirmed, now());
+    }
+    assert_eq!(card_tries(&lab), Some(1));
+    let state = t
+        .verify_pin(pin(PIV_PIN), FinalTry::Confirmed, now())
+        .unwrap();
+    assert_eq!(state.status, PinStatus::SessionActive);
+    let key = signer(&mut t, PivSlot::Sign9C);
+    let batch: Vec<_> = (0..2).map(|i| Sha256Digest::of(&[i])).collect();
+    let out = sign_all(&mut t, &key, &batch);
+    assert!(out.is_complete(), "{:?}", out.error);
+    for s in &out.signed {
+        verify_digest_signature(&cert, &s.digest.0, &s.signature).unwrap();
+    }
+    assert_eq!(
+        state.retries.indicator,
+        RetryIndicator::MoreThanOne,
+        "{state:?}"
+    );
+}
+
+/// A wrong PIN after the reset counts again: the module's flags are trusted from the
+/// failure on (the core forgets what it knew about the counter).
+#[test]
+fn a_failure_after_the_reset_is_counted_from_the_card_again() {
+    let lab = lab();
+    let mut t = token();
+    for _ in 0..2 {
+        let _ = t.verify_pin(pin(WRONG), FinalTry::NotConfirmed, now());
+    }
+    t.verify_pin(pin(PIV_PIN), FinalTry::Confirmed, now())
+        .unwrap();
+    t.logout().unwrap();
+    assert_eq!(
+        t.status(now()).unwrap().retries.indicator,
+        RetryIndicator::MoreThanOne
+    );
+    for _ in 0..2 {
+        let _ = t.verify_pin(pin(WRONG), FinalTry::NotConfirmed, now());
+    }
+    assert_eq!(card_tries(&lab), Some(1));
+    assert_eq!(
+        t.status(now()).unwrap().retries.indicator,
+        RetryIndicator::FinalTry
+    );
+    let err = t
+        .verify_pin(pin(PIV_PIN), FinalTry::NotConfirmed, now())
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinFinalTry);
+    assert_eq!(card_tries(&lab), Some(1), "no try spent");
+}

@@ -12,6 +12,7 @@
 //! (changed elsewhere) costs at most one try and is never retried; and it is never sent when
 //! the token is down to its final try (that try needs the user's confirmation).
 
+mod counter;
 mod discovery;
 mod errors;
 mod raw_sign;
@@ -21,7 +22,7 @@ pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::RvError;
@@ -32,6 +33,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use serde::Serialize;
 
+use counter::CounterResets;
 pub use discovery::{
     discover_modules, p11kit_modules, parse_module_file, resolve_module, DiscoveredModule,
     ModuleOrigin, MODULE_ENV,
@@ -52,6 +54,9 @@ use crate::status::{PinState, PinStatus, Retries, RetryIndicator};
 pub struct Pkcs11Module {
     path: PathBuf,
     ctx: Pkcs11,
+    /// Counter resets this process saw and the module's flags do not show yet (one per
+    /// module per process, like the module's own state).
+    resets: Arc<CounterResets>,
 }
 
 /// Which token of a module to use.
@@ -112,8 +117,11 @@ impl TokenFlags {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+/// The modules loaded in this process, by canonical path.
+type Registry = Mutex<HashMap<PathBuf, (Pkcs11, Arc<CounterResets>)>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -126,10 +134,11 @@ impl Pkcs11Module {
         let mut loaded = registry()
             .lock()
             .map_err(|_| Error::Internal("module registry poisoned".into()))?;
-        if let Some(ctx) = loaded.get(&key) {
+        if let Some((ctx, resets)) = loaded.get(&key) {
             return Ok(Self {
                 path: key,
                 ctx: ctx.clone(),
+                resets: Arc::clone(resets),
             });
         }
         let ctx = Pkcs11::new(&key).map_err(|e| {
@@ -141,8 +150,13 @@ impl Pkcs11Module {
             Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
             Err(e) => return Err(Error::Token(format!("C_Initialize failed: {e}"))),
         }
-        loaded.insert(key.clone(), ctx.clone());
-        Ok(Self { path: key, ctx })
+        let resets = Arc::new(CounterResets::default());
+        loaded.insert(key.clone(), (ctx.clone(), Arc::clone(&resets)));
+        Ok(Self {
+            path: key,
+            ctx,
+            resets,
+        })
     }
 
     /// Resolves (see [`resolve_module`]) and loads a module.
@@ -168,7 +182,7 @@ impl Pkcs11Module {
                 Ok(SlotToken {
                     slot: slot.id(),
                     info: describe(&info),
-                    pin: user_pin_state(&info),
+                    pin: self.user_pin_state(slot, &info),
                     flags: TokenFlags::of(&info),
                 })
             })
@@ -197,6 +211,18 @@ impl Pkcs11Module {
     pub fn slot_certificates(&self, slot: u64) -> Result<Vec<TokenCertificate>> {
         let mut backend = self.open(&TokenSelector::Slot(slot))?;
         backend.certificates()
+    }
+
+    /// The user PIN's status from the token flags of `slot`, minus what a counter reset
+    /// this process saw makes stale (see `counter.rs`).
+    fn user_pin_state(&self, slot: Slot, info: &cryptoki::slot::TokenInfo) -> PinState {
+        let reported = retry_words(
+            info.user_pin_locked(),
+            info.user_pin_final_try(),
+            info.user_pin_count_low(),
+        );
+        let serial = info.serial_number().trim_end();
+        pin_state_of(self.resets.judge(slot.id(), serial, reported))
     }
 
     fn select(&self, selector: &TokenSelector) -> Result<Slot> {
@@ -288,14 +314,9 @@ fn describe(info: &cryptoki::slot::TokenInfo) -> TokenInfo {
     }
 }
 
-/// PIN status from the token flags: PKCS#11 gives flags, never a count. Without
+/// PIN status from the tries in words: PKCS#11 gives flags, never a count. Without
 /// FINAL_TRY or LOCKED a wrong PIN does not block the token: more than one try is left.
-fn user_pin_state(info: &cryptoki::slot::TokenInfo) -> PinState {
-    let indicator = retry_words(
-        info.user_pin_locked(),
-        info.user_pin_final_try(),
-        info.user_pin_count_low(),
-    );
+fn pin_state_of(indicator: RetryIndicator) -> PinState {
     let status = match indicator {
         RetryIndicator::Locked => PinStatus::Blocked,
         RetryIndicator::FinalTry | RetryIndicator::Low => PinStatus::Invalid,
@@ -435,12 +456,35 @@ impl Pkcs11Backend {
     }
 
     /// Drops the session (closing it ends any operation left active in it) with the
-    /// login state, the kept PIN and the key handles that belonged to it.
+    /// login state, the kept PIN, the key handles that belonged to it and any counter
+    /// reset seen (the token may be gone or another one).
     fn forget_session(&mut self) {
         self.session = None;
         self.logged_in = false;
         self.context_pin = None;
         self.key_handles.clear();
+        self.module.resets.forget(self.slot.id());
+    }
+
+    /// A user authentication succeeded, so the token's try counter is reset: reads the
+    /// flags once (no try) to learn whether the module shows it (see `counter.rs`).
+    fn counter_was_reset(&mut self) {
+        // The operation succeeded whatever this read says; a failing read leaves the
+        // module's flags as they are, and the next read reports that failure.
+        if let Ok(info) = self.module.ctx.get_token_info(self.slot) {
+            let after = retry_words(
+                info.user_pin_locked(),
+                info.user_pin_final_try(),
+                info.user_pin_count_low(),
+            );
+            let serial = info.serial_number().trim_end();
+            self.module.resets.succeeded(self.slot.id(), serial, after);
+        }
+    }
+
+    fn user_pin_state(&mut self) -> Result<PinState> {
+        let info = self.token_info()?;
+        Ok(self.module.user_pin_state(self.slot, &info))
     }
 
     fn token_info(&mut self) -> Result<cryptoki::slot::TokenInfo> {
@@ -451,14 +495,23 @@ impl Pkcs11Backend {
     /// The error for a failed user-PIN operation, with the tries left read back from the token.
     fn user_pin_failure(&mut self, err: &cryptoki::error::Error) -> Error {
         match classify(err) {
-            Failure::PinIncorrect => match self.token_info() {
-                Ok(info) if info.user_pin_locked() => Error::PinBlocked,
-                Ok(info) => Error::PinInvalid {
-                    retries: user_pin_state(&info).retries,
-                },
-                Err(e) => e,
-            },
-            Failure::PinLocked => Error::PinBlocked,
+            Failure::PinIncorrect => {
+                // A wrong PIN after a reset: the module's count is the one to show.
+                self.module.resets.forget(self.slot.id());
+                match self.user_pin_state() {
+                    Ok(state) if state.retries.indicator == RetryIndicator::Locked => {
+                        Error::PinBlocked
+                    }
+                    Ok(state) => Error::PinInvalid {
+                        retries: state.retries,
+                    },
+                    Err(e) => e,
+                }
+            }
+            Failure::PinLocked => {
+                self.module.resets.forget(self.slot.id());
+                Error::PinBlocked
+            }
             Failure::PinFormat => {
                 let policy = self.token_info().map(|i| describe(&i).pin_policy);
                 match policy {
@@ -563,12 +616,12 @@ impl Pkcs11Backend {
         };
         // The kept PIN was right when typed. If tries were spent elsewhere since, it may be
         // stale, and the final try is the user's to confirm (`Token::verify_pin`), never ours.
-        let info = self.token_info()?;
-        if info.user_pin_locked() {
-            return Err(Error::PinBlocked);
-        }
-        if info.user_pin_final_try() {
-            return Err(Error::PinRequired);
+        // (A FINAL_TRY the module kept from before this process's own successful login is
+        // not a try spent elsewhere: `counter.rs`.)
+        match self.user_pin_state()?.retries.indicator {
+            RetryIndicator::Locked => return Err(Error::PinBlocked),
+            RetryIndicator::FinalTry => return Err(Error::PinRequired),
+            _ => {}
         }
         if self.raw_sign.is_none() {
             let loaded =
@@ -604,7 +657,7 @@ impl TokenBackend for Pkcs11Backend {
     }
 
     fn pin_state(&mut self) -> Result<PinState> {
-        self.token_info().map(|i| user_pin_state(&i))
+        self.user_pin_state()
     }
 
     fn login(&mut self, pin: &Pin) -> Result<()> {
@@ -628,6 +681,7 @@ impl TokenBackend for Pkcs11Backend {
         match result {
             Ok(()) => {
                 self.logged_in = true;
+                self.counter_was_reset();
                 if self.holds_always_authenticate_key() {
                     self.context_pin = Some(Pin::new(pin.expose().to_owned()));
                 }
@@ -672,7 +726,9 @@ impl TokenBackend for Pkcs11Backend {
         let old = AuthPin::from(old.expose());
         let new = AuthPin::from(new.expose());
         let result = self.session()?.set_pin(&old, &new);
-        result.map_err(|e| self.user_pin_failure(&e))
+        result.map_err(|e| self.user_pin_failure(&e))?;
+        self.counter_was_reset();
+        Ok(())
     }
 
     fn unblock_pin(&mut self, puk: &Pin, new: &Pin) -> Result<()> {
@@ -687,7 +743,9 @@ impl TokenBackend for Pkcs11Backend {
         if self.unblock_style == UnblockStyle::SetPinUnlogged {
             let new = AuthPin::from(new.expose());
             let reset = self.session()?.set_pin(&puk, &new);
-            return reset.map_err(|e| self.so_pin_failure(&e));
+            reset.map_err(|e| self.so_pin_failure(&e))?;
+            self.counter_was_reset();
+            return Ok(());
         }
         let login = self.session()?.login(UserType::So, Some(&puk));
         login.map_err(|e| self.so_pin_failure(&e))?;
@@ -696,7 +754,9 @@ impl TokenBackend for Pkcs11Backend {
         let init = init.map_err(|e| self.so_pin_failure(&e));
         let logout = self.session()?.logout();
         init?;
-        logout.map_err(|e| self.lost(&e))
+        logout.map_err(|e| self.lost(&e))?;
+        self.counter_was_reset();
+        Ok(())
     }
 
     fn certificates(&mut self) -> Result<Vec<TokenCertificate>> {
