@@ -473,11 +473,18 @@ function choiceItem(name, id, text, hint, onPick) {
   return li;
 }
 
+// A module's vendor (a proper name, as the table has it) and, when the name does not say
+// what it is, its kind in the user's words (kind_<key>: "software token").
+function vendorText(m) {
+  if (!m.vendor) return t("unknownVendor");
+  return m.kind && known(`kind_${m.kind}`) ? t("vendorWithKind", m.vendor, t(`kind_${m.kind}`)) : m.vendor;
+}
+
 function renderTokens() {
   if (!discovery) return;
   const items = [];
   discovery.modules.forEach((m, mi) => {
-    const vendor = m.vendor || t("unknownVendor");
+    const vendor = vendorText(m);
     if (m.error) {
       const li = document.createElement("li");
       li.textContent = `${vendor} — ${t("moduleUnreadable")} (${m.error.code}: ${errText(m.error.code)})`;

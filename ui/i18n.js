@@ -147,6 +147,8 @@ window.SS_STRINGS = {
     bioReason: "Confirm it is you to sign",
     readerLabel: (name) => `Card reader: ${name}`,
     chosenKey: (id) => `Signing key ${id} chosen. Save to keep it.`,
+    vendorWithKind: (vendor, kind) => `${vendor} (${kind})`,
+    kind_softwareToken: "software token",
   },
   hi: {
     appName: "SecureSign", navLabel: "मुख्य", navHome: "होम", navPin: "पिन", navSettings: "सेटिंग्स", language: "भाषा",
@@ -295,5 +297,7 @@ window.SS_STRINGS = {
     bioReason: "हस्ताक्षर के लिए पुष्टि करें कि यह आप हैं",
     readerLabel: (name) => `कार्ड रीडर: ${name}`,
     chosenKey: (id) => `हस्ताक्षर कुंजी ${id} चुनी गई। रखने के लिए सहेजें।`,
+    vendorWithKind: (vendor, kind) => `${vendor} (${kind})`,
+    kind_softwareToken: "सॉफ़्टवेयर टोकन",
   },
 };

@@ -8,33 +8,41 @@ mod common;
 use std::path::Path;
 
 use common::lab;
-use securesign_core::backend::pkcs11::vendors::{present_modules, KnownModule, Os, KNOWN_MODULES};
+use securesign_core::backend::pkcs11::vendors::{
+    present_modules, KnownModule, ModuleKind, Os, KNOWN_MODULES,
+};
 use securesign_core::backend::pkcs11::{
     discover_modules, find_tokens, ModuleOrigin, Pkcs11Module, UnblockStyle,
 };
 use securesign_core::cert::{CertificateInfo, IndiaPkiClass};
 use securesign_testlab::{Module, OPENSC_PKCS11};
 
-const SOFTHSM2_VENDOR: &str = "SoftHSM2 (software token)";
+const SOFTHSM2_VENDOR: &str = "SoftHSM2";
 
 #[test]
 fn known_modules_resolve_on_this_machine() {
     let found = present_modules(KNOWN_MODULES, Os::Linux);
-    let softhsm = found.iter().find(|(vendor, _)| *vendor == SOFTHSM2_VENDOR);
+    let softhsm = found.iter().find(|(m, _)| m.vendor == SOFTHSM2_VENDOR);
+    // The descriptor is a kind the UI words in the user's language, not English in the name.
+    assert_eq!(
+        softhsm.map(|(m, _)| m.kind),
+        Some(Some(ModuleKind::SoftwareToken))
+    );
     assert_eq!(
         softhsm.map(|(_, p)| p.as_path()),
         Some(Path::new("/usr/lib/softhsm/libsofthsm2.so")),
         "{found:?}"
     );
-    let opensc = found.iter().find(|(vendor, _)| *vendor == "OpenSC");
+    let opensc = found.iter().find(|(m, _)| m.vendor == "OpenSC");
     assert_eq!(
         opensc.map(|(_, p)| p.as_path()),
         Some(Path::new(OPENSC_PKCS11)),
         "{found:?}"
     );
     // Each of them is a PKCS#11 module that loads.
-    for (vendor, path) in &found {
-        Pkcs11Module::load(path).unwrap_or_else(|e| panic!("{vendor} at {}: {e}", path.display()));
+    for (m, path) in &found {
+        Pkcs11Module::load(path)
+            .unwrap_or_else(|e| panic!("{} at {}: {e}", m.vendor, path.display()));
     }
 }
 
@@ -98,6 +106,7 @@ fn the_same_table_mechanism_resolves_the_labs_kryoptic_module() {
     let paths: &'static [(Os, &'static str)] = Box::leak(Box::new([(Os::Linux, path)]));
     let table = [KnownModule {
         vendor: "kryoptic (lab build)",
+        kind: Some(ModuleKind::SoftwareToken),
         paths,
         verified: true,
     }];

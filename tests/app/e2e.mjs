@@ -386,6 +386,7 @@ async function main() {
     await waitVisible("#screen-settings");
     await waitText("#token-list", (t) => t.includes(label), 20000, `token ${label} not listed`);
     const listed = await text("#token-list");
+    // The vendor's name as the table has it, its kind in the UI's words ("software token").
     if (!listed.includes("SoftHSM2 (software token)")) throw new Error(`vendor not named: ${listed}`);
     if (!listed.includes("More than one try left")) throw new Error(`tries not in words: ${listed}`);
     if (await visible("#set-module")) throw new Error("the typed path is not under Advanced");
@@ -573,6 +574,9 @@ async function main() {
     await (await browser.$("#error-ok")).click();
     await (await browser.$("#nav-settings")).click();
     await waitText("#token-list", (t) => t.includes(hi.triesMoreThanOne), 20000, "token list not in Hindi");
+    // The module's kind is worded in Hindi too; the vendor's name stays as it is.
+    const listed = await text("#token-list");
+    if (!listed.includes(`SoftHSM2 (${hi.kind_softwareToken})`) || listed.includes("software token")) throw new Error(`vendor kind not in Hindi: ${listed}`);
     await (await browser.$("#screen-settings")).saveScreenshot(join(SHOTS, "settings-tokens-hi.png")).catch(() => {});
   }, 60000);
 }

@@ -2,7 +2,7 @@
 // `node --test tests/app/i18n.test.mjs` (no build, no browser; e2e.sh runs it first).
 // Fails on: a key missing in one language, a key used by index.html or app.js that no
 // language has, an SS_* code of the core (core/src/error.rs) without its err_/res_ texts,
-// a PIN status, retry indicator or India PKI class without its words, English text in
+// a PIN status, retry indicator, PKCS#11 module kind or India PKI class without its words, English text in
 // index.html outside data-i18n, a literal string put on screen by app.js, and Hindi
 // values copied unchanged from English.
 import { test } from "node:test";
@@ -22,6 +22,7 @@ const app = read("ui/app.js");
 const errorRs = read("core/src/error.rs");
 const statusRs = read("core/src/status.rs");
 const certRs = read("core/src/cert.rs");
+const vendorsRs = read("core/src/backend/pkcs11/vendors.rs");
 
 const snake = (name) => name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
 const enumVariants = (src, name) => {
@@ -79,7 +80,7 @@ test("every SS_* code of the core has its text and resolution in both languages"
   assert.ok(!/\.resolution\b/.test(app.replace(/\/\/.*$/gm, "")), "app.js shows a core resolution");
 });
 
-test("every PIN status, retry indicator and India PKI class has its words", () => {
+test("every PIN status, retry indicator, module kind and India PKI class has its words", () => {
   const statuses = [...statusRs.matchAll(/Self::\w+ => "([A-Z_]+)"/g)].map((m) => m[1]);
   assert.ok(statuses.includes("NOT_VERIFIED") && statuses.includes("SESSION_ACTIVE"), String(statuses));
   for (const s of statuses) assert.ok(en[`status_${s}`] && hi[`status_${s}`], `status_${s} missing`);
@@ -89,6 +90,10 @@ test("every PIN status, retry indicator and India PKI class has its words", () =
     const key = new RegExp(`"${i}": "(\\w+)"`).exec(app)?.[1];
     assert.ok(key && en[key] && hi[key], `triesText has no words for ${i}`);
   }
+  // A PKCS#11 module's kind (vendors.rs ModuleKind, sent camelCase) is worded by key.
+  const kinds = enumVariants(vendorsRs, "ModuleKind").map((k) => k[0].toLowerCase() + k.slice(1));
+  assert.ok(kinds.includes("softwareToken"), String(kinds));
+  for (const k of kinds) assert.ok(en[`kind_${k}`] && hi[`kind_${k}`], `kind_${k} missing`);
   const classes = enumVariants(certRs, "IndiaPkiClass").map(snake);
   assert.ok(classes.includes("class3"), String(classes));
   for (const c of classes) assert.ok(en[`pki_${c}`] && hi[`pki_${c}`], `pki_${c} missing`);

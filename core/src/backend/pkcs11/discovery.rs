@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::vendors::{self, Os, KNOWN_MODULES};
+use super::vendors::{self, KnownModule, ModuleKind, Os, KNOWN_MODULES};
 use crate::error::{Error, Result};
 
 /// Environment variable naming the module when no path is configured.
@@ -64,8 +64,11 @@ pub enum ModuleOrigin {
 pub struct DiscoveredModule {
     /// The library.
     pub path: PathBuf,
-    /// The vendor, when the path is one of the known ones.
+    /// The vendor, when the path is one of the known ones (a proper name, not translated).
     pub vendor: Option<&'static str>,
+    /// What the module is, when the vendor's name does not say it (the UI words it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ModuleKind>,
     /// How it was found (the first way, when several found it).
     pub origin: ModuleOrigin,
 }
@@ -99,15 +102,16 @@ pub fn discover_modules(configured: Option<&Path>) -> Vec<DiscoveredModule> {
         if !canonical.is_file() || found.iter().any(|(c, _)| *c == canonical) {
             continue;
         }
-        let vendor = known
+        let entry = known
             .iter()
             .find(|(_, p)| p.canonicalize().ok().as_ref() == Some(&canonical))
-            .map(|(vendor, _)| *vendor);
+            .map(|(entry, _)| entry);
         found.push((
             canonical,
             DiscoveredModule {
                 path,
-                vendor,
+                vendor: entry.map(|e| e.vendor),
+                kind: entry.and_then(|e| e.kind),
                 origin,
             },
         ));
@@ -116,7 +120,7 @@ pub fn discover_modules(configured: Option<&Path>) -> Vec<DiscoveredModule> {
 }
 
 /// The vendor modules of the table installed here.
-fn known_path_modules() -> Vec<(&'static str, PathBuf)> {
+fn known_path_modules() -> Vec<(KnownModule, PathBuf)> {
     Os::current()
         .map(|os| vendors::present_modules(KNOWN_MODULES, os))
         .unwrap_or_default()

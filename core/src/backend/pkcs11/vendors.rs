@@ -28,6 +28,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 /// Operating systems the table knows paths for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Os {
@@ -54,11 +56,22 @@ impl Os {
     }
 }
 
+/// What kind of module it is, when the vendor's name alone does not say it. Sent as a
+/// key (`softwareToken`); the UI words it in the user's language (`kind_<key>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ModuleKind {
+    /// Keys kept in files, no hardware: for trials and tests, not for a DSC.
+    SoftwareToken,
+}
+
 /// One vendor module and where its installer puts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownModule {
-    /// Vendor and product, as the settings screen names it.
+    /// Vendor and product: proper names, shown as they are in every language.
     pub vendor: &'static str,
+    /// What the module is, when the name does not say it (shown in the user's words).
+    pub kind: Option<ModuleKind>,
     /// Installed paths, per OS, most common first.
     pub paths: &'static [(Os, &'static str)],
     /// Whether a source confirms the full path (`false`: the file name is sourced, the
@@ -83,6 +96,7 @@ impl KnownModule {
 pub const KNOWN_MODULES: &[KnownModule] = &[
     KnownModule {
         vendor: "ProxKey (Watchdata)",
+        kind: None,
         paths: &[
             (
                 Os::Linux,
@@ -95,11 +109,13 @@ pub const KNOWN_MODULES: &[KnownModule] = &[
     },
     KnownModule {
         vendor: "ePass2003 (Feitian)",
+        kind: None,
         paths: &[(Os::Windows, r"C:\Windows\System32\eps2003csp11.dll")], // [S1]
         verified: true,
     },
     KnownModule {
         vendor: "SafeNet eToken (Thales)",
+        kind: None,
         paths: &[
             (Os::Linux, "/usr/lib/libeTPkcs11.so"),             // [S2]
             (Os::Windows, r"C:\Windows\System32\eTPKCS11.dll"), // [S4], directory unverified
@@ -108,11 +124,13 @@ pub const KNOWN_MODULES: &[KnownModule] = &[
     },
     KnownModule {
         vendor: "Gemalto / Thales IDPrime",
+        kind: None,
         paths: &[(Os::Linux, "/usr/lib/libIDPrimePKCS11.so")], // [S5], unversioned name unverified
         verified: false,
     },
     KnownModule {
         vendor: "OpenSC",
+        kind: None,
         paths: &[
             (Os::Linux, "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"), // [S3]
             (Os::Linux, "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so"), // [S3]
@@ -120,17 +138,18 @@ pub const KNOWN_MODULES: &[KnownModule] = &[
         verified: true,
     },
     KnownModule {
-        vendor: "SoftHSM2 (software token)",
+        vendor: "SoftHSM2",
+        kind: Some(ModuleKind::SoftwareToken),
         paths: &[(Os::Linux, "/usr/lib/softhsm/libsofthsm2.so")], // [S3]
         verified: true,
     },
 ];
 
-/// The modules of `table` installed on this machine for `os`, with their vendor names.
-pub fn present_modules(table: &[KnownModule], os: Os) -> Vec<(&'static str, PathBuf)> {
+/// The modules of `table` installed on this machine for `os`, with their table entries.
+pub fn present_modules(table: &[KnownModule], os: Os) -> Vec<(KnownModule, PathBuf)> {
     table
         .iter()
-        .filter_map(|m| m.present(os).map(|path| (m.vendor, path)))
+        .filter_map(|m| m.present(os).map(|path| (*m, path)))
         .collect()
 }
 
@@ -155,6 +174,7 @@ mod tests {
     fn a_missing_module_is_not_present() {
         let table = [KnownModule {
             vendor: "nobody",
+            kind: None,
             paths: &[(Os::Linux, "/nonexistent/libnothing.so")],
             verified: false,
         }];
