@@ -1,6 +1,7 @@
-# Sourced by bench.sh and bench-instructions.sh: the server binary, a database with a
-# whitelisted tenant, keys, and the wrk script that POSTs a validate body. Expects ROOT
-# (the repository) to be set; sets BIN, WORK, DB, TENANT; SERVER_PID is stopped and WORK
+# Sourced by bench.sh, bench-instructions.sh and bench-multi-instance.sh: the server
+# binary, a database with a whitelisted tenant, keys, and the wrk script that POSTs a
+# validate body; the same on PostgreSQL (bench_postgres_setup). Expects ROOT (the
+# repository) to be set; sets BIN, WORK, DB, TENANT; SERVER_PID is stopped and WORK
 # removed on exit.
 
 # bench_binary: BIN = $BENCH_BIN, or the `bench` profile build (full speed, unlike the
@@ -38,12 +39,59 @@ LUA
 # stays within it), printed.
 new_key() { "$BIN" --db "$DB" key create --tenant "$TENANT" --mode live --rpm 1000000 2>/dev/null; }
 
+# bench_postgres_setup: on the private cluster of server/tests/with-postgres.sh
+# ($SECURESIGN_TEST_POSTGRES_URL), a database "bench" with the same tenant and origin.
+# Sets PGBIN, PGURL, PGARGS (the server's options for it), PGTENANT and PGLOG (the
+# cluster's log file, where statement_log_on makes PostgreSQL write every statement).
+bench_postgres_setup() {
+  PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  psql_do "$SECURESIGN_TEST_POSTGRES_URL/postgres" -c "CREATE DATABASE bench"
+  PGURL="$SECURESIGN_TEST_POSTGRES_URL/bench"
+  PGARGS=(--database-url "$PGURL" --secrets-key "$WORK/pg.secrets-key")
+  PGTENANT="$("$BIN" "${PGARGS[@]}" tenant create --name "Bench Portal" 2>/dev/null)"
+  "$BIN" "${PGARGS[@]}" domain add --tenant "$PGTENANT" https://portal.example.gov.in >/dev/null
+  PGLOG="$(psql_do "$PGURL" -c 'SHOW data_directory')/server.log"
+  [ -r "$PGLOG" ] || { echo "no PostgreSQL log at $PGLOG (server/tests/with-postgres.sh writes it)" >&2; exit 1; }
+}
+
+psql_do() { "$PGBIN/psql" -X -q -At "$@"; }
+
+# new_pg_key: new_key on the PostgreSQL database.
+new_pg_key() { "$BIN" "${PGARGS[@]}" key create --tenant "$PGTENANT" --mode live --rpm 1000000 2>/dev/null; }
+
+# statement_log_on / statement_log_off: every statement of every session to PGLOG, or
+# none (ALTER SYSTEM + reload: sessions already open take it before their next command).
+statement_log_on() { statement_log all; }
+statement_log_off() { statement_log none; }
+statement_log() {
+  psql_do "$PGURL" -c "ALTER SYSTEM SET log_statement = '$1'" -c 'SELECT pg_reload_conf()' >/dev/null
+  sleep 0.5
+}
+
+# log_size: PGLOG's length now (statements logged after this are past it).
+log_size() { stat -c %s "$PGLOG"; }
+
+# statements_since OFFSET: the statements PostgreSQL logged after OFFSET, one per line
+# (the logged text after "statement: " or "execute <name>: "): each is one round trip
+# of a client (sqlx sends a prepared statement's parse, bind and execute together).
+statements_since() {
+  tail -c +"$(($1 + 1))" "$PGLOG" | sed -n 's/.*LOG:  \(statement\|execute [^:]*\): //p'
+}
+
+# timer_statement: true for the statements an instance runs on its own timers, whatever
+# its load: the LISTEN heartbeat (pg_notify, every second), the outbox poll (every
+# second) and the usage flush (key_usage, every 5 s, in a transaction).
+TIMER_STATEMENTS='pg_notify|FROM webhook_events|key_usage|^BEGIN|^COMMIT'
+
+# stop_server: stops SERVER_PID and every PID in SERVER_PIDS (several servers).
 stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
+  local pid
+  for pid in $SERVER_PID ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVER_PID=""
+  SERVER_PIDS=()
 }
 
 bench_cleanup() {

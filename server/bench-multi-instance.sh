@@ -40,15 +40,9 @@ command -v haproxy >/dev/null || { echo "haproxy missing: run server/install-tes
 . "$ROOT/server/bench-common.sh"
 bench_binary
 bench_setup
-PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
-psql_do() { "$PGBIN/psql" -X -q -At "$@"; }
-psql_do "$SECURESIGN_TEST_POSTGRES_URL/postgres" -c "CREATE DATABASE bench"
-PGURL="$SECURESIGN_TEST_POSTGRES_URL/bench"
-PGARGS=(--database-url "$PGURL" --secrets-key "$WORK/pg.secrets-key")
-PGTENANT="$("$BIN" "${PGARGS[@]}" tenant create --name "Bench Portal" 2>/dev/null)"
-"$BIN" "${PGARGS[@]}" domain add --tenant "$PGTENANT" https://portal.example.gov.in >/dev/null
-pg_key() { "$BIN" "${PGARGS[@]}" key create --tenant "$PGTENANT" --mode live --rpm 1000000 2>/dev/null; }
-POSTMASTER="$(head -n 1 "$(psql_do "$PGURL" -c 'SHOW data_directory')/postmaster.pid")"
+bench_postgres_setup
+pg_key() { new_pg_key; }
+POSTMASTER="$(head -n 1 "$(dirname "$PGLOG")/postmaster.pid")"
 
 PIDS=()
 # start NAME ARGS... -> an instance in the background; sets PID_<NAME> and BASE_<NAME>
