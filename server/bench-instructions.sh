@@ -7,11 +7,19 @@
 # software, about 3,200 instructions more per validate than the SHA-NI path the real
 # server takes. Not part of CI.
 #
-# Usage: server/bench-instructions.sh [seconds per route (default 3)]
+# Usage: server/bench-instructions.sh [seconds per route (default 3)] [sqlite|postgres]
+#   postgres: the server on a private PostgreSQL cluster (server/tests/with-postgres.sh
+#   starts and stops it around this script), its rate limit counted in process
+#   (--rate-limit-scope per-instance), as bench.sh's postgres mode.
 # BENCH_BIN=path/to/securesign-server skips the build (default: the `bench` profile).
 set -euo pipefail
 DURATION="${1:-3}"
+DATABASE="${2:-sqlite}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+case "$DATABASE" in sqlite | postgres) ;; *) echo "usage: $0 [seconds] [sqlite|postgres]" >&2; exit 2 ;; esac
+if [ "$DATABASE" = postgres ] && [ -z "${SECURESIGN_TEST_POSTGRES_URL:-}" ]; then
+  exec "$ROOT/server/tests/with-postgres.sh" "$0" "$@"
+fi
 for tool in valgrind callgrind_control wrk; do
   if ! command -v "$tool" >/dev/null; then
     apt-get install -y valgrind wrk >/dev/null
@@ -22,11 +30,18 @@ done
 . "$ROOT/server/bench-common.sh"
 bench_binary
 bench_setup
-BENCH_KEY="$(new_key)"
+if [ "$DATABASE" = postgres ]; then
+  bench_postgres_setup
+  BENCH_KEY="$(new_pg_key)"
+  SERVER_ARGS=("${PGARGS[@]}" serve --rate-limit-scope per-instance)
+else
+  BENCH_KEY="$(new_key)"
+  SERVER_ARGS=(--db "$DB" serve)
+fi
 export BENCH_KEY
 
 RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
-  "$BIN" --db "$DB" serve --listen 127.0.0.1:0 --bench-routes >"$WORK/out" 2>"$WORK/err" &
+  "$BIN" "${SERVER_ARGS[@]}" --listen 127.0.0.1:0 --bench-routes >"$WORK/out" 2>"$WORK/err" &
 SERVER_PID=$!
 for _ in $(seq 300); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.2; done
 BASE="http://$(sed -n 's/^listening on //p' "$WORK/out")"
