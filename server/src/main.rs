@@ -196,6 +196,11 @@ struct ServeArgs {
         value_parser = TrustedProxies::parse_range
     )]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Connections from --trusted-proxy peers start with a PROXY protocol header (v1 or
+    /// v2: HAProxy's send-proxy-v2) naming the client, so the per-address connection cap
+    /// counts clients too; a trusted peer's connection without one is closed.
+    #[arg(long, requires = "trusted_proxies")]
+    proxy_protocol: bool,
     /// Android package name named in /.well-known/assetlinks.json (default: the app's
     /// identifier, in.securesign.app).
     #[arg(long, env = "SECURESIGN_ANDROID_PACKAGE")]
@@ -510,6 +515,7 @@ async fn run_server(store: Store, args: ServeArgs) -> Result<(), String> {
         max_connections: args.max_connections,
         max_connections_per_address: args.max_connections_per_ip,
         trusted_proxies: TrustedProxies::new(args.trusted_proxies.clone()),
+        proxy_protocol: args.proxy_protocol,
     };
     // Tests and scripts read the bound address from this line.
     println!("listening on {addr}");

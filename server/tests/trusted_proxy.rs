@@ -116,3 +116,131 @@ async fn behind_a_trusted_balancer_each_client_address_has_its_own_budget_and_sp
     let c = client_from("127.0.0.6");
     assert_eq!(app_requests(&c, &lb, 1, None).await, vec![404]);
 }
+
+#[tokio::test]
+async fn behind_a_balancer_speaking_the_proxy_protocol_each_client_has_its_own_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("securesign.db");
+    let rpm = RPM.to_string();
+    let server = BinaryServer::spawn_with(
+        &db,
+        &dir.path().join("server.log"),
+        &[
+            "--app-rpm-per-ip",
+            &rpm,
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--proxy-protocol",
+        ],
+    );
+    let balancer =
+        Haproxy::start_configured(dir.path(), &[server.addr.port()], "", "send-proxy-v2");
+    balancer.wait_until_serving();
+    let lb = balancer.base();
+
+    let a = client_from("127.0.0.2");
+    assert_eq!(
+        app_requests(&a, &lb, RPM + 1, None).await,
+        budget_then_refused()
+    );
+    let b = client_from("127.0.0.3");
+    assert_eq!(
+        app_requests(&b, &lb, RPM + 1, None).await,
+        budget_then_refused()
+    );
+    // The header comes from the balancer, not the client: X-Forwarded-For changes
+    // nothing.
+    let spoofer = client_from("127.0.0.4");
+    let fresh_address = |i: usize| format!("198.51.100.{}", i + 1);
+    assert_eq!(
+        app_requests(&spoofer, &lb, RPM + 1, Some(&fresh_address)).await,
+        budget_then_refused()
+    );
+}
+
+/// A raw connection to `server` from `local`, starting with `prefix` (a PROXY protocol
+/// header, or nothing); then `GET /healthz`. The answer's status line, or `None` when
+/// the server closed the connection without one. The connection is kept open.
+async fn healthz_over(
+    server: std::net::SocketAddr,
+    local: &str,
+    prefix: &[u8],
+) -> (Option<String>, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(local.parse().unwrap(), 0))
+        .unwrap();
+    let mut stream = socket.connect(server).await.unwrap();
+    let mut request = prefix.to_vec();
+    request.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: securesign\r\n\r\n");
+    // A write to a connection the server already closed may fail: the read says so.
+    let _ = stream.write_all(&request).await;
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("the server neither answered nor closed")
+        .unwrap_or(0);
+    let status = (n > 0).then(|| {
+        String::from_utf8_lossy(&answer[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    });
+    (status, stream)
+}
+
+/// A PROXY protocol v2 header: a TCP over IPv4 connection from `source` to 127.0.0.1.
+fn proxy_v2_from(source: [u8; 4]) -> Vec<u8> {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    header.extend_from_slice(&[0x21, 0x11, 0, 12]);
+    header.extend_from_slice(&source);
+    header.extend_from_slice(&[127, 0, 0, 1, 0x30, 0x39, 0x1f, 0x90]);
+    header
+}
+
+#[tokio::test]
+async fn with_the_proxy_protocol_the_connection_cap_counts_each_client_not_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("securesign.db");
+    let server = BinaryServer::spawn_with(
+        &db,
+        &dir.path().join("server.log"),
+        &[
+            "--max-connections-per-ip",
+            "2",
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--proxy-protocol",
+        ],
+    );
+    const OK: Option<&str> = Some("HTTP/1.1 200 OK");
+    // The proxy (127.0.0.1) forwards two connections of client 198.51.100.7: both held
+    // open; its third is closed at once, while another client's passes.
+    let client = [198, 51, 100, 7];
+    let (first, _held1) = healthz_over(server.addr, "127.0.0.1", &proxy_v2_from(client)).await;
+    let (second, _held2) = healthz_over(server.addr, "127.0.0.1", &proxy_v2_from(client)).await;
+    assert_eq!((first.as_deref(), second.as_deref()), (OK, OK));
+    let (third, _) = healthz_over(server.addr, "127.0.0.1", &proxy_v2_from(client)).await;
+    assert_eq!(third, None, "a third connection of one client was served");
+    let (other, _held3) =
+        healthz_over(server.addr, "127.0.0.1", &proxy_v2_from([198, 51, 100, 8])).await;
+    assert_eq!(other.as_deref(), OK);
+    // The proxy's own connections (v2 LOCAL, e.g. its health checks) are not capped.
+    let mut local = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    local.extend_from_slice(&[0x20, 0x00, 0, 0]);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (status, stream) = healthz_over(server.addr, "127.0.0.1", &local).await;
+        assert_eq!(status.as_deref(), OK);
+        held.push(stream);
+    }
+    // From a trusted peer, a connection without the header is closed.
+    let (plain, _) = healthz_over(server.addr, "127.0.0.1", b"").await;
+    assert_eq!(plain, None);
+    // From any other peer the header is not read: it is no HTTP, and answered as such.
+    let (spoofed, _) =
+        healthz_over(server.addr, "127.0.0.5", &proxy_v2_from([198, 51, 100, 9])).await;
+    assert_ne!(spoofed.as_deref(), OK);
+}

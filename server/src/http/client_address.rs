@@ -20,8 +20,12 @@
 //!
 //! Connections are counted per address when they are accepted, before any header: a
 //! trusted proxy's connections carry many clients, so they are not capped per address
-//! (only by the total). The balancer must cap connections per client itself (HAProxy:
-//! a `stick-table` tracking `conn_cur` with `tcp-request connection reject`).
+//! (only by the total). Then either the balancer caps connections per client itself
+//! (HAProxy: a `stick-table` tracking `conn_cur` with `tcp-request connection reject`),
+//! or it speaks the PROXY protocol (`serve --proxy-protocol`, [`super::proxy_protocol`]),
+//! which names the client when the connection opens: the client's address is then the
+//! header's source (and `X-Forwarded-For` is read only when that source is itself a
+//! trusted proxy).
 
 use std::net::IpAddr;
 use std::str::FromStr;

@@ -29,13 +29,14 @@ use axum::routing::future::RouteFuture;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tower::Service as _;
 
 use super::body_deadline::DeadlineBody;
 use super::client_address::TrustedProxies;
 use super::client_limits::{ConnectionSlot, ConnectionsPerAddress};
+use super::proxy_protocol;
 
 /// Bounds on connections and request reads, and the proxies whose client addresses are
 /// believed.
@@ -52,6 +53,10 @@ pub struct ServeOptions {
     /// Reverse proxies (e.g. the load balancer) whose `X-Forwarded-For` gives the client
     /// address of their requests (default: none).
     pub trusted_proxies: TrustedProxies,
+    /// Connections from a trusted proxy start with a PROXY protocol header (v1 or v2)
+    /// naming the client, which then counts for the per-address connection cap too;
+    /// one without it is closed (default: off, `X-Forwarded-For` only).
+    pub proxy_protocol: bool,
 }
 
 impl ServeOptions {
@@ -75,6 +80,7 @@ impl Default for ServeOptions {
             max_connections: Self::MAX_CONNECTIONS,
             max_connections_per_address: Self::MAX_CONNECTIONS_PER_ADDRESS,
             trusted_proxies: TrustedProxies::default(),
+            proxy_protocol: false,
         }
     }
 }
@@ -92,11 +98,16 @@ pub async fn serve_with(
     } else {
         options.max_connections
     }));
-    let per_address = ConnectionsPerAddress::new(options.max_connections_per_address);
-    let trusted_proxies = Arc::new(options.trusted_proxies);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
+    let shared = Arc::new(Shared {
+        http,
+        router,
+        per_address: ConnectionsPerAddress::new(options.max_connections_per_address),
+        trusted_proxies: Arc::new(options.trusted_proxies),
+        body_timeout: options.body_read_timeout,
+    });
 
     // Dropping `stop_rx` tells the loop and the connections to stop.
     let (stop_tx, stop_rx) = watch::channel(());
@@ -125,50 +136,104 @@ pub async fn serve_with(
             },
             () = stop_tx.closed() => break,
         };
-        let from_proxy = trusted_proxies.contains(peer.ip());
-        let slot: Option<ConnectionSlot> = if from_proxy {
-            None
-        } else if let Some(slot) = per_address.open(peer.ip()) {
-            Some(slot)
-        } else {
-            tracing::debug!("connection refused: too many open from one client address");
+        let (stop, done) = (stop_tx.clone(), done_rx.clone());
+        if options.proxy_protocol && shared.trusted_proxies.contains(peer.ip()) {
+            // The client's address comes in the header: read it (within the header
+            // read timeout) on the connection's own task, then admit the client.
+            let shared = Arc::clone(&shared);
+            let header_timeout = options.header_read_timeout;
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let header = proxy_protocol::read_header(&mut stream);
+                let client = match tokio::time::timeout(header_timeout, header).await {
+                    Ok(Ok(source)) => source.unwrap_or(peer),
+                    Ok(Err(err)) => {
+                        tracing::debug!(error = %err, "connection from a trusted proxy closed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("no PROXY protocol header in time: connection closed");
+                        return;
+                    }
+                };
+                if let Some((service, slot)) = shared.admit(client) {
+                    let connection = shared.http.serve_connection(TokioIo::new(stream), service);
+                    drive(connection, stop, (permit, slot, done)).await;
+                }
+            });
+            continue;
+        }
+        let Some((service, slot)) = shared.admit(peer) else {
             drop(stream);
             continue;
         };
-        let service = ConnectionService {
-            router: router.clone(),
-            peer,
-            proxies: from_proxy.then(|| Arc::clone(&trusted_proxies)),
-            body_timeout: options.body_read_timeout,
-        };
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        let stop = stop_tx.clone();
-        let done = done_rx.clone();
-        tokio::spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let mut stopping = std::pin::pin!(async move { stop.closed().await });
-            let mut told = false;
-            loop {
-                tokio::select! {
-                    served = connection.as_mut() => {
-                        if let Err(err) = served {
-                            tracing::debug!(error = %err, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    () = &mut stopping, if !told => {
-                        told = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                }
-            }
-            drop((permit, slot, done));
-        });
+        let connection = shared.http.serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(drive(connection, stop, (permit, slot, done)));
     }
     drop(done_rx);
     drop(listener);
     done_tx.closed().await;
     Ok(())
+}
+
+/// What the connections of one [`serve_with`] share.
+struct Shared {
+    http: hyper::server::conn::http1::Builder,
+    router: Router,
+    per_address: Arc<ConnectionsPerAddress>,
+    trusted_proxies: Arc<TrustedProxies>,
+    body_timeout: Duration,
+}
+
+impl Shared {
+    /// The service for a connection from `client` (the TCP peer, or the source a
+    /// PROXY protocol header gave) and its per-address slot (none for a trusted proxy,
+    /// whose connections carry many clients); `None` when `client` has its cap open.
+    fn admit(&self, client: SocketAddr) -> Option<(ConnectionService, Option<ConnectionSlot>)> {
+        let from_proxy = self.trusted_proxies.contains(client.ip());
+        let slot = if from_proxy {
+            None
+        } else if let Some(slot) = self.per_address.open(client.ip()) {
+            Some(slot)
+        } else {
+            tracing::debug!("connection refused: too many open from one client address");
+            return None;
+        };
+        let service = ConnectionService {
+            router: self.router.clone(),
+            peer: client,
+            proxies: from_proxy.then(|| Arc::clone(&self.trusted_proxies)),
+            body_timeout: self.body_timeout,
+        };
+        Some((service, slot))
+    }
+}
+
+/// Serves one connection until it ends; on shutdown, lets its request finish. `held`
+/// (the connection's permits) is released when it ends.
+async fn drive(
+    connection: hyper::server::conn::http1::Connection<TokioIo<TcpStream>, ConnectionService>,
+    stop: watch::Sender<()>,
+    held: impl Send,
+) {
+    let mut connection = std::pin::pin!(connection);
+    let mut stopping = std::pin::pin!(async move { stop.closed().await });
+    let mut told = false;
+    loop {
+        tokio::select! {
+            served = connection.as_mut() => {
+                if let Err(err) = served {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+                break;
+            }
+            () = &mut stopping, if !told => {
+                told = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+    drop(held);
 }
 
 /// The router as hyper's service on one connection: each request's body gets its

@@ -9,6 +9,7 @@ pub mod error;
 pub mod json;
 pub mod path;
 pub mod portal;
+pub mod proxy_protocol;
 pub mod sign_request;
 pub mod verification;
 pub mod well_known;

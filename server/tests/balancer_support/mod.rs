@@ -39,12 +39,25 @@ impl Haproxy {
     /// [`Haproxy::start`] with `defaults` lines added to the `defaults` section (e.g.
     /// `"    option forwardfor\n"`).
     pub fn start_with(dir: &Path, backends: &[u16], defaults: &str) -> Self {
+        Self::start_configured(dir, backends, defaults, "")
+    }
+
+    /// [`Haproxy::start_with`] with `server_options` added to each `server` line (e.g.
+    /// `"send-proxy-v2"`).
+    pub fn start_configured(
+        dir: &Path,
+        backends: &[u16],
+        defaults: &str,
+        server_options: &str,
+    ) -> Self {
         let port = free_port();
         let servers: String = backends
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                format!("    server s{i} 127.0.0.1:{p} check inter 200ms fall 1 rise 1\n")
+                format!(
+                    "    server s{i} 127.0.0.1:{p} check inter 200ms fall 1 rise 1 {server_options}\n"
+                )
             })
             .collect();
         // Retries only where no request reached a server (connection refused): a
