@@ -63,11 +63,13 @@ const errText = (code) => t(known(`err_${code}`) ? `err_${code}` : "err_SS_INTER
 const resText = (code) => t(known(`res_${code}`) ? `res_${code}` : "res_SS_INTERNAL");
 const statusText = (status) => (known(`status_${status}`) ? t(`status_${status}`) : status);
 
-// The token's retry indicator in words (exact counts: "N tries left").
+// The token's retry indicator in words (exact counts: "N tries left"). A PKCS#11 token's
+// flags say "final try" in words (its count of 1 is read from the flag, not reported).
 const TRIES_KEYS = { "more_than_one": "triesMoreThanOne", "low": "triesLow", "final_try": "triesFinal", "locked": "triesLocked", "unknown": "triesUnknown" };
 function triesText(retries) {
   if (!retries) return "";
   if (retries.indicator === "locked") return t("triesLocked");
+  if (retries.indicator === "final_try") return t("triesFinal");
   if (retries.remaining != null) return t("triesLeft", retries.remaining);
   return t(TRIES_KEYS[retries.indicator] || "triesUnknown");
 }
@@ -380,8 +382,15 @@ async function changePin(ev) {
   ev.preventDefault();
   const [o, n, n2] = ["cp-old", "cp-new", "cp-new2"].map((id) => { const v = $(id).value; $(id).value = ""; return v; });
   if (n !== n2) { announce(t("pinMismatch")); return; }
-  const confirmFinalTry = !$("cp-final-try").hidden && $("cp-final-confirm").checked;
+  const atFinalTry = !$("cp-final-try").hidden;
+  const confirmFinalTry = atFinalTry && $("cp-final-confirm").checked;
   $("cp-final-confirm").checked = false;
+  // At the final try nothing is sent without the confirmation (Rust refuses it too).
+  if (atFinalTry && !confirmFinalTry) {
+    announce(`SS_PIN_FINAL_TRY: ${errText("SS_PIN_FINAL_TRY")} ${resText("SS_PIN_FINAL_TRY")}`);
+    $("cp-final-confirm").focus();
+    return;
+  }
   try {
     await invokeSecrets("change_pin", [o, n], { "ss-confirm-final-try": confirmFinalTry ? "1" : "0" });
     announce(t("pinChanged"));

@@ -107,6 +107,14 @@ fn card_tries(lab: &PivLab) -> u8 {
 
 /// OpenSC's PKCS#11 module over the virtual PIV card (FINAL_TRY after two failures, the
 /// lab's OPENSC_CONF asks for `set_pin_in_unlogged_session`), as the product opens it.
+///
+/// Not kryoptic (FINAL_TRY at the 9th failure): it crashes (SIGSEGV) in this test binary.
+/// The binary links the server, whose sqlx carries a bundled SQLite, and GTK's link flags
+/// (`-Wl,--export-dynamic`) export its `sqlite3_*` symbols; kryoptic loads the system
+/// libsqlite3, whose own internal calls (`sqlite3_initialize`) then bind to the bundled
+/// copy, so the system library's mutex methods stay NULL and `sqlite3_mutex_alloc` jumps to
+/// 0 from rusqlite's `open_with_flags` in `C_Initialize`. The app binary has no SQLite:
+/// the real app loads kryoptic fine (tests/e2e, kryoptic group).
 fn opensc_app(server: &Server) -> TestApp {
     let settings = Settings {
         api_base_url: server.base.clone(),

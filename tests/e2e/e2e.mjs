@@ -2,7 +2,7 @@
 // the REST API on loopback (run.sh), SoftHSM2 and kryoptic tokens, the virtual PIV card
 // behind its own pcscd, and the app's real webview under Xvfb driven through tauri-driver.
 // Assertions read the DOM and the portal's API; a screenshot is saved after every step.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { AppSession, Runner, check, env, gioOpen, readEnvFile, sleep } from "./lib.mjs";
@@ -304,6 +304,83 @@ if (wanted("piv")) {
   } else if (wanted("piv")) {
     run.failNotRun("6: card pulled after document 2 of 3", "the PIV app did not start");
   }
+}
+
+// ---------- OpenSC over the virtual PIV card: the PIN change at the final try, in the UI ----------
+// OpenSC's PKCS#11 module reports FINAL_TRY after two failures (the PIV card has 3 tries).
+// The two wrong PINs are typed by the test as the current PIN of the change form; the card's
+// own count is read with `securesign pin status --reader` (an empty VERIFY: no try spent).
+if (wanted("opensc")) {
+  const pin = "123456", newPin = "24681357", wrong = "999999";
+  const module = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so"].find((p) => existsSync(p));
+  const cardTries = () => {
+    const out = execFileSync(env("SS_E2E_CLI"), ["pin", "status", "--reader", piv.PIV_READER, "--json"], { env: { ...process.env, ...piv }, timeout: 20000 });
+    return JSON.parse(out).pin.retries;
+  };
+  const fillChange = async (app, oldPin) => {
+    await app.click("#nav-pin");
+    await app.waitVisible("#screen-pinmgmt");
+    await app.waitText("#pm-tries", (t) => t.length > 0, 15000, "tries not shown");
+    for (const [id, v] of [["cp-old", oldPin], ["cp-new", newPin], ["cp-new2", newPin]]) await (await app.$(`#${id}`)).setValue(v);
+    await app.browser.execute(() => { document.getElementById("announce").textContent = ""; });
+    await app.browser.execute(() => document.querySelector("#change-form button[type=submit]").scrollIntoView({ block: "center" }));
+  };
+  const submitChange = (app) => app.click("#change-form button[type=submit]");
+  let app = null;
+  await run.test("final try in the PIN change form (OpenSC): two wrong current PINs → \"Final try\"; unconfirmed → nothing sent; confirmed → changed, tries back to more than one, the new PIN signs", async () => {
+    check(module, "opensc-pkcs11.so not installed");
+    app = await AppSession.start({ name: "opensc", tokenEnv: piv, settings: settingsFor({ kind: "pkcs11", modulePath: module }, "01"), shots: SHOTS, work: WORK });
+    await app.waitVisible("#screen-home", 30000);
+    const start = cardTries();
+    check(start.remaining === 3, `the card starts with ${JSON.stringify(start)}`);
+    for (let i = 1; i <= 2; i++) {
+      await fillChange(app, wrong);
+      await submitChange(app);
+      await expectError(app, "SS_PIN_INVALID");
+      const left = cardTries();
+      check(left.remaining === 3 - i, `after wrong PIN ${i} the card has ${JSON.stringify(left)}`);
+      await app.click("#error-ok");
+    }
+    await fillChange(app, pin);
+    const tries = await app.text("#pm-tries");
+    check(tries === "Final try", `tries in words: ${tries}`);
+    check(await app.visible("#cp-final-try"), "the final-try confirmation is not offered");
+    const warning = await app.text("label[for=cp-final-confirm]");
+    check(warning.startsWith("Final try — changing the PIN uses it"), `warning: ${warning}`);
+    await app.shot("change-final-try");
+    // Not confirmed: refused in the UI, the card untouched.
+    await submitChange(app);
+    await app.waitText("#announce", (t) => t.includes("SS_PIN_FINAL_TRY"), 10000, "unconfirmed change not refused");
+    check(await app.visible("#screen-pinmgmt"), "left the PIN screen");
+    for (const id of ["cp-old", "cp-new", "cp-new2"]) check((await (await app.$(`#${id}`)).getValue()) === "", `#${id} not cleared`);
+    const untouched = cardTries();
+    check(untouched.remaining === 1, `the card after the unconfirmed change: ${JSON.stringify(untouched)}`);
+    await app.shot("change-final-try-refused");
+    // Confirmed with the right PIN: changed.
+    await fillChange(app, pin);
+    await app.click("#cp-final-confirm");
+    await submitChange(app);
+    await app.waitText("#announce", (t) => t === "PIN changed.", 15000, "PIN not changed");
+    // The change reset the card's counter: OpenSC still flags FINAL_TRY, the app knows better.
+    await app.waitText("#pm-tries", (t) => t === "More than one try left", 10000, "tries after the change");
+    check(!(await app.visible("#cp-final-try")), "the final-try confirmation is still offered after the change");
+    await app.shot("changed");
+    // The new PIN signs, with no confirmation asked.
+    const docs = demoDocuments(1, "-opensc");
+    const s = await newSession(docs);
+    await gioOpen(s.deepLink);
+    await expectRequestScreen(app, 1);
+    await app.click("#sign-btn");
+    await app.waitVisible("#screen-pin");
+    const before = await app.text("#pin-tries");
+    check(before === "More than one try left", `PIN screen tries: ${before}`);
+    check(!(await app.visible("#final-try")), "the final-try confirmation is asked after the change");
+    await app.typePin(newPin);
+    await expectDone(app, 1);
+    await app.shot("new-pin-signed");
+    await completedAndVerified(s.sessionId, docs, "raw", "opensc");
+  }, 180000);
+  if (app) await app.stop();
 }
 
 process.exit(run.summary() ? 0 : 1);

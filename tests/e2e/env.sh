@@ -16,11 +16,13 @@ e2e_cleanup() {
   for run in "${E2E_LABS[@]}"; do rm -rf "$run"; done
 }
 
-# The debug binaries of the app, the server and the token lab.
+# The debug binaries of the app, the server, the token lab and the CLI (it reads a PIV
+# card's exact tries for the tests).
 e2e_build() {
-  (cd "$ROOT" && cargo build -q -p securesign-app -p securesign-server -p securesign-testlab --bins)
+  (cd "$ROOT" && cargo build -q -p securesign-app -p securesign-server -p securesign-testlab -p securesign-cli --bins)
   E2E_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
   export SS_E2E_APP="${SS_E2E_APP:-$E2E_BIN/securesign-app}"
+  export SS_E2E_CLI="$E2E_BIN/securesign"
 }
 
 # e2e_pki: the run's lab PKI (root "CCA India Lab Root" -> "SecureSign Lab Licensed CA"), made

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end tests of issue #6 (1–7) plus the app's final-try confirmation, all real parts:
+# End-to-end tests of issue #6 (1–7) plus the app's final-try confirmation (signing on
+# kryoptic, the PIN change on OpenSC over the virtual PIV card), all real parts:
 # the REST API (SQLite in a temp dir) on loopback, SoftHSM2 and kryoptic tokens, the virtual
 # PIV card behind its own pcscd, and the app's real webview under Xvfb through tauri-driver.
 # Starts everything it needs, stops it by PID, prints "N passed, M failed" last and exits
@@ -8,7 +9,7 @@
 #   tests/app/install.sh && tests/lab/piv/install.sh   # once (apt, npm ci, tauri-driver)
 #   tests/lab/build-kryoptic.sh && tests/lab/piv/build.sh
 #   tests/e2e/run.sh                       # all groups (~4 min once built)
-#   SS_E2E_ONLY=piv,portal tests/e2e/run.sh   # some groups: portal, softhsm, kryoptic, piv
+#   SS_E2E_ONLY=piv,portal tests/e2e/run.sh   # some groups: portal, softhsm, kryoptic, piv, opensc
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 E2E_WORK="$(mktemp -d /tmp/securesign-e2e.XXXXXX)"
