@@ -1,8 +1,10 @@
 //! `serve --trusted-proxy`: behind a real HAProxy (`option forwardfor`) on loopback, the
-//! per-address limit of the app routes counts each client's own address, as the
-//! balancer reports it in `X-Forwarded-For`, not the balancer's; a client's own
-//! `X-Forwarded-For` is never believed, whether it comes through the balancer or
-//! straight to the server.
+//! per-address limits (app routes, Admin Console sign-in) count each client's own
+//! address, as the balancer reports it in `X-Forwarded-For`, not the balancer's; a
+//! client's own `X-Forwarded-For` is never believed, whether it comes through the
+//! balancer or straight to the server. With `--proxy-protocol` (HAProxy
+//! `send-proxy-v2`) the client's address comes in the connection's PROXY header, so the
+//! per-address connection cap counts clients too.
 //!
 //! Loopback is 127.0.0.0/8: the balancer reaches the server from 127.0.0.1 (the trusted
 //! proxy), the clients' sockets are bound to 127.0.0.2 and up. Runs on either engine
@@ -243,4 +245,86 @@ async fn with_the_proxy_protocol_the_connection_cap_counts_each_client_not_the_p
     let (spoofed, _) =
         healthz_over(server.addr, "127.0.0.5", &proxy_v2_from([198, 51, 100, 9])).await;
     assert_ne!(spoofed.as_deref(), OK);
+}
+
+/// One failed Admin Console sign-in by `http` through `base` (the form, its cookie and
+/// CSRF token, then a wrong password for an unknown account): the answer's status.
+async fn failed_sign_in(http: &reqwest::Client, base: &str) -> u16 {
+    let form = http
+        .get(format!("{base}/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let cookie = form
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("ss_console_login="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body = form.text().await.unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = body.find(marker).unwrap() + marker.len();
+    let csrf = &body[start..start + body[start..].find('"').unwrap()];
+    http.post(format!("{base}/admin/login"))
+        .header(reqwest::header::COOKIE, cookie)
+        .form(&[
+            ("csrf", csrf),
+            ("email", "nobody@portal.example.in"),
+            ("password", "wrong password here"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_balancer_console_sign_in_attempts_are_counted_per_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("securesign.db");
+    let server = BinaryServer::spawn_with(
+        &db,
+        &dir.path().join("server.log"),
+        &["--trusted-proxy", "127.0.0.1"],
+    );
+    let balancer =
+        Haproxy::start_with(dir.path(), &[server.addr.port()], "    option forwardfor\n");
+    balancer.wait_until_serving();
+    let lb = balancer.base();
+    let attempts = securesign_server::console::LOGIN_ATTEMPTS_PER_MINUTE as usize;
+
+    // Client A uses up its sign-in attempts (each a 401), the next is refused (429).
+    let a = client_from("127.0.0.2");
+    let mut statuses = Vec::new();
+    for _ in 0..=attempts {
+        statuses.push(failed_sign_in(&a, &lb).await);
+    }
+    let mut expected = vec![401; attempts];
+    expected.push(429);
+    assert_eq!(statuses, expected);
+    // Client B behind the same balancer still has all of its own (without the trusted
+    // proxy both would be the balancer's 127.0.0.1: refused at once).
+    let b = client_from("127.0.0.3");
+    assert_eq!(failed_sign_in(&b, &lb).await, 401);
+    // A's X-Forwarded-For naming someone else gains it nothing.
+    let spoofing_a = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse::<IpAddr>().unwrap()))
+        .default_headers(
+            [(
+                reqwest::header::HeaderName::from_static("x-forwarded-for"),
+                reqwest::header::HeaderValue::from_static("198.51.100.1"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(failed_sign_in(&spoofing_a, &lb).await, 429);
 }
