@@ -328,3 +328,35 @@ async fn behind_a_trusted_balancer_console_sign_in_attempts_are_counted_per_clie
         .unwrap();
     assert_eq!(failed_sign_in(&spoofing_a, &lb).await, 429);
 }
+
+#[tokio::test]
+async fn a_trusted_proxys_connections_are_not_capped_per_address_other_peers_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("securesign.db");
+    let server = BinaryServer::spawn_with(
+        &db,
+        &dir.path().join("server.log"),
+        &[
+            "--max-connections-per-ip",
+            "2",
+            "--trusted-proxy",
+            "127.0.0.1",
+        ],
+    );
+    const OK: Option<&str> = Some("HTTP/1.1 200 OK");
+    // The balancer (127.0.0.1) carries many clients: three connections held open.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (status, stream) = healthz_over(server.addr, "127.0.0.1", b"").await;
+        assert_eq!(status.as_deref(), OK);
+        held.push(stream);
+    }
+    // Any other peer keeps its cap of 2.
+    for _ in 0..2 {
+        let (status, stream) = healthz_over(server.addr, "127.0.0.2", b"").await;
+        assert_eq!(status.as_deref(), OK);
+        held.push(stream);
+    }
+    let (third, _) = healthz_over(server.addr, "127.0.0.2", b"").await;
+    assert_eq!(third, None, "a third connection of 127.0.0.2 was served");
+}
