@@ -289,11 +289,10 @@ async fn failed_sign_in(http: &reqwest::Client, base: &str) -> u16 {
 async fn behind_a_trusted_balancer_console_sign_in_attempts_are_counted_per_client() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("securesign.db");
-    let server = BinaryServer::spawn_with(
-        &db,
-        &dir.path().join("server.log"),
-        &["--trusted-proxy", "127.0.0.1"],
-    );
+    // The trusted ranges from the environment this time (comma-separated), as a
+    // container would set them. (nextest runs each test in a process of its own.)
+    std::env::set_var("SECURESIGN_TRUSTED_PROXIES", "192.0.2.0/24,127.0.0.1");
+    let server = BinaryServer::spawn_with(&db, &dir.path().join("server.log"), &[]);
     let balancer =
         Haproxy::start_with(dir.path(), &[server.addr.port()], "    option forwardfor\n");
     balancer.wait_until_serving();
