@@ -61,7 +61,12 @@ async fn first_answer(base: String, key: String, expected: u16, since: Instant) 
 }
 
 /// The slowest instance's first `expected` answer after `committed`.
-async fn propagation(instances: &[String], key: &str, expected: u16, committed: Instant) -> Duration {
+async fn propagation(
+    instances: &[String],
+    key: &str,
+    expected: u16,
+    committed: Instant,
+) -> Duration {
     let polls: Vec<_> = instances
         .iter()
         .map(|base| {

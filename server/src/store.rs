@@ -664,7 +664,8 @@ impl Store {
         &self,
         hash_hex: &str,
     ) -> Result<Option<KeyWithWhitelist>, StoreError> {
-        let rows: Vec<KeyOriginRow> = with_pool!(self.db()?, |p| sqlx::query_as(
+        let rows: Vec<KeyOriginRow> = with_pool!(self.db()?, |p| {
+            sqlx::query_as(
             "SELECT k.id, k.tenant_id, k.mode, k.key_hash, k.last4, k.rpm, k.created_at, \
              k.expires_at, k.revoked_at, k.replaced_by, t.disabled_at AS tenant_disabled_at, d.origin \
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
@@ -673,7 +674,8 @@ impl Store {
         )
         .bind(hash_hex)
         .fetch_all(&p)
-        .await?);
+        .await?
+        });
         let mut rows = rows.into_iter();
         let Some(first) = rows.next() else {
             return Ok(None);

@@ -301,9 +301,10 @@ async fn a_tenant_disabled_through_the_cli_is_refused_by_every_instance_and_let_
     let cluster = Instances::start(3, &[]);
     let tenant = cli_tenant(&cluster.db, &[PORTAL, LOCAL]);
     let other = cli_tenant(&cluster.db, &[PORTAL]);
-    let live = cli_key(&cluster.db, &tenant, "live", &[]);
-    let test = cli_key(&cluster.db, &tenant, "test", &[]);
-    let other_key = cli_key(&cluster.db, &other, "live", &[]);
+    // Limits far above what the polls below send: only the disable may refuse them.
+    let live = cli_key(&cluster.db, &tenant, "live", &["--rpm", "100000"]);
+    let test = cli_key(&cluster.db, &tenant, "test", &["--rpm", "100000"]);
+    let other_key = cli_key(&cluster.db, &other, "live", &["--rpm", "100000"]);
     let http = reqwest::Client::new();
     // A pending session created through instance 0, readable by the app through 2.
     let (session, request_id) = create_session(&http, &cluster.base(0), &test, b"deed").await;
@@ -314,7 +315,11 @@ async fn a_tenant_disabled_through_the_cli_is_refused_by_every_instance_and_let_
         // Every instance has the keys cached (a second request is a cache hit).
         for i in 0..3 {
             for key in [&live, &test, &live, &test] {
-                assert_eq!(curl_validate(&cluster.base(i), key).1, "200", "cycle {cycle}");
+                assert_eq!(
+                    curl_validate(&cluster.base(i), key).1,
+                    "200",
+                    "cycle {cycle}"
+                );
             }
         }
         cli(&cluster.db, &["tenant", "disable", &tenant]);
@@ -322,7 +327,10 @@ async fn a_tenant_disabled_through_the_cli_is_refused_by_every_instance_and_let_
             for key in [&live, &test] {
                 let (body, _) = curl_validate_after_change(&cluster.base(i), key, "401");
                 let body: Value = serde_json::from_str(&body).unwrap();
-                assert_eq!(body["error"]["code"], "SS_API_KEY_INVALID", "instance {i}: {body}");
+                assert_eq!(
+                    body["error"]["code"], "SS_API_KEY_INVALID",
+                    "instance {i}: {body}"
+                );
                 assert_eq!(
                     body["error"]["message"], "the API key's tenant is disabled",
                     "instance {i}: {body}"
@@ -332,8 +340,10 @@ async fn a_tenant_disabled_through_the_cli_is_refused_by_every_instance_and_let_
             let create = http
                 .post(format!("{}/v1/auth/session", cluster.base(i)))
                 .bearer_auth(&test)
-                .json(&json!({"origin": LOCAL, "documents": [{"id": "d", "name": "d.pdf",
-                    "digestAlgorithm": "SHA-256", "digest": b64(&sha256(b"d"))}]}))
+                .json(
+                    &json!({"origin": LOCAL, "documents": [{"id": "d", "name": "d.pdf",
+                    "digestAlgorithm": "SHA-256", "digest": b64(&sha256(b"d"))}]}),
+                )
                 .send()
                 .await
                 .unwrap();

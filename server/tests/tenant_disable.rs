@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use common::{
     b64, cli, cli_full, cli_key, cli_tenant, curl_validate, curl_validate_after_change,
-    database_args, documents_json, execute_sql, sha256, BinaryServer, Fixture, Reply,
-    Signer, PORTAL,
+    database_args, documents_json, execute_sql, sha256, BinaryServer, Fixture, Reply, Signer,
+    PORTAL,
 };
 use securesign_server::api_key::KeyMode;
 use securesign_server::clock::format_rfc3339;
-use securesign_server::Clock;
 use securesign_server::store::{FinishOutcome, SessionRecord, StoreError};
+use securesign_server::Clock;
 use serde_json::{json, Value};
 
 /// The spec's answer to a key of a disabled tenant, exactly.
@@ -48,8 +48,7 @@ fn session_body() -> Value {
 }
 
 #[tokio::test]
-async fn a_disabled_tenants_keys_are_refused_on_every_portal_route_and_let_in_again_once_enabled()
-{
+async fn a_disabled_tenants_keys_are_refused_on_every_portal_route_and_let_in_again_once_enabled() {
     let f = Fixture::start().await;
     let admin = f.admin();
     // Another tenant, untouched by the disable.
@@ -76,7 +75,10 @@ async fn a_disabled_tenants_keys_are_refused_on_every_portal_route_and_let_in_ag
 
     for key in [&f.live_key, &f.test_key] {
         assert_tenant_disabled(&f.validate(key, PORTAL).await);
-        assert_tenant_disabled(&f.post_bearer("/v1/auth/session", key, &session_body()).await);
+        assert_tenant_disabled(
+            &f.post_bearer("/v1/auth/session", key, &session_body())
+                .await,
+        );
         assert_tenant_disabled(
             &f.get_bearer(&format!("/v1/auth/session/{session_id}"), key)
                 .await,
@@ -121,7 +123,11 @@ async fn unknown_tenants_are_neither_disabled_nor_enabled() {
     let admin = f.admin();
     for err in [
         admin.disable_tenant("org_nosuchtenant").await.unwrap_err(),
-        admin.enable_tenant("org_nosuchtenant").await.map(|_| ()).unwrap_err(),
+        admin
+            .enable_tenant("org_nosuchtenant")
+            .await
+            .map(|_| ())
+            .unwrap_err(),
     ] {
         assert_eq!(err.to_string(), "no tenant org_nosuchtenant");
     }
@@ -196,7 +202,10 @@ async fn a_disabled_tenants_pending_sessions_expire_for_the_app_and_stay_expired
         .get_bearer(&format!("/v1/auth/session/{session_id}"), &f.live_key)
         .await;
     assert_eq!(status.body["status"], "expired", "{}", status.body);
-    assert_eq!(status.body["expiresAt"], format_rfc3339(disabled.disabled_at));
+    assert_eq!(
+        status.body["expiresAt"],
+        format_rfc3339(disabled.disabled_at)
+    );
     let done = f
         .get_bearer(&format!("/v1/auth/session/{done_id}"), &f.live_key)
         .await;
@@ -264,7 +273,11 @@ async fn a_request_that_passed_a_stale_key_cache_writes_nothing_for_a_disabled_t
         .unwrap()
         .is_none());
     // Nothing of the first session moved either.
-    let pending = store.session_by_request(&request_id).await.unwrap().unwrap();
+    let pending = store
+        .session_by_request(&request_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(pending.status, "pending");
     // The same insert for an enabled tenant goes in.
     execute_sql(
@@ -305,7 +318,10 @@ fn tenant_disable_and_enable_through_the_cli_reach_a_running_server_and_show_in_
 
     let (stdout, stderr) = cli_full(&db, &["tenant", "disable", &tenant]);
     assert!(stdout.starts_with("disabled since "), "{stdout}");
-    assert!(stderr.contains("disabled: its API keys are refused"), "{stderr}");
+    assert!(
+        stderr.contains("disabled: its API keys are refused"),
+        "{stderr}"
+    );
     let (body, _) = curl_validate_after_change(&base, &key, "401");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"]["code"], "SS_API_KEY_INVALID", "{body}");
