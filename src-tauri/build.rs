@@ -24,6 +24,14 @@ const COMMANDS: &[&str] = &[
 ];
 
 fn main() {
+    // The app's test binaries link the server (a dev-dependency) and with it sqlx's bundled
+    // SQLite, and GTK's link flags add `--export-dynamic`: exported, those `sqlite3_*`
+    // symbols would take the place of the system libsqlite3's own inside it when a PKCS#11
+    // module loads that library (kryoptic: `C_Initialize` jumped to address 0). Symbols of
+    // static archives (every rlib) stay inside the test binaries. The app has no SQLite.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-link-arg-tests=-Wl,--exclude-libs,ALL");
+    }
     let attributes = tauri_build::Attributes::new()
         .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
     if let Err(err) = tauri_build::try_build(attributes) {

@@ -91,6 +91,21 @@ fn discovery_lists_the_token_then_its_certificates_to_pick_from() {
     assert_eq!(code(&err), "SS_BAD_REQUEST", "{err}");
 }
 
+/// kryoptic loads the system libsqlite3 while this binary links the server's bundled
+/// SQLite: its `C_Initialize` jumped to address 0 (SIGSEGV) until build.rs kept the app's
+/// test binaries from exporting their archives' symbols (see `opensc_app`).
+#[test]
+fn kryoptic_opens_in_the_app_test_binary() {
+    let token = lab(Module::Kryoptic);
+    let app = TestApp::start(&settings_for("http://127.0.0.1:9", &token), desktop());
+    let status = app.invoke("pin_status", json!({})).unwrap();
+    assert_eq!(status["label"], token.label(), "{status}");
+    assert_eq!(
+        status["pin"]["retries"]["indicator"], "more_than_one",
+        "{status}"
+    );
+}
+
 /// Tries left as the card itself reports them (a fresh PC/SC connection, an empty VERIFY:
 /// no try spent); `u8::MAX` while the PIN is verified (the card gives no count then).
 fn card_tries(lab: &PivLab) -> u8 {
@@ -108,13 +123,13 @@ fn card_tries(lab: &PivLab) -> u8 {
 /// OpenSC's PKCS#11 module over the virtual PIV card (FINAL_TRY after two failures, the
 /// lab's OPENSC_CONF asks for `set_pin_in_unlogged_session`), as the product opens it.
 ///
-/// Not kryoptic (FINAL_TRY at the 9th failure): it crashes (SIGSEGV) in this test binary.
-/// The binary links the server, whose sqlx carries a bundled SQLite, and GTK's link flags
-/// (`-Wl,--export-dynamic`) export its `sqlite3_*` symbols; kryoptic loads the system
-/// libsqlite3, whose own internal calls (`sqlite3_initialize`) then bind to the bundled
-/// copy, so the system library's mutex methods stay NULL and `sqlite3_mutex_alloc` jumps to
-/// 0 from rusqlite's `open_with_flags` in `C_Initialize`. The app binary has no SQLite:
-/// the real app loads kryoptic fine (tests/e2e, kryoptic group).
+/// (kryoptic, FINAL_TRY at the 9th failure, used to crash with SIGSEGV in this binary: it
+/// links the server, whose sqlx carries a bundled SQLite, and GTK's link flags
+/// (`-Wl,--export-dynamic`) exported its `sqlite3_*` symbols; kryoptic loads the system
+/// libsqlite3, whose own internal calls (`sqlite3_initialize`) then bound to the bundled
+/// copy, so the system library's mutex methods stayed NULL and `sqlite3_mutex_alloc`
+/// jumped to 0 from rusqlite's `open_with_flags` in `C_Initialize`. build.rs now keeps the
+/// test binaries' archive symbols unexported. The app binary has no SQLite.)
 fn opensc_app(server: &Server) -> TestApp {
     let settings = Settings {
         api_base_url: server.base.clone(),
