@@ -1,8 +1,8 @@
 //! Settings' token discovery through real IPC on the mock runtime: the lab's SoftHSM2
 //! token is found (by the vendor table / p11-kit, named), its certificates are listed to
 //! pick from, and nothing logs in or spends a try.
-//! PIN change at the final try and PUK unblock on OpenSC over the virtual PIV card. One test
-//! per process (nextest).
+//! PIN change at the final try and PUK unblock on OpenSC over the virtual PIV card, and the
+//! PIN change at kryoptic's final try. One test per process (nextest).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -104,6 +104,47 @@ fn kryoptic_opens_in_the_app_test_binary() {
         status["pin"]["retries"]["indicator"], "more_than_one",
         "{status}"
     );
+}
+
+/// kryoptic's PIN change at the final try (FINAL_TRY after 9 failures): an unconfirmed
+/// change with a wrong current PIN is refused before the token (had it been sent, the PIN
+/// would be locked now), the confirmed one changes it, and kryoptic's own flags say more
+/// than one try again.
+#[test]
+fn kryoptic_changes_the_pin_at_the_final_try_only_when_confirmed() {
+    let token = lab(Module::Kryoptic);
+    let app = TestApp::start(&settings_for("http://127.0.0.1:9", &token), desktop());
+    let wrong = "1".repeat(token.user_pin().len());
+    let indicator = |app: &TestApp| {
+        let status = app.invoke("pin_status", json!({})).unwrap();
+        status["pin"]["retries"]["indicator"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for _ in 0..9 {
+        let err = app
+            .invoke("verify_pin", json!({ "pin": wrong }))
+            .unwrap_err();
+        assert_eq!(code(&err), "SS_PIN_INVALID", "{err}");
+    }
+    assert_eq!(indicator(&app), "final_try");
+    let err = app
+        .invoke(
+            "change_pin",
+            json!({ "oldPin": wrong, "newPin": "13571357" }),
+        )
+        .unwrap_err();
+    assert_eq!(code(&err), "SS_PIN_FINAL_TRY", "{err}");
+    assert_eq!(indicator(&app), "final_try", "nothing reached the token");
+    app.invoke(
+        "change_pin",
+        json!({ "oldPin": token.user_pin(), "newPin": "13571357", "confirmFinalTry": true }),
+    )
+    .unwrap();
+    assert_eq!(indicator(&app), "more_than_one");
+    app.invoke("verify_pin", json!({ "pin": "13571357" }))
+        .unwrap();
 }
 
 /// Tries left as the card itself reports them (a fresh PC/SC connection, an empty VERIFY:
