@@ -216,13 +216,8 @@ impl Pkcs11Module {
     /// The user PIN's status from the token flags of `slot`, minus what a counter reset
     /// this process saw makes stale (see `counter.rs`).
     fn user_pin_state(&self, slot: Slot, info: &cryptoki::slot::TokenInfo) -> PinState {
-        let reported = retry_words(
-            info.user_pin_locked(),
-            info.user_pin_final_try(),
-            info.user_pin_count_low(),
-        );
         let serial = info.serial_number().trim_end();
-        pin_state_of(self.resets.judge(slot.id(), serial, reported))
+        pin_state_of(self.resets.judge(slot.id(), serial, user_pin_words(info)))
     }
 
     fn select(&self, selector: &TokenSelector) -> Result<Slot> {
@@ -326,6 +321,15 @@ fn pin_state_of(indicator: RetryIndicator) -> PinState {
         status,
         retries: Retries::flagged(indicator),
     }
+}
+
+/// The user PIN's tries in words, as the module's flags say them.
+fn user_pin_words(info: &cryptoki::slot::TokenInfo) -> RetryIndicator {
+    retry_words(
+        info.user_pin_locked(),
+        info.user_pin_final_try(),
+        info.user_pin_count_low(),
+    )
 }
 
 fn so_pin_retries(info: &cryptoki::slot::TokenInfo) -> Retries {
@@ -472,12 +476,8 @@ impl Pkcs11Backend {
         // The operation succeeded whatever this read says; a failing read leaves the
         // module's flags as they are, and the next read reports that failure.
         if let Ok(info) = self.module.ctx.get_token_info(self.slot) {
-            let after = retry_words(
-                info.user_pin_locked(),
-                info.user_pin_final_try(),
-                info.user_pin_count_low(),
-            );
             let serial = info.serial_number().trim_end();
+            let after = user_pin_words(&info);
             self.module.resets.succeeded(self.slot.id(), serial, after);
         }
     }
