@@ -265,12 +265,14 @@ enum TenantCommand {
     /// its next request on, and its pending sessions expire. `tenant enable` undoes it.
     Disable {
         /// Tenant id (`org_…`).
+        #[arg(long)]
         tenant: String,
     },
     /// Enable a disabled tenant: its API keys work again (sessions expired by the
     /// disable stay expired).
     Enable {
         /// Tenant id (`org_…`).
+        #[arg(long)]
         tenant: String,
     },
     /// Accept only signers of these India PKI classes (class1, class2, class3,

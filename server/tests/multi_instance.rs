@@ -322,7 +322,7 @@ async fn a_tenant_disabled_through_the_cli_is_refused_by_every_instance_and_let_
                 );
             }
         }
-        cli(&cluster.db, &["tenant", "disable", &tenant]);
+        cli(&cluster.db, &["tenant", "disable", "--tenant", &tenant]);
         for i in 0..3 {
             for key in [&live, &test] {
                 let (body, _) = curl_validate_after_change(&cluster.base(i), key, "401");
@@ -369,7 +369,7 @@ async fn a_tenant_disabled_through_the_cli_is_refused_by_every_instance_and_let_
             assert_eq!(body["error"]["code"], "SS_SESSION_EXPIRED", "{body}");
         }
 
-        cli(&cluster.db, &["tenant", "enable", &tenant]);
+        cli(&cluster.db, &["tenant", "enable", "--tenant", &tenant]);
         for i in 0..3 {
             for key in [&live, &test] {
                 curl_validate_after_change(&cluster.base(i), key, "200");

@@ -316,7 +316,7 @@ fn tenant_disable_and_enable_through_the_cli_reach_a_running_server_and_show_in_
     let line = listed.lines().find(|l| l.starts_with(&tenant)).unwrap();
     assert_eq!(line.split('\t').nth(2), Some("active"), "{listed}");
 
-    let (stdout, stderr) = cli_full(&db, &["tenant", "disable", &tenant]);
+    let (stdout, stderr) = cli_full(&db, &["tenant", "disable", "--tenant", &tenant]);
     assert!(stdout.starts_with("disabled since "), "{stdout}");
     assert!(
         stderr.contains("disabled: its API keys are refused"),
@@ -334,29 +334,29 @@ fn tenant_disable_and_enable_through_the_cli_reach_a_running_server_and_show_in_
     let state = line.split('\t').nth(2).unwrap();
     assert_eq!(state, stdout.trim(), "{listed}");
     // Again: succeeds, says so, keeps the time.
-    let (again, stderr) = cli_full(&db, &["tenant", "disable", &tenant]);
+    let (again, stderr) = cli_full(&db, &["tenant", "disable", "--tenant", &tenant]);
     assert_eq!(again, stdout);
     assert!(stderr.contains("was already disabled"), "{stderr}");
 
-    let (stdout, _) = cli_full(&db, &["tenant", "enable", &tenant]);
+    let (stdout, _) = cli_full(&db, &["tenant", "enable", "--tenant", &tenant]);
     assert_eq!(stdout.trim(), "active");
     curl_validate_after_change(&base, &key, "200");
     let listed = cli(&db, &["tenant", "list"]);
     let line = listed.lines().find(|l| l.starts_with(&tenant)).unwrap();
     assert_eq!(line.split('\t').nth(2), Some("active"), "{listed}");
-    let (_, stderr) = cli_full(&db, &["tenant", "enable", &tenant]);
+    let (_, stderr) = cli_full(&db, &["tenant", "enable", "--tenant", &tenant]);
     assert!(stderr.contains("was not disabled"), "{stderr}");
 
     // Unknown tenant, or none named: a clear error and a nonzero exit, nothing changed.
     for command in ["disable", "enable"] {
-        let out = run_cli(&db, &["tenant", command, "org_nosuchtenant"]);
+        let out = run_cli(&db, &["tenant", command, "--tenant", "org_nosuchtenant"]);
         assert!(!out.status.success(), "{command}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("no tenant org_nosuchtenant"), "{stderr}");
         let out = run_cli(&db, &["tenant", command]);
         assert_eq!(out.status.code(), Some(2), "{command}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("<TENANT>"), "{stderr}");
+        assert!(stderr.contains("--tenant <TENANT>"), "{stderr}");
     }
     assert_eq!(curl_validate(&base, &key).1, "200");
     server.stop();
