@@ -702,3 +702,39 @@ async fn an_admin_neither_sees_nor_changes_another_tenants_anything() {
     assert_eq!(redeliver.status, 303, "{}", redeliver.body);
     f.stop().await;
 }
+
+#[tokio::test]
+async fn a_disabled_tenants_admins_are_told_on_every_page_until_it_is_enabled() {
+    let f = fixture_with_admin().await;
+    let mut user = ConsoleUser::signed_in(&f.base, ADMIN_A).await;
+    let pages = [
+        "/admin/keys",
+        "/admin/origins",
+        "/admin/sessions",
+        "/admin/callbacks",
+        "/admin/usage",
+    ];
+    for page in pages {
+        let shown = user.get(page).await;
+        assert_eq!(shown.status, 200, "{page}");
+        assert!(!shown.body.contains("tenant-disabled"), "{page}");
+    }
+
+    f.admin().disable_tenant(&f.tenant_id).await.unwrap();
+    for page in pages {
+        let shown = user.get(page).await;
+        assert_eq!(shown.status, 200, "{page}");
+        assert!(
+            shown.body.contains("This tenant is disabled since"),
+            "{page}: {}",
+            shown.body
+        );
+    }
+
+    f.admin().enable_tenant(&f.tenant_id).await.unwrap();
+    assert!(!user
+        .get("/admin/keys")
+        .await
+        .body
+        .contains("tenant-disabled"));
+}

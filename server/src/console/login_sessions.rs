@@ -42,6 +42,9 @@ pub struct SignedIn {
     pub tenant_id: String,
     /// The tenant's display name.
     pub tenant_name: String,
+    /// Since when the tenant is disabled (Unix seconds; `tenant disable`), if it is: its
+    /// keys are refused and its sessions expired, which the console says on every page.
+    pub tenant_disabled_at: Option<i64>,
     /// The admin's address.
     pub email: String,
     /// The token every form of this session carries.
@@ -85,14 +88,15 @@ pub async fn resume(
     let now = clock.now_unix();
     let found: Option<SignedIn> = with_pool!(store.pool()?, |p| {
         sqlx::query_as(
-        "SELECT s.account_id, a.tenant_id, t.display_name AS tenant_name, a.email, s.csrf_token, \
+            "SELECT s.account_id, a.tenant_id, t.display_name AS tenant_name, \
+         t.disabled_at AS tenant_disabled_at, a.email, s.csrf_token, \
          s.created_at, s.last_seen_at FROM console_sessions s \
          JOIN console_accounts a ON a.id = s.account_id JOIN tenants t ON t.id = a.tenant_id \
          WHERE s.id_hash = $1",
-    )
-    .bind(&hash)
-    .fetch_optional(&p)
-    .await?
+        )
+        .bind(&hash)
+        .fetch_optional(&p)
+        .await?
     });
     let Some(session) = found else {
         return Ok(None);

@@ -125,6 +125,7 @@ impl CurrentAdmin {
             email: self.0.email.clone(),
             tenant_name: self.0.tenant_name.clone(),
             tenant_id: self.0.tenant_id.clone(),
+            tenant_disabled_since: self.0.tenant_disabled_at.map(when),
             csrf: self.0.csrf_token.clone(),
         })
     }
@@ -140,6 +141,8 @@ pub(crate) struct Nav {
     email: String,
     tenant_name: String,
     tenant_id: String,
+    /// Set while the tenant is disabled: every page says so.
+    tenant_disabled_since: Option<String>,
     csrf: String,
 }
 
