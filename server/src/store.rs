@@ -823,29 +823,34 @@ impl Store {
         session: &SessionRecord,
         documents: &[DocumentRecord],
     ) -> Result<(), StoreError> {
+        // PostgreSQL: the tenant row is share-locked, so an insert that overlaps a disable
+        // waits for its commit and then sees the tenant disabled (without the lock it went
+        // in as a pending session the disable never expired). SQLite has one writer.
+        let lock = if self.is_postgres() { " FOR SHARE" } else { "" };
+        let sql = format!(
+            "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, \
+             created_at, expires_at, signature_format, key_mode, signer_requirement, request_id_hashed) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1 \
+             WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $3 AND disabled_at IS NULL{lock})"
+        );
         with_pool!(self.db()?, |p| {
             let mut tx = p.begin().await?;
-            let inserted = sqlx::query(
-                "INSERT INTO sessions (id, request_id, tenant_id, key_id, origin, callback_url, status, \
-                 created_at, expires_at, signature_format, key_mode, signer_requirement, request_id_hashed) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1 \
-                 WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE id = $3 AND disabled_at IS NOT NULL)",
-            )
-            .bind(&session.id)
-            .bind(request_ids::stored_form(&session.request_id))
-            .bind(&session.tenant_id)
-            .bind(&session.key_id)
-            .bind(&session.origin)
-            .bind(&session.callback_url)
-            .bind(&session.status)
-            .bind(session.created_at)
-            .bind(session.expires_at)
-            .bind(&session.signature_format)
-            .bind(&session.key_mode)
-            .bind(&session.signer_requirement)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let inserted = sqlx::query(&sql)
+                .bind(&session.id)
+                .bind(request_ids::stored_form(&session.request_id))
+                .bind(&session.tenant_id)
+                .bind(&session.key_id)
+                .bind(&session.origin)
+                .bind(&session.callback_url)
+                .bind(&session.status)
+                .bind(session.created_at)
+                .bind(session.expires_at)
+                .bind(&session.signature_format)
+                .bind(&session.key_mode)
+                .bind(&session.signer_requirement)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if inserted != 1 {
                 return Err(StoreError::TenantDisabled);
             }

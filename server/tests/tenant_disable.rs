@@ -293,6 +293,100 @@ async fn a_request_that_passed_a_stale_key_cache_writes_nothing_for_a_disabled_t
     f.stop().await;
 }
 
+/// The race a single statement's check leaves on PostgreSQL: a portal's session insert
+/// running while a disable is committing. The disable's transaction is opened by hand and
+/// held; the insert must wait for it, then see the tenant disabled and write nothing (it
+/// used to go in as a pending session the disable never expired). SQLite serialises
+/// writers, so the race cannot happen there.
+#[tokio::test]
+async fn a_session_inserted_while_a_disable_commits_waits_for_it_and_is_not_written() {
+    if !common::is_postgres() {
+        eprintln!("skipped on SQLite: one writer at a time, an insert cannot overlap a disable");
+        return;
+    }
+    use sqlx::Connection as _;
+    let f = Fixture::start().await;
+    let now = f.clock.now_unix();
+    let url = common::database::postgres_url(&f.db_path);
+    let mut disabling = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = disabling.begin().await.unwrap();
+    sqlx::query("UPDATE tenants SET disabled_at = $2 WHERE id = $1")
+        .bind(&f.tenant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+
+    let record = SessionRecord {
+        id: "sess_whiledisablingwhiledis".to_owned(),
+        request_id: "W".repeat(32),
+        tenant_id: f.tenant_id.clone(),
+        key_id: f.live_key_id.clone(),
+        origin: PORTAL.to_owned(),
+        callback_url: None,
+        status: "pending".to_owned(),
+        created_at: now,
+        expires_at: now + 300,
+        finished_at: None,
+        signer_certificate: None,
+        signature_algorithm: None,
+        signature_format: "raw".to_owned(),
+        key_mode: "live".to_owned(),
+        signer_requirement: None,
+        signer_evidence: None,
+    };
+    let store = f.store.clone();
+    let inserting = tokio::spawn({
+        let record = record.clone();
+        async move { store.insert_session(&record, &[]).await }
+    });
+    // The insert waits on the tenant row the disable holds (seen in pg_stat_activity).
+    let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            !inserting.is_finished(),
+            "the insert did not wait for the disable: {:?}",
+            inserting.await.unwrap()
+        );
+        assert!(std::time::Instant::now() < deadline, "no insert waiting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The rest of the disable: pending sessions expire; commit.
+    sqlx::query(
+        "UPDATE sessions SET expires_at = $2 \
+         WHERE tenant_id = $1 AND status = 'pending' AND expires_at > $2",
+    )
+    .bind(&f.tenant_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    assert!(matches!(
+        inserting.await.unwrap(),
+        Err(StoreError::TenantDisabled)
+    ));
+    assert!(f
+        .store
+        .session_by_request(&record.request_id)
+        .await
+        .unwrap()
+        .is_none());
+    f.stop().await;
+}
+
 fn run_cli(db: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_securesign-server"))
         .args(database_args(db))
