@@ -187,6 +187,18 @@ fn run(tok: &LabToken, args: &[&str], stdin: &str) -> Output {
     )
 }
 
+/// The shell command line of `securesign sign --request` for a created session, with the
+/// RSA key, for [`on_terminal`].
+fn sign_command(tok: &LabToken, created: &Value, server: &Server, extra: &str) -> String {
+    format!(
+        "'{}' --module '{}' sign --request '{}' --api '{}' --key signer-rsa {extra}",
+        env!("CARGO_BIN_EXE_securesign"),
+        tok.module_path().display(),
+        created["deepLink"].as_str().unwrap(),
+        server.base,
+    )
+}
+
 /// Runs `command` on a terminal of its own (`script` makes a pseudo-terminal) and types
 /// each answer once its prompt is on screen (the PIN at the no-echo prompt): the exit code
 /// and everything the terminal showed.
@@ -442,13 +454,7 @@ fn the_terminal_confirms_or_declines_and_a_decline_leaves_the_request_open() {
     let dir = tempfile::tempdir().unwrap();
     let created = server.create_session(&documents(dir.path(), 1), "raw", None);
     let session_id = created["sessionId"].as_str().unwrap();
-    let command = format!(
-        "'{}' --module '{}' sign --request '{}' --api '{}' --key signer-rsa",
-        env!("CARGO_BIN_EXE_securesign"),
-        tok.module_path().display(),
-        created["deepLink"].as_str().unwrap(),
-        server.base,
-    );
+    let command = sign_command(&tok, &created, &server, "");
     let on_terminal = |answers: &[(&str, &str)]| on_terminal(&tok, &command, answers);
 
     let (code, text) = on_terminal(&[("[y/N] ", "n\n")]);
@@ -485,13 +491,7 @@ fn ctrl_c_mid_request_posts_nothing_and_leaves_the_request_to_sign_again() {
     let created = server.create_session(&files, "cms", None);
     let session_id = created["sessionId"].as_str().unwrap();
     let before = pin_state(&tok);
-    let command = format!(
-        "'{}' --module '{}' sign --request '{}' --api '{}' --key signer-rsa --yes",
-        env!("CARGO_BIN_EXE_securesign"),
-        tok.module_path().display(),
-        created["deepLink"].as_str().unwrap(),
-        server.base,
-    );
+    let command = sign_command(&tok, &created, &server, "--yes");
 
     // Ctrl-C typed on the terminal once the fifth document is being signed: the terminal
     // sends SIGINT to the program, as a person's Ctrl-C does.

@@ -47,6 +47,29 @@ fn session_body() -> Value {
     json!({"origin": PORTAL, "documents": documents_json(&[sha256(b"deed")])})
 }
 
+/// A pending raw session of the fixture's tenant and live key, as a portal's create
+/// would insert it (requestId: 32 times `fill`).
+fn pending_session(f: &Fixture, id: &str, fill: char, now: i64) -> SessionRecord {
+    SessionRecord {
+        id: id.to_owned(),
+        request_id: fill.to_string().repeat(32),
+        tenant_id: f.tenant_id.clone(),
+        key_id: f.live_key_id.clone(),
+        origin: PORTAL.to_owned(),
+        callback_url: None,
+        status: "pending".to_owned(),
+        created_at: now,
+        expires_at: now + 300,
+        finished_at: None,
+        signer_certificate: None,
+        signature_algorithm: None,
+        signature_format: "raw".to_owned(),
+        key_mode: "live".to_owned(),
+        signer_requirement: None,
+        signer_evidence: None,
+    }
+}
+
 #[tokio::test]
 async fn a_disabled_tenants_keys_are_refused_on_every_portal_route_and_let_in_again_once_enabled() {
     let f = Fixture::start().await;
@@ -245,24 +268,7 @@ async fn a_request_that_passed_a_stale_key_cache_writes_nothing_for_a_disabled_t
     assert_eq!(completed, FinishOutcome::NotPending);
     let cancelled = store.cancel_session(&session_id, now, None).await.unwrap();
     assert_eq!(cancelled, FinishOutcome::NotPending);
-    let record = SessionRecord {
-        id: "sess_raceraceraceracerace".to_owned(),
-        request_id: "R".repeat(32),
-        tenant_id: f.tenant_id.clone(),
-        key_id: f.live_key_id.clone(),
-        origin: PORTAL.to_owned(),
-        callback_url: None,
-        status: "pending".to_owned(),
-        created_at: now,
-        expires_at: now + 300,
-        finished_at: None,
-        signer_certificate: None,
-        signature_algorithm: None,
-        signature_format: "raw".to_owned(),
-        key_mode: "live".to_owned(),
-        signer_requirement: None,
-        signer_evidence: None,
-    };
+    let record = pending_session(&f, "sess_raceraceraceracerace", 'R', now);
     assert!(matches!(
         store.insert_session(&record, &[]).await,
         Err(StoreError::TenantDisabled)
@@ -317,24 +323,7 @@ async fn a_session_inserted_while_a_disable_commits_waits_for_it_and_is_not_writ
         .await
         .unwrap();
 
-    let record = SessionRecord {
-        id: "sess_whiledisablingwhiledis".to_owned(),
-        request_id: "W".repeat(32),
-        tenant_id: f.tenant_id.clone(),
-        key_id: f.live_key_id.clone(),
-        origin: PORTAL.to_owned(),
-        callback_url: None,
-        status: "pending".to_owned(),
-        created_at: now,
-        expires_at: now + 300,
-        finished_at: None,
-        signer_certificate: None,
-        signature_algorithm: None,
-        signature_format: "raw".to_owned(),
-        key_mode: "live".to_owned(),
-        signer_requirement: None,
-        signer_evidence: None,
-    };
+    let record = pending_session(&f, "sess_whiledisablingwhiledis", 'W', now);
     let store = f.store.clone();
     let inserting = tokio::spawn({
         let record = record.clone();
