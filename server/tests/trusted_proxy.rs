@@ -78,27 +78,11 @@ async fn behind_a_trusted_balancer_each_client_address_has_its_own_budget_and_sp
     balancer.wait_until_serving();
     let lb = balancer.base();
 
-    // Two clients through the balancer: each gets the whole budget (without the trusted
-    // proxy both would be 127.0.0.1, and the second would be refused at once).
-    let a = client_from("127.0.0.2");
-    assert_eq!(
-        app_requests(&a, &lb, RPM + 1, None).await,
-        budget_then_refused()
-    );
-    let b = client_from("127.0.0.3");
-    assert_eq!(
-        app_requests(&b, &lb, RPM + 1, None).await,
-        budget_then_refused()
-    );
-
-    // A client through the balancer naming a new address in each request's own
-    // X-Forwarded-For: the balancer appends 127.0.0.4, the rightmost untrusted entry.
-    let spoofer = client_from("127.0.0.4");
-    let fresh_address = |i: usize| format!("198.51.100.{}", i + 1);
-    assert_eq!(
-        app_requests(&spoofer, &lb, RPM + 1, Some(&fresh_address)).await,
-        budget_then_refused()
-    );
+    // Two clients through the balancer each get the whole budget (without the trusted
+    // proxy both would be 127.0.0.1, and the second would be refused at once); a third
+    // naming a new address in each request's own X-Forwarded-For gains nothing (the
+    // balancer appends 127.0.0.4, the rightmost untrusted entry).
+    let a = each_client_gets_its_budget_and_spoofing_gains_nothing(&lb).await;
     // The same straight to the server: 127.0.0.5 is no trusted proxy, so its header is
     // not read at all (not even one naming the balancer's address).
     let direct = client_from("127.0.0.5");
@@ -140,24 +124,32 @@ async fn behind_a_balancer_speaking_the_proxy_protocol_each_client_has_its_own_b
     balancer.wait_until_serving();
     let lb = balancer.base();
 
+    // The client address comes from the PROXY header the balancer writes, not from
+    // anything a client sends.
+    each_client_gets_its_budget_and_spoofing_gains_nothing(&lb).await;
+}
+
+/// Through the balancer at `lb`: 127.0.0.2 and 127.0.0.3 each get [`RPM`] answers, then
+/// 429; 127.0.0.4, sending a new X-Forwarded-For address in each request, the same. The
+/// first client, for more requests.
+async fn each_client_gets_its_budget_and_spoofing_gains_nothing(lb: &str) -> reqwest::Client {
     let a = client_from("127.0.0.2");
     assert_eq!(
-        app_requests(&a, &lb, RPM + 1, None).await,
+        app_requests(&a, lb, RPM + 1, None).await,
         budget_then_refused()
     );
     let b = client_from("127.0.0.3");
     assert_eq!(
-        app_requests(&b, &lb, RPM + 1, None).await,
+        app_requests(&b, lb, RPM + 1, None).await,
         budget_then_refused()
     );
-    // The header comes from the balancer, not the client: X-Forwarded-For changes
-    // nothing.
     let spoofer = client_from("127.0.0.4");
     let fresh_address = |i: usize| format!("198.51.100.{}", i + 1);
     assert_eq!(
-        app_requests(&spoofer, &lb, RPM + 1, Some(&fresh_address)).await,
+        app_requests(&spoofer, lb, RPM + 1, Some(&fresh_address)).await,
         budget_then_refused()
     );
+    a
 }
 
 /// A raw connection to `server` from `local`, starting with `prefix` (a PROXY protocol
