@@ -4,10 +4,11 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+use axum::body::Body;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -293,14 +294,14 @@ pub async fn validate(
         tracing::error!(error = %err, "cannot serialise the validate answer");
         ApiError::new(ErrorCode::Internal, "internal error")
     })?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(JSON_CONTENT_TYPE),
-        )],
-        answer,
-    )
-        .into_response())
+    // The response built directly: `(headers, Bytes).into_response()` would first set
+    // `Content-Type: application/octet-stream` for the `Bytes`, then replace it.
+    let mut response = Response::new(Body::from(answer));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
+    Ok(response)
 }
 
 const JSON_CONTENT_TYPE: &str = "application/json";
