@@ -49,7 +49,14 @@ impl JsonBody {
     /// Parses the body into `T`, which may borrow from it. Errors are the same
     /// `SS_BAD_REQUEST` answers as [`ApiJson`]'s (without a field path prefix).
     pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.0).map_err(|err| {
+        // One UTF-8 check of the whole body, rather than one per string that parsing
+        // from bytes makes; a body that is not UTF-8 is parsed from bytes all the same,
+        // so that serde_json words the error (and where it is) as before.
+        let parsed = match std::str::from_utf8(&self.0) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(&self.0),
+        };
+        parsed.map_err(|err| {
             let what = match err.classify() {
                 serde_json::error::Category::Data => {
                     "Failed to deserialize the JSON body into the target type"
@@ -231,6 +238,31 @@ mod tests {
         let parsed: Borrowing<'_> = escaped.parse().unwrap();
         assert_eq!(parsed.text, "https://a.example");
         assert!(matches!(parsed.text, Cow::Owned(_)));
+    }
+
+    #[test]
+    fn parse_errors_are_worded_as_when_parsed_from_bytes() {
+        let bodies: [&[u8]; 6] = [
+            b"{\"text\":\"caf\xe9\"}",
+            b"{\"te\xffxt\":\"a\"}",
+            b"{\"text\":\"a\"}\xff",
+            br#"{"text":"a""#,
+            br#"{"text":"a","other":1}"#,
+            br#"{"text":1}"#,
+        ];
+        for body in bodies {
+            let err = JsonBody(Bytes::from_static(body))
+                .parse::<Borrowing<'_>>()
+                .err()
+                .unwrap();
+            let from_bytes = serde_json::from_slice::<Borrowing<'_>>(body).err().unwrap();
+            assert_eq!(err.code(), securesign_core::ErrorCode::BadRequest);
+            assert!(
+                err.message().ends_with(&format!(": {from_bytes}")),
+                "{body:?}: {} vs {from_bytes}",
+                err.message()
+            );
+        }
     }
 
     /// A body in the given chunks, of unknown length (like a chunked upload).
