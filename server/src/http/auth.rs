@@ -436,15 +436,9 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
             .map_err(|_| ApiError::key_invalid("malformed API key"))
     };
     let bearer = match single(&header::AUTHORIZATION)? {
-        Some(value) => {
-            let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(ApiError::key_invalid(
-                    "the Authorization header must use the Bearer scheme",
-                ));
-            }
-            Some(token.trim_ascii())
-        }
+        Some(value) => Some(bearer_token(value).ok_or_else(|| {
+            ApiError::key_invalid("the Authorization header must use the Bearer scheme")
+        })?),
         None => None,
     };
     let custom = single(&API_KEY)?;
@@ -457,6 +451,16 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
             "missing API key: send Authorization: Bearer <key> or X-SecureSign-Api-Key",
         )),
     }
+}
+
+/// The token of an `Authorization` value whose scheme is `Bearer` (any case): what
+/// follows the scheme's space, trimmed (empty without one). `None` for another scheme.
+fn bearer_token(value: &str) -> Option<&str> {
+    // Compared in place rather than split at the first space: `value` is visible ASCII
+    // (see `presented_key`), so the scheme is its first six bytes.
+    let (scheme, rest) = value.split_at_checked("bearer".len())?;
+    let separated = rest.is_empty() || rest.starts_with(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && separated).then(|| rest.trim_ascii())
 }
 
 /// What the in-memory cache knew about a well-formed key.
@@ -537,6 +541,29 @@ fn refused() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_tokens_are_what_follows_the_scheme_and_a_space() {
+        for (value, token) in [
+            ("Bearer sk_live_abc", Some("sk_live_abc")),
+            ("bEaReR   sk_live_abc ", Some("sk_live_abc")),
+            ("Bearer", Some("")),
+            ("Bearer ", Some("")),
+            ("Bearersk_live_abc", None),
+            ("Bearer\tsk_live_abc", None),
+            ("Basic sk_live_abc", None),
+            ("Bear", None),
+            ("", None),
+        ] {
+            // The rule it replaces: split at the first space, compare the scheme.
+            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+            let split = scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| rest.trim_ascii());
+            assert_eq!(bearer_token(value), token, "{value:?}");
+            assert_eq!(split, token, "{value:?}");
+        }
+    }
 
     #[test]
     fn number_values_spell_the_number_in_and_beyond_the_table() {
