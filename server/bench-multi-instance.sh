@@ -14,18 +14,22 @@
 #     PostgreSQL default): req/s and CPU per request of servers, HAProxy and PostgreSQL,
 #     for the scaling model (per-core throughput = 1e6 / CPU us per request).
 #  4. Revocation propagation: p50/p99 over 100 revokes with 3 instances running
-#     (benches/revocation_propagation.rs).
+#     (benches/revocation_propagation.rs), and the same for 100 tenant disables and
+#     enables (benches/tenant_disable_propagation.rs).
 #
 # Runs itself under server/tests/with-postgres.sh (a private cluster, fsync off — the
 # numbers are the servers' and the protocol's, not a disk's). wrk and haproxy are
 # Debian packages (server/install-test-deps.sh installs haproxy; wrk as bench.sh does).
 # Not part of CI.
 #
-# Usage: server/bench-multi-instance.sh [seconds per run (default 6)]
+# Usage: server/bench-multi-instance.sh [seconds per run (default 6)] [all|propagation]
+#   propagation: step 4 only (no wrk runs).
 #   BENCH_ROUNDS (default 3): alternating rounds of 1 and 2; medians are printed.
 #   BENCH_BIN=path skips the build of the server (bench profile).
 set -euo pipefail
 DURATION="${1:-6}"
+STEPS="${2:-all}"
+case "$STEPS" in all | propagation) ;; *) echo "usage: $0 [seconds] [all|propagation]" >&2; exit 2 ;; esac
 ROUNDS="${BENCH_ROUNDS:-3}"
 CONNS=32
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -99,6 +103,7 @@ measure() {
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
+if [ "$STEPS" = all ]; then
 echo "== 1+2: validate, SQLite vs PostgreSQL (per-instance limit) vs PostgreSQL (shared limit)"
 echo "wrk: 1 thread, $CONNS connections, ${DURATION}s per run, $ROUNDS rounds, bench build, $(nproc) CPUs shared; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 start sqlite --db "$DB"
@@ -168,11 +173,16 @@ printf 'median req/s: 1 instance %s, 2 instances %s (ratio %.2f on %s shared CPU
   "$(awk -v c="$(median "${CPU1[@]}")" 'BEGIN {print 1e6 / c}')" "$(awk -v c="$(median "${CPU2[@]}")" 'BEGIN {print 1e6 / c}')"
 stop_all
 
-echo "== 4: revocation propagation (3 instances, admin revokes through the store)"
+fi
+
+echo "== 4: revocation and tenant disable propagation (3 instances, admin changes through the store)"
 start r1 "${PGARGS[@]}"
 start r2 "${PGARGS[@]}"
 start r3 "${PGARGS[@]}"
 SECURESIGN_BENCH_DATABASE_URL="$PGURL" SECURESIGN_BENCH_SECRETS_KEY="$WORK/pg.secrets-key" \
   SECURESIGN_BENCH_TENANT="$PGTENANT" SECURESIGN_BENCH_INSTANCES="$BASE_r1,$BASE_r2,$BASE_r3" \
   cargo bench -q -p securesign-server --manifest-path "$ROOT/Cargo.toml" --bench revocation_propagation 2>/dev/null
+SECURESIGN_BENCH_DATABASE_URL="$PGURL" SECURESIGN_BENCH_SECRETS_KEY="$WORK/pg.secrets-key" \
+  SECURESIGN_BENCH_INSTANCES="$BASE_r1,$BASE_r2,$BASE_r3" \
+  cargo bench -q -p securesign-server --manifest-path "$ROOT/Cargo.toml" --bench tenant_disable_propagation 2>/dev/null
 stop_all

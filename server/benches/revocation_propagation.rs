@@ -15,46 +15,13 @@
 
 use std::time::{Duration, Instant};
 
+mod propagation;
+
+use propagation::{fail, propagation, report, status, var};
+
 use securesign_server::admin::Admin;
 use securesign_server::api_key::KeyMode;
 use securesign_server::{Store, SystemClock};
-
-const BODY: &str = r#"{"origin":"https://portal.example.gov.in","platform":"web"}"#;
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        eprintln!("{name} is not set (run server/bench-multi-instance.sh)");
-        std::process::exit(2)
-    })
-}
-
-async fn status(http: &reqwest::Client, base: &str, key: &str) -> u16 {
-    http.post(format!("{base}/v1/auth/validate"))
-        .bearer_auth(key)
-        .header("content-type", "application/json")
-        .body(BODY)
-        .send()
-        .await
-        .map_or(0, |r| r.status().as_u16())
-}
-
-/// Polls `base` until it refuses `key`; the time since `since`.
-async fn first_refusal(base: String, key: String, since: Instant) -> Duration {
-    let http = reqwest::Client::new();
-    loop {
-        if status(&http, &base, &key).await == 401 {
-            return since.elapsed();
-        }
-        if since.elapsed() > Duration::from_secs(10) {
-            return since.elapsed();
-        }
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -68,66 +35,36 @@ async fn main() {
     let revokes: usize = std::env::var("SECURESIGN_BENCH_REVOKES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(100);
-    let store = match Store::open_postgres(&url, std::path::Path::new(&secrets)).await {
-        Ok(store) => store,
-        Err(err) => {
-            eprintln!("cannot open {url}: {err}");
-            std::process::exit(1)
-        }
-    };
+        .unwrap_or(100)
+        .max(1);
+    let store = Store::open_postgres(&url, std::path::Path::new(&secrets))
+        .await
+        .unwrap_or_else(|err| fail(&format!("cannot open {url}"), err));
     let clock = SystemClock::new();
     let admin = Admin::new(&store, &clock);
     let http = reqwest::Client::new();
     let mut times = Vec::with_capacity(revokes);
     for _ in 0..revokes {
-        let issued = match admin.create_key(&tenant, KeyMode::Live, 1_000_000).await {
-            Ok(issued) => issued,
-            Err(err) => {
-                eprintln!("key create: {err}");
-                std::process::exit(1)
-            }
-        };
+        let issued = admin
+            .create_key(&tenant, KeyMode::Live, 1_000_000)
+            .await
+            .unwrap_or_else(|err| fail("key create", err));
         let key = issued.secret.expose().to_owned();
         for base in &instances {
             for _ in 0..2 {
                 let got = status(&http, base, &key).await;
                 if got != 200 {
-                    eprintln!("{base} answered {got} for a fresh key");
-                    std::process::exit(1)
+                    fail(base, format!("answered {got} for a fresh key"));
                 }
             }
         }
-        if let Err(err) = admin.revoke_key(&issued.record.id).await {
-            eprintln!("revoke: {err}");
-            std::process::exit(1)
-        }
-        let committed = Instant::now();
-        let polls: Vec<_> = instances
-            .iter()
-            .map(|base| tokio::spawn(first_refusal(base.clone(), key.clone(), committed)))
-            .collect();
-        let mut slowest = Duration::ZERO;
-        for poll in polls {
-            slowest = slowest.max(poll.await.unwrap_or(Duration::MAX));
-        }
-        times.push(slowest);
+        admin
+            .revoke_key(&issued.record.id)
+            .await
+            .unwrap_or_else(|err| fail("revoke", err));
+        times.push(propagation(&instances, &key, 401, Instant::now()).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     store.close().await;
-    times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let over = times
-        .iter()
-        .filter(|d| **d > Duration::from_millis(100))
-        .count();
-    println!(
-        "revocation propagation over {} revokes, {} instances: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; over 100 ms: {over} (target p99 <= 100 ms)",
-        times.len(),
-        instances.len(),
-        ms(percentile(&times, 50.0)),
-        ms(percentile(&times, 90.0)),
-        ms(percentile(&times, 99.0)),
-        ms(times[times.len() - 1]),
-    );
+    report("revocation", times, instances.len());
 }
