@@ -47,6 +47,21 @@ fn session_body() -> Value {
     json!({"origin": PORTAL, "documents": documents_json(&[sha256(b"deed")])})
 }
 
+/// Another tenant ("Other Portal", whitelisting [`PORTAL`]), which a disable of the
+/// fixture's tenant must not touch: its id and a live key.
+async fn other_tenant(admin: &securesign_server::admin::Admin<'_>) -> (String, String) {
+    let other = admin.create_tenant("Other Portal").await.unwrap();
+    admin.add_domain(&other.id, PORTAL).await.unwrap();
+    let key = admin
+        .create_key(&other.id, KeyMode::Live, 120)
+        .await
+        .unwrap()
+        .secret
+        .expose()
+        .to_owned();
+    (other.id, key)
+}
+
 /// A pending raw session of the fixture's tenant and live key, as a portal's create
 /// would insert it (requestId: 32 times `fill`).
 fn pending_session(f: &Fixture, id: &str, fill: char, now: i64) -> SessionRecord {
@@ -75,15 +90,7 @@ async fn a_disabled_tenants_keys_are_refused_on_every_portal_route_and_let_in_ag
     let f = Fixture::start().await;
     let admin = f.admin();
     // Another tenant, untouched by the disable.
-    let other = admin.create_tenant("Other Portal").await.unwrap();
-    admin.add_domain(&other.id, PORTAL).await.unwrap();
-    let other_key = admin
-        .create_key(&other.id, KeyMode::Live, 120)
-        .await
-        .unwrap()
-        .secret
-        .expose()
-        .to_owned();
+    let (other_id, other_key) = other_tenant(&admin).await;
     let (session_id, _) = f.create_session(&[sha256(b"before")], None).await;
     // Both keys cached (a second request is answered from memory).
     for key in [&f.live_key, &f.test_key, &f.live_key, &f.test_key] {
@@ -115,11 +122,11 @@ async fn a_disabled_tenants_keys_are_refused_on_every_portal_route_and_let_in_ag
         .is_none());
     let other_reply = f.validate(&other_key, PORTAL).await;
     assert_eq!(other_reply.status, 200, "{}", other_reply.body);
-    assert_eq!(other_reply.body["tenantId"], other.id.as_str());
+    assert_eq!(other_reply.body["tenantId"], other_id.as_str());
     let listed = admin.tenants().await.unwrap();
     let state = |id: &str| listed.iter().find(|t| t.id == id).unwrap().disabled_at;
     assert_eq!(state(&f.tenant_id), Some(disabled.disabled_at));
-    assert_eq!(state(&other.id), None);
+    assert_eq!(state(&other_id), None);
 
     // Disabling again keeps the first time.
     f.clock.advance(Duration::from_secs(30));
@@ -173,15 +180,7 @@ async fn a_disabled_tenants_pending_sessions_expire_for_the_app_and_stay_expired
         .await;
     assert_eq!(completed.status, 200, "{}", completed.body);
     // Another tenant's pending session is not touched.
-    let other = admin.create_tenant("Other Portal").await.unwrap();
-    admin.add_domain(&other.id, PORTAL).await.unwrap();
-    let other_key = admin
-        .create_key(&other.id, KeyMode::Live, 120)
-        .await
-        .unwrap()
-        .secret
-        .expose()
-        .to_owned();
+    let (_, other_key) = other_tenant(&admin).await;
     let other_created = f
         .post_bearer("/v1/auth/session", &other_key, &session_body())
         .await;
