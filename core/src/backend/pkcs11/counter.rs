@@ -42,62 +42,46 @@ impl CounterResets {
     /// A user authentication of the token in `slot` succeeded; `after` is what the module
     /// reported right after it.
     pub(super) fn succeeded(&self, slot: u64, serial: &str, after: RetryIndicator) {
-        self.update(slot, |stale| {
-            *stale = (after != RetryIndicator::MoreThanOne).then(|| StaleFlags {
+        let mut stale = self.lock();
+        if after == RetryIndicator::MoreThanOne {
+            stale.remove(&slot);
+        } else {
+            let flags = StaleFlags {
                 serial: serial.to_owned(),
                 indicator: after,
-            });
-        });
+            };
+            stale.insert(slot, flags);
+        }
     }
 
     /// A wrong PIN, removal or a lost session: the module's flags count from now on.
     pub(super) fn forget(&self, slot: u64) {
-        self.update(slot, |stale| *stale = None);
+        self.lock().remove(&slot);
     }
 
-    /// The tries left in words for `reported` (the module's flags of the token in `slot`).
+    /// The tries left in words for `reported` (the module's flags of the token in `slot`):
+    /// "more than one" while the module repeats exactly what it kept after a success; any
+    /// other answer, or another token in the slot, is trusted and ends the correction.
     pub(super) fn judge(
         &self,
         slot: u64,
         serial: &str,
         reported: RetryIndicator,
     ) -> RetryIndicator {
-        let mut judged = reported;
-        self.update(slot, |stale| {
-            let (indicator, keep) = judge(stale.as_ref(), serial, reported);
-            judged = indicator;
-            if !keep {
-                *stale = None;
+        let mut stale = self.lock();
+        match stale.get(&slot) {
+            Some(s) if s.serial == serial && s.indicator == reported => RetryIndicator::MoreThanOne,
+            _ => {
+                stale.remove(&slot);
+                reported
             }
-        });
-        judged
+        }
     }
 
-    fn update(&self, slot: u64, change: impl FnOnce(&mut Option<StaleFlags>)) {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, StaleFlags>> {
         // A poisoned lock only means another thread panicked mid-update: the map is still a
         // map, and forgetting an entry is always safe.
-        let mut map = self.stale.lock().unwrap_or_else(|p| p.into_inner());
-        let mut entry = map.remove(&slot);
-        change(&mut entry);
-        if let Some(kept) = entry {
-            map.insert(slot, kept);
-        }
-    }
-}
-
-/// The indication to show and whether the stale note still holds.
-fn judge(
-    stale: Option<&StaleFlags>,
-    serial: &str,
-    reported: RetryIndicator,
-) -> (RetryIndicator, bool) {
-    match stale {
-        Some(s) if s.serial == serial && s.indicator == reported => {
-            (RetryIndicator::MoreThanOne, true)
-        }
-        // The module's answer changed, or another token is in the slot: trust it.
-        Some(_) => (reported, false),
-        None => (reported, false),
+        self.stale.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
