@@ -68,11 +68,6 @@ impl TrustedProxies {
             .map_err(|_| BadProxyRange(text.to_owned()))
     }
 
-    /// Whether no proxy is trusted (then the peer is always the client).
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-
     /// Whether `ip` is inside a trusted range (IPv4-mapped IPv6 as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
