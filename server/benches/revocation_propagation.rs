@@ -17,31 +17,17 @@ use std::time::{Duration, Instant};
 
 mod propagation;
 
-use propagation::{fail, propagation, report, status, var};
+use propagation::{fail, propagation, report, status, var, Bench};
 
 use securesign_server::admin::Admin;
 use securesign_server::api_key::KeyMode;
-use securesign_server::{Store, SystemClock};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let url = var("SECURESIGN_BENCH_DATABASE_URL");
-    let secrets = var("SECURESIGN_BENCH_SECRETS_KEY");
+    let bench = Bench::from_env("SECURESIGN_BENCH_REVOKES").await;
     let tenant = var("SECURESIGN_BENCH_TENANT");
-    let instances: Vec<String> = var("SECURESIGN_BENCH_INSTANCES")
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    let revokes: usize = std::env::var("SECURESIGN_BENCH_REVOKES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100)
-        .max(1);
-    let store = Store::open_postgres(&url, std::path::Path::new(&secrets))
-        .await
-        .unwrap_or_else(|err| fail(&format!("cannot open {url}"), err));
-    let clock = SystemClock::new();
-    let admin = Admin::new(&store, &clock);
+    let (store, instances, revokes) = (&bench.store, &bench.instances, bench.changes);
+    let admin = Admin::new(store, &bench.clock);
     let http = reqwest::Client::new();
     let mut times = Vec::with_capacity(revokes);
     for _ in 0..revokes {
@@ -50,7 +36,7 @@ async fn main() {
             .await
             .unwrap_or_else(|err| fail("key create", err));
         let key = issued.secret.expose().to_owned();
-        for base in &instances {
+        for base in instances {
             for _ in 0..2 {
                 let got = status(&http, base, &key).await;
                 if got != 200 {
@@ -62,7 +48,7 @@ async fn main() {
             .revoke_key(&issued.record.id)
             .await
             .unwrap_or_else(|err| fail("revoke", err));
-        times.push(propagation(&instances, &key, 401, Instant::now()).await);
+        times.push(propagation(instances, &key, 401, Instant::now()).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     store.close().await;

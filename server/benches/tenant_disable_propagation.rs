@@ -21,31 +21,18 @@ use std::time::{Duration, Instant};
 
 mod propagation;
 
-use propagation::{fail, propagation, report, status, var};
+use propagation::{fail, propagation, report, status, Bench};
 
 use securesign_server::admin::Admin;
 use securesign_server::api_key::KeyMode;
-use securesign_server::{Store, SystemClock};
 
 const ORIGIN: &str = "https://portal.example.gov.in";
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let url = var("SECURESIGN_BENCH_DATABASE_URL");
-    let secrets = var("SECURESIGN_BENCH_SECRETS_KEY");
-    let instances: Vec<String> = var("SECURESIGN_BENCH_INSTANCES")
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    let cycles: usize = std::env::var("SECURESIGN_BENCH_CYCLES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100)
-        .max(1);
-    let store = Store::open_postgres(&url, std::path::Path::new(&secrets))
-        .await
-        .unwrap_or_else(|err| fail(&format!("cannot open {url}"), err));
-    let clock = SystemClock::new();
-    let admin = Admin::new(&store, &clock);
+    let bench = Bench::from_env("SECURESIGN_BENCH_CYCLES").await;
+    let (store, instances, cycles) = (&bench.store, &bench.instances, bench.changes);
+    let admin = Admin::new(store, &bench.clock);
     let tenant = admin
         .create_tenant("Disable propagation bench")
         .await
@@ -65,7 +52,7 @@ async fn main() {
     let mut disables = Vec::with_capacity(cycles);
     let mut enables = Vec::with_capacity(cycles);
     for _ in 0..cycles {
-        for base in &instances {
+        for base in instances {
             for _ in 0..2 {
                 let got = status(&http, base, &key).await;
                 if got != 200 {
@@ -77,12 +64,12 @@ async fn main() {
             .disable_tenant(&tenant.id)
             .await
             .unwrap_or_else(|err| fail("disable", err));
-        disables.push(propagation(&instances, &key, 401, Instant::now()).await);
+        disables.push(propagation(instances, &key, 401, Instant::now()).await);
         admin
             .enable_tenant(&tenant.id)
             .await
             .unwrap_or_else(|err| fail("enable", err));
-        enables.push(propagation(&instances, &key, 200, Instant::now()).await);
+        enables.push(propagation(instances, &key, 200, Instant::now()).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     store.close().await;

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use securesign_server::{Store, SystemClock};
+
 /// The validate body every instance is asked with.
 pub const BODY: &str = r#"{"origin":"https://portal.example.gov.in","platform":"web"}"#;
 /// A poll that has not seen the answer after this long gives up (and counts as this).
@@ -87,4 +89,45 @@ pub fn report(what: &str, mut times: Vec<Duration>, instances: usize) {
         ms(percentile(&times, 99.0)),
         ms(times[times.len() - 1]),
     );
+}
+
+/// What both benches start from: the database (as the admin CLI opens it, a separate
+/// process's connection and LISTEN), a clock, the running instances' base URLs and how
+/// many changes to make (`count_var`, default 100).
+pub struct Bench {
+    /// The instances' database.
+    pub store: Store,
+    /// The admin's clock.
+    pub clock: SystemClock,
+    /// The running instances' base URLs.
+    pub instances: Vec<String>,
+    /// How many changes to time.
+    pub changes: usize,
+}
+
+impl Bench {
+    /// From `SECURESIGN_BENCH_DATABASE_URL`, `SECURESIGN_BENCH_SECRETS_KEY`,
+    /// `SECURESIGN_BENCH_INSTANCES` (comma-separated) and `count_var`.
+    pub async fn from_env(count_var: &str) -> Self {
+        let url = var("SECURESIGN_BENCH_DATABASE_URL");
+        let secrets = var("SECURESIGN_BENCH_SECRETS_KEY");
+        let instances = var("SECURESIGN_BENCH_INSTANCES")
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let changes = std::env::var(count_var)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100)
+            .max(1);
+        let store = Store::open_postgres(&url, std::path::Path::new(&secrets))
+            .await
+            .unwrap_or_else(|err| fail(&format!("cannot open {url}"), err));
+        Self {
+            store,
+            clock: SystemClock::new(),
+            instances,
+            changes,
+        }
+    }
 }
