@@ -202,9 +202,13 @@ fn sign_command(tok: &LabToken, created: &Value, server: &Server, extra: &str) -
 /// Runs `command` on a terminal of its own (`script` makes a pseudo-terminal) and types
 /// each answer once its prompt is on screen (the PIN at the no-echo prompt): the exit code
 /// and everything the terminal showed.
+///
+/// `script` starts the command with `$SHELL -c`; `exec` makes the program replace that
+/// shell, so a Ctrl-C typed on the terminal reaches the program alone (dash, Debian's
+/// `/bin/sh`, would otherwise wait in the same process group and die of the SIGINT).
 fn on_terminal(tok: &LabToken, command: &str, answers: &[(&str, &str)]) -> (Option<i32>, String) {
     let mut child = Command::new("script")
-        .args(["-qec", command, "/dev/null"])
+        .args(["-qec", &format!("exec {command}"), "/dev/null"])
         .envs(tok.env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
