@@ -42,7 +42,8 @@ new_key() { "$BIN" --db "$DB" key create --tenant "$TENANT" --mode live --rpm 10
 # bench_postgres_setup: on the private cluster of server/tests/with-postgres.sh
 # ($SECURESIGN_TEST_POSTGRES_URL), a database "bench" with the same tenant and origin.
 # Sets PGBIN, PGURL, PGARGS (the server's options for it), PGTENANT and PGLOG (the
-# cluster's log file, where statement_log_on makes PostgreSQL write every statement).
+# cluster's log file, where statement_log_on makes PostgreSQL write every statement) and
+# POSTMASTER (its PID).
 bench_postgres_setup() {
   PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
   psql_do "$SECURESIGN_TEST_POSTGRES_URL/postgres" -c "CREATE DATABASE bench"
@@ -52,6 +53,7 @@ bench_postgres_setup() {
   "$BIN" "${PGARGS[@]}" domain add --tenant "$PGTENANT" https://portal.example.gov.in >/dev/null
   PGLOG="$(psql_do "$PGURL" -c 'SHOW data_directory')/server.log"
   [ -r "$PGLOG" ] || { echo "no PostgreSQL log at $PGLOG (server/tests/with-postgres.sh writes it)" >&2; exit 1; }
+  POSTMASTER="$(head -n 1 "$(dirname "$PGLOG")/postmaster.pid")"
 }
 
 psql_do() { "$PGBIN/psql" -X -q -At "$@"; }
@@ -82,6 +84,42 @@ statements_since() {
 # its load: the LISTEN heartbeat (pg_notify, every second), the outbox poll (every
 # second) and the usage flush (key_usage, every 5 s, in a transaction).
 TIMER_STATEMENTS='pg_notify|FROM webhook_events|key_usage|^BEGIN|^COMMIT'
+
+# start_server NAME DB_ARGS_ARRAY [SERVE_OPTION...] -> PID_<NAME>, BASE_<NAME>: a server
+# on a free loopback port in the background, under SERVER_PREFIX when set (e.g. taskset),
+# stopped by stop_server.
+SERVER_PIDS=()
+start_server() {
+  local name="$1"
+  local -n db_args="$2"
+  shift 2
+  RUST_LOG=warn ${SERVER_PREFIX[@]+"${SERVER_PREFIX[@]}"} "$BIN" "${db_args[@]}" serve --listen 127.0.0.1:0 "$@" \
+    >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  local pid=$!
+  SERVER_PIDS+=("$pid")
+  for _ in $(seq 100); do grep -q "listening on" "$WORK/$name.out" 2>/dev/null && break; sleep 0.1; done
+  printf -v "PID_$name" '%s' "$pid"
+  printf -v "BASE_$name" 'http://%s' "$(sed -n 's/^listening on //p' "$WORK/$name.out")"
+}
+
+# ticks PID...: CPU time (user + system) so far of the given PIDs, in clock ticks.
+ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+CLK_TCK="$(getconf CLK_TCK)"
+
+# postgres_pids: the postmaster of bench_postgres_setup's cluster and its children.
+# shellcheck disable=SC2046 # one PID per word
+postgres_pids() { echo "$POSTMASTER" $(ps -o pid= --ppid "$POSTMASTER"); }
+# transactions: the bench database's transactions so far (pg_stat_database).
+transactions() { psql_do "$PGURL" -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'bench'"; }
+
+# median N...: the middle value (the upper one of an even count's two).
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 # stop_server: stops SERVER_PID and every PID in SERVER_PIDS (several servers).
 stop_server() {

@@ -45,37 +45,7 @@ command -v haproxy >/dev/null || { echo "haproxy missing: run server/install-tes
 bench_binary
 bench_setup
 bench_postgres_setup
-pg_key() { new_pg_key; }
-POSTMASTER="$(head -n 1 "$(dirname "$PGLOG")/postmaster.pid")"
-
-PIDS=()
-# start NAME ARGS... -> an instance in the background; sets PID_<NAME> and BASE_<NAME>
-start() {
-  local name="$1"
-  shift
-  RUST_LOG=warn "$BIN" "$@" serve --listen 127.0.0.1:0 >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  local pid=$!
-  PIDS+=("$pid")
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/$name.out" 2>/dev/null && break; sleep 0.1; done
-  printf -v "PID_$name" '%s' "$pid"
-  printf -v "BASE_$name" 'http://%s' "$(sed -n 's/^listening on //p' "$WORK/$name.out")"
-}
-stop_all() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
-trap 'stop_all; bench_cleanup' EXIT
-
-ticks() { # total CPU ticks of the given PIDs
-  local total=0 pid
-  for pid in "$@"; do
-    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-  done
-  echo "$total"
-}
-pg_pids() { echo "$POSTMASTER" $(ps -o pid= --ppid "$POSTMASTER"); }
-xacts() { psql_do "$PGURL" -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'bench'"; }
-CLK_TCK="$(getconf CLK_TCK)"
+SQLITE_ARGS=(--db "$DB")
 
 # measure NAME URL KEY SERVER_PIDS... -> RPS, CPU_US (servers), PG_US, XACT (per request)
 measure() {
@@ -85,11 +55,11 @@ measure() {
   curl -fsS -X POST "$url" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
     -d '{"origin":"https://portal.example.gov.in","platform":"web"}' >/dev/null
   sleep 1.5
-  x0="$(xacts)"; s0="$(ticks "$@")"; p0="$(ticks $(pg_pids))"
+  x0="$(transactions)"; s0="$(ticks "$@")"; p0="$(ticks $(postgres_pids))"
   out="$(BENCH_KEY="$key" WRK_DELAY_MS=0 wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "$url")"
-  s1="$(ticks "$@")"; p1="$(ticks $(pg_pids))"
+  s1="$(ticks "$@")"; p1="$(ticks $(postgres_pids))"
   sleep 1.5
-  x1="$(xacts)"
+  x1="$(transactions)"
   n="$(awk '/requests in/ {print $1}' <<<"$out")"
   RPS="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
   CPU_US="$(awk -v a="$s0" -v b="$s1" -v t="$CLK_TCK" -v n="$n" 'BEGIN {printf "%.2f", (b - a) / t * 1e6 / n}')"
@@ -101,29 +71,20 @@ measure() {
   printf '%-34s %9s req/s   servers %6s us/req   postgres %6s us/req   db transactions %s/req\n' \
     "$name" "$RPS" "$CPU_US" "$PG_US" "$XACT"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 if [ "$STEPS" = all ]; then
 echo "== 1+2: validate, SQLite vs PostgreSQL (per-instance limit) vs PostgreSQL (shared limit)"
 echo "wrk: 1 thread, $CONNS connections, ${DURATION}s per run, $ROUNDS rounds, bench build, $(nproc) CPUs shared; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-start sqlite --db "$DB"
-# (--rate-limit-scope is a serve option, after `serve`: started here rather than by start)
-RUST_LOG=warn "$BIN" "${PGARGS[@]}" serve --listen 127.0.0.1:0 --rate-limit-scope per-instance >"$WORK/pglocal.out" 2>"$WORK/pglocal.err" &
-PID_pglocal=$!; PIDS+=("$PID_pglocal")
-RUST_LOG=warn "$BIN" "${PGARGS[@]}" serve --listen 127.0.0.1:0 --rate-limit-scope shared >"$WORK/pgshared.out" 2>"$WORK/pgshared.err" &
-PID_pgshared=$!; PIDS+=("$PID_pgshared")
-for f in pglocal pgshared; do
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/$f.out" 2>/dev/null && break; sleep 0.1; done
-done
-BASE_pglocal="http://$(sed -n 's/^listening on //p' "$WORK/pglocal.out")"
-BASE_pgshared="http://$(sed -n 's/^listening on //p' "$WORK/pgshared.out")"
+start_server sqlite SQLITE_ARGS
+start_server pglocal PGARGS --rate-limit-scope per-instance
+start_server pgshared PGARGS --rate-limit-scope shared
 R_PG=(); R_SHARED=(); X_LOCAL=(); X_SHARED=(); C_SQLITE=(); C_LOCAL=(); C_SHARED=(); PGC_SHARED=()
 for round in $(seq "$ROUNDS"); do
   measure "sqlite (per-instance limit)" "$BASE_sqlite/v1/auth/validate" "$(new_key)" "$PID_sqlite"
   SQ="$RPS"; C_SQLITE+=("$CPU_US")
-  measure "postgres (per-instance limit)" "$BASE_pglocal/v1/auth/validate" "$(pg_key)" "$PID_pglocal"
+  measure "postgres (per-instance limit)" "$BASE_pglocal/v1/auth/validate" "$(new_pg_key)" "$PID_pglocal"
   PL="$RPS"; C_LOCAL+=("$CPU_US"); X_LOCAL+=("$XACT")
-  measure "postgres (shared limit)" "$BASE_pgshared/v1/auth/validate" "$(pg_key)" "$PID_pgshared"
+  measure "postgres (shared limit)" "$BASE_pgshared/v1/auth/validate" "$(new_pg_key)" "$PID_pgshared"
   PS="$RPS"; C_SHARED+=("$CPU_US"); X_SHARED+=("$XACT"); PGC_SHARED+=("$PG_US")
   R_PG+=("$(awk -v a="$PL" -v b="$SQ" 'BEGIN {printf "%.3f", a / b}')")
   R_SHARED+=("$(awk -v a="$PS" -v b="$PL" 'BEGIN {printf "%.3f", a / b}')")
@@ -134,7 +95,7 @@ printf 'median ratio postgres-instance/sqlite-instance: %.2f (target >= 0.9); db
 printf 'shared rate limit: median req/s ratio shared/per-instance %.2f; server CPU %s -> %s us/req; postgres CPU %s us/req; db transactions %s/req\n' \
   "$(median "${R_SHARED[@]}")" "$(median "${C_LOCAL[@]}")" "$(median "${C_SHARED[@]}")" \
   "$(median "${PGC_SHARED[@]}")" "$(median "${X_SHARED[@]}")"
-stop_all
+stop_server
 
 echo "== 3: HAProxy in front of 1 vs 2 instances (PostgreSQL, shared limit)"
 haproxy_start() { # haproxy_start PORTS... -> HAPROXY_PID, LB
@@ -147,22 +108,22 @@ haproxy_start() { # haproxy_start PORTS... -> HAPROXY_PID, LB
   } >"$cfg"
   haproxy -db -f "$cfg" >"$WORK/haproxy.log" 2>&1 &
   HAPROXY_PID=$!
-  PIDS+=("$HAPROXY_PID")
+  SERVER_PIDS+=("$HAPROXY_PID")
   LB="http://127.0.0.1:$port"
   for _ in $(seq 50); do curl -s -o /dev/null "$LB/healthz" && break; sleep 0.1; done
 }
-start one "${PGARGS[@]}"
-start two "${PGARGS[@]}"
+start_server one PGARGS
+start_server two PGARGS
 port_of() { sed -n 's/^listening on .*://p' "$WORK/$1.out"; }
 S1=(); S2=(); CPU1=(); CPU2=(); H1=(); H2=()
 for round in $(seq "$ROUNDS"); do
   haproxy_start "$(port_of one)"
-  measure "haproxy -> 1 instance" "$LB/v1/auth/validate" "$(pg_key)" "$PID_one"
+  measure "haproxy -> 1 instance" "$LB/v1/auth/validate" "$(new_pg_key)" "$PID_one"
   S1+=("$RPS"); CPU1+=("$CPU_US")
   H1+=("$(ticks "$HAPROXY_PID")")
   kill "$HAPROXY_PID"; wait "$HAPROXY_PID" 2>/dev/null || true
   haproxy_start "$(port_of one)" "$(port_of two)"
-  measure "haproxy -> 2 instances" "$LB/v1/auth/validate" "$(pg_key)" "$PID_one" "$PID_two"
+  measure "haproxy -> 2 instances" "$LB/v1/auth/validate" "$(new_pg_key)" "$PID_one" "$PID_two"
   S2+=("$RPS"); CPU2+=("$CPU_US")
   kill "$HAPROXY_PID"; wait "$HAPROXY_PID" 2>/dev/null || true
 done
@@ -171,18 +132,18 @@ printf 'median req/s: 1 instance %s, 2 instances %s (ratio %.2f on %s shared CPU
   "$(awk -v a="$(median "${S2[@]}")" -v b="$(median "${S1[@]}")" 'BEGIN {print a / b}')" "$(nproc)" \
   "$(median "${CPU1[@]}")" "$(median "${CPU2[@]}")" \
   "$(awk -v c="$(median "${CPU1[@]}")" 'BEGIN {print 1e6 / c}')" "$(awk -v c="$(median "${CPU2[@]}")" 'BEGIN {print 1e6 / c}')"
-stop_all
+stop_server
 
 fi
 
 echo "== 4: revocation and tenant disable propagation (3 instances, admin changes through the store)"
-start r1 "${PGARGS[@]}"
-start r2 "${PGARGS[@]}"
-start r3 "${PGARGS[@]}"
+start_server r1 PGARGS
+start_server r2 PGARGS
+start_server r3 PGARGS
 SECURESIGN_BENCH_DATABASE_URL="$PGURL" SECURESIGN_BENCH_SECRETS_KEY="$WORK/pg.secrets-key" \
   SECURESIGN_BENCH_TENANT="$PGTENANT" SECURESIGN_BENCH_INSTANCES="$BASE_r1,$BASE_r2,$BASE_r3" \
   cargo bench -q -p securesign-server --manifest-path "$ROOT/Cargo.toml" --bench revocation_propagation 2>/dev/null
 SECURESIGN_BENCH_DATABASE_URL="$PGURL" SECURESIGN_BENCH_SECRETS_KEY="$WORK/pg.secrets-key" \
   SECURESIGN_BENCH_INSTANCES="$BASE_r1,$BASE_r2,$BASE_r3" \
   cargo bench -q -p securesign-server --manifest-path "$ROOT/Cargo.toml" --bench tenant_disable_propagation 2>/dev/null
-stop_all
+stop_server

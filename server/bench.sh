@@ -68,37 +68,10 @@ bench_setup
 SQLITE_ARGS=(--db "$DB")
 if [ "$DATABASE" != sqlite ]; then
   bench_postgres_setup
-  POSTMASTER="$(head -n 1 "$(dirname "$PGLOG")/postmaster.pid")"
 fi
 
-# start_server NAME DB_ARGS_ARRAY [SERVE_OPTION...] -> PID_<NAME>, BASE_<NAME>: a server
-# with the bench routes, under SERVER_PREFIX (stopped by stop_server).
-SERVER_PIDS=()
-start_server() {
-  local name="$1"
-  local -n db_args="$2"
-  shift 2
-  RUST_LOG=warn "${SERVER_PREFIX[@]}" "$BIN" "${db_args[@]}" serve --listen 127.0.0.1:0 --bench-routes "$@" \
-    >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  local pid=$!
-  SERVER_PIDS+=("$pid")
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/$name.out" 2>/dev/null && break; sleep 0.1; done
-  printf -v "PID_$name" '%s' "$pid"
-  printf -v "BASE_$name" 'http://%s' "$(sed -n 's/^listening on //p' "$WORK/$name.out")"
-}
-
-# CPU time (user + system) so far of the given PIDs, in clock ticks.
-ticks() {
-  local total=0 pid
-  for pid in "$@"; do
-    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-  done
-  echo "$total"
-}
-# shellcheck disable=SC2046 # the postmaster and its children, one PID per word
-postgres_ticks() { ticks "$POSTMASTER" $(ps -o pid= --ppid "$POSTMASTER"); }
-transactions() { psql_do "$PGURL" -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'bench'"; }
-CLK_TCK="$(getconf CLK_TCK)"
+# shellcheck disable=SC2046 # one PID per word
+postgres_ticks() { ticks $(postgres_pids); }
 per_request() { awk -v a="$1" -v b="$2" -v n="$3" -v s="$4" 'BEGIN {printf "%.2f", (b - a) * s / n}'; }
 
 # run NAME URL [PID] -> RPS P50 P99 (latencies as wrk prints them) and CPU_US (CPU time
@@ -147,7 +120,6 @@ run() {
   fi
   printf '%-24s %10s req/s   p50 %9s   p99 %9s   server CPU %6s us/req%s\n' "$1" "$RPS" "$P50" "$P99" "$CPU_US" "$db"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 largest() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 
@@ -257,21 +229,21 @@ for setup in "${SETUPS[@]}"; do
   case "$DATABASE" in
     sqlite)
       new_bench_key() { new_key; }
-      start_server main SQLITE_ARGS
+      start_server main SQLITE_ARGS --bench-routes
       SERVER_PID="$PID_main" MEASURE=none validate_vs_trivial
       ;;
     postgres)
       new_bench_key() { new_pg_key; }
-      start_server main PGARGS --rate-limit-scope "$SCOPE"
+      start_server main PGARGS --bench-routes --rate-limit-scope "$SCOPE"
       echo "PostgreSQL instance, rate limit scope: $SCOPE"
       statement_log_on
       SERVER_PID="$PID_main" MEASURE=postgres-statements validate_vs_trivial
       statement_log_off
       ;;
     compare)
-      start_server sqlite SQLITE_ARGS
-      start_server postgres PGARGS --rate-limit-scope per-instance
-      start_server shared PGARGS --rate-limit-scope shared
+      start_server sqlite SQLITE_ARGS --bench-routes
+      start_server postgres PGARGS --bench-routes --rate-limit-scope per-instance
+      start_server shared PGARGS --bench-routes --rate-limit-scope shared
       postgres_vs_sqlite
       ;;
   esac
