@@ -43,7 +43,7 @@ pub use certs::CertValidity;
 pub use error::LabError;
 pub use keys::LabKey;
 pub use module::Module;
-pub use piv::{PivLab, PivSlot, OPENSC_PKCS11, PIV_PIN, PIV_PUK, PIV_READER};
+pub use piv::{opensc_version, PivLab, PivSlot, OPENSC_PKCS11, PIV_PIN, PIV_PUK, PIV_READER};
 pub use pki::{
     CrlFreshness, DscKeyUsage, DscSpec, IssuedDsc, LabPki, OcspResponder, PkiUrls, POLICY_CLASS2,
     POLICY_CLASS3, POLICY_DOCUMENT_SIGNER,
