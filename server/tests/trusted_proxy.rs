@@ -194,28 +194,50 @@ fn proxy_v2_from(source: [u8; 4]) -> Vec<u8> {
     header
 }
 
-#[tokio::test]
-async fn with_the_proxy_protocol_the_connection_cap_counts_each_client_not_the_proxy() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("securesign.db");
-    let server = BinaryServer::spawn_with(
-        &db,
-        &dir.path().join("server.log"),
+/// The status line of a served `/healthz`.
+const OK: Option<&str> = Some("HTTP/1.1 200 OK");
+
+/// The server of the connection cap tests, in `dir`: at most 2 connections per client
+/// address, 127.0.0.1 a trusted proxy, and `extra` arguments.
+fn capped_server(dir: &std::path::Path, extra: &[&str]) -> BinaryServer {
+    let args = [
         &[
             "--max-connections-per-ip",
             "2",
             "--trusted-proxy",
             "127.0.0.1",
-            "--proxy-protocol",
-        ],
-    );
-    const OK: Option<&str> = Some("HTTP/1.1 200 OK");
+        ][..],
+        extra,
+    ]
+    .concat();
+    BinaryServer::spawn_with(&dir.join("securesign.db"), &dir.join("server.log"), &args)
+}
+
+/// `n` connections to `server` from `local`, each starting with `prefix` (as in
+/// [`healthz_over`]), each served: all kept open.
+async fn served_connections(
+    server: std::net::SocketAddr,
+    local: &str,
+    prefix: &[u8],
+    n: usize,
+) -> Vec<tokio::net::TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let (status, stream) = healthz_over(server, local, prefix).await;
+        assert_eq!(status.as_deref(), OK, "from {local}");
+        held.push(stream);
+    }
+    held
+}
+
+#[tokio::test]
+async fn with_the_proxy_protocol_the_connection_cap_counts_each_client_not_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = capped_server(dir.path(), &["--proxy-protocol"]);
     // The proxy (127.0.0.1) forwards two connections of client 198.51.100.7: both held
     // open; its third is closed at once, while another client's passes.
     let client = [198, 51, 100, 7];
-    let (first, _held1) = healthz_over(server.addr, "127.0.0.1", &proxy_v2_from(client)).await;
-    let (second, _held2) = healthz_over(server.addr, "127.0.0.1", &proxy_v2_from(client)).await;
-    assert_eq!((first.as_deref(), second.as_deref()), (OK, OK));
+    let _held = served_connections(server.addr, "127.0.0.1", &proxy_v2_from(client), 2).await;
     let (third, _) = healthz_over(server.addr, "127.0.0.1", &proxy_v2_from(client)).await;
     assert_eq!(third, None, "a third connection of one client was served");
     let (other, _held3) =
@@ -224,12 +246,7 @@ async fn with_the_proxy_protocol_the_connection_cap_counts_each_client_not_the_p
     // The proxy's own connections (v2 LOCAL, e.g. its health checks) are not capped.
     let mut local = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
     local.extend_from_slice(&[0x20, 0x00, 0, 0]);
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        let (status, stream) = healthz_over(server.addr, "127.0.0.1", &local).await;
-        assert_eq!(status.as_deref(), OK);
-        held.push(stream);
-    }
+    let _held_local = served_connections(server.addr, "127.0.0.1", &local, 3).await;
     // From a trusted peer, a connection without the header is closed.
     let (plain, _) = healthz_over(server.addr, "127.0.0.1", b"").await;
     assert_eq!(plain, None);
@@ -323,31 +340,11 @@ async fn behind_a_trusted_balancer_console_sign_in_attempts_are_counted_per_clie
 #[tokio::test]
 async fn a_trusted_proxys_connections_are_not_capped_per_address_other_peers_are() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("securesign.db");
-    let server = BinaryServer::spawn_with(
-        &db,
-        &dir.path().join("server.log"),
-        &[
-            "--max-connections-per-ip",
-            "2",
-            "--trusted-proxy",
-            "127.0.0.1",
-        ],
-    );
-    const OK: Option<&str> = Some("HTTP/1.1 200 OK");
+    let server = capped_server(dir.path(), &[]);
     // The balancer (127.0.0.1) carries many clients: three connections held open.
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        let (status, stream) = healthz_over(server.addr, "127.0.0.1", b"").await;
-        assert_eq!(status.as_deref(), OK);
-        held.push(stream);
-    }
+    let _held_proxy = served_connections(server.addr, "127.0.0.1", b"", 3).await;
     // Any other peer keeps its cap of 2.
-    for _ in 0..2 {
-        let (status, stream) = healthz_over(server.addr, "127.0.0.2", b"").await;
-        assert_eq!(status.as_deref(), OK);
-        held.push(stream);
-    }
+    let _held_peer = served_connections(server.addr, "127.0.0.2", b"", 2).await;
     let (third, _) = healthz_over(server.addr, "127.0.0.2", b"").await;
     assert_eq!(third, None, "a third connection of 127.0.0.2 was served");
 }
