@@ -35,8 +35,8 @@ use balancer_support::{free_port, Haproxy, BACKEND_HEADER};
 use common::database::postgres_url;
 use common::receiver::Receiver;
 use common::{
-    b64, cli_key, cli_tenant, database_args, lab_pki, lab_trust_args, session_ids, sha256, Signer,
-    LOCAL, PORTAL,
+    b64, cli_key, cli_tenant, database_args, lab_pki, lab_trust_args, session_ids, session_status,
+    sha256, Signer, LOCAL, PORTAL,
 };
 use securesign_testlab::{LabToken, Module};
 use serde_json::{json, Value};
@@ -205,15 +205,7 @@ async fn the_portal_and_app_flow_runs_through_haproxy_over_three_instances() {
             .await
             .unwrap();
         assert_eq!(result.status(), 200, "{}", result.text().await.unwrap());
-        let status: Value = http
-            .get(format!("{lb}/v1/auth/session/{session}"))
-            .bearer_auth(&s.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = session_status(&http, &lb, &s.key, &session).await;
         assert_eq!(status["status"], "completed", "{status}");
     }
     let hits = receiver.wait_for_hits(3).await;
@@ -557,18 +549,8 @@ async fn the_securesign_cli_signs_through_haproxy_after_the_creating_instance_is
     instances[killed].start(&db);
     let mut signatures = Vec::new();
     for (i, instance) in instances.iter().enumerate() {
-        let status: Value = http
-            .get(format!(
-                "http://127.0.0.1:{}/v1/auth/session/{session}",
-                instance.port
-            ))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let base = format!("http://127.0.0.1:{}", instance.port);
+        let status = session_status(&http, &base, &key, &session).await;
         assert_eq!(status["status"], "completed", "instance {i}: {status}");
         assert_eq!(status["signer"]["trusted"], true, "instance {i}: {status}");
         signatures.push(

@@ -643,6 +643,19 @@ pub fn cli(db: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `GET {base}/v1/auth/session/{session}` with `key` (a portal reading a session through
+/// the server or balancer at `base`): the answer's body.
+pub async fn session_status(http: &reqwest::Client, base: &str, key: &str, session: &str) -> Value {
+    http.get(format!("{base}/v1/auth/session/{session}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The real binary serving on an ephemeral loopback port; stopped (by PID) on drop.
 pub struct BinaryServer {
     child: Child,
@@ -696,14 +709,7 @@ impl BinaryServer {
 
     /// `GET /v1/auth/session/{session}` with `key`: the answer's body.
     pub async fn session_status(&self, http: &reqwest::Client, key: &str, session: &str) -> Value {
-        http.get(format!("{}/v1/auth/session/{session}", self.base()))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        session_status(http, &self.base(), key, session).await
     }
 
     /// The server process's id (for `/proc/<pid>/status`).
