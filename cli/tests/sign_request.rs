@@ -187,6 +187,23 @@ fn run(tok: &LabToken, args: &[&str], stdin: &str) -> Output {
     )
 }
 
+/// The arguments of `securesign sign --request` for a created session with the token's
+/// `key`, no questions asked (`--yes`), the PIN read from stdin, the answer in JSON.
+fn sign_request_args<'a>(created: &'a Value, server: &'a Server, key: &'a str) -> [&'a str; 10] {
+    [
+        "sign",
+        "--request",
+        created["deepLink"].as_str().unwrap(),
+        "--api",
+        &server.base,
+        "--key",
+        key,
+        "--yes",
+        "--pin-stdin",
+        "--json",
+    ]
+}
+
 /// The shell command line of `securesign sign --request` for a created session, with the
 /// RSA key, for [`on_terminal`].
 fn sign_command(tok: &LabToken, created: &Value, server: &Server, extra: &str) -> String {
@@ -528,18 +545,7 @@ fn ctrl_c_mid_request_posts_nothing_and_leaves_the_request_to_sign_again() {
     // Signing it again from the start completes the request.
     let out = run(
         &tok,
-        &[
-            "sign",
-            "--request",
-            created["deepLink"].as_str().unwrap(),
-            "--api",
-            &server.base,
-            "--key",
-            "signer-rsa",
-            "--yes",
-            "--pin-stdin",
-            "--json",
-        ],
+        &sign_request_args(&created, &server, "signer-rsa"),
         "123456\n",
     );
     assert!(out.status.success(), "{out:?}");
@@ -558,19 +564,10 @@ fn a_portal_request_is_signed_on_the_virtual_piv_card() {
     // 9C is the PIV signing key ("PIN always"): one PIN entry signs both documents.
     let out = securesign(
         &[
-            "--reader",
-            PIV_READER,
-            "sign",
-            "--request",
-            created["deepLink"].as_str().unwrap(),
-            "--api",
-            &server.base,
-            "--key",
-            "9c",
-            "--yes",
-            "--pin-stdin",
-            "--json",
-        ],
+            &["--reader", PIV_READER][..],
+            &sign_request_args(&created, &server, "9c"),
+        ]
+        .concat(),
         env.clone(),
         &format!("{PIV_PIN}\n"),
     );
