@@ -17,6 +17,7 @@ mod balancer_support;
 mod common;
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use balancer_support::Haproxy;
 use common::BinaryServer;
@@ -62,17 +63,24 @@ fn budget_then_refused() -> Vec<u16> {
     expected
 }
 
+/// The real server with its database and log in `dir`, serving with `args`.
+fn serve_in(dir: &Path, args: &[&str]) -> BinaryServer {
+    BinaryServer::spawn_with(&dir.join("securesign.db"), &dir.join("server.log"), args)
+}
+
+/// The server of the app route budget tests, in `dir`: [`RPM`] requests per minute per
+/// client address, and `trust` (its `--trusted-proxy` arguments, and any more).
+fn budget_server(dir: &Path, trust: &[&str]) -> BinaryServer {
+    let rpm = RPM.to_string();
+    let args = [&["--app-rpm-per-ip", rpm.as_str()][..], trust].concat();
+    serve_in(dir, &args)
+}
+
 #[tokio::test]
 async fn behind_a_trusted_balancer_each_client_address_has_its_own_budget_and_spoofing_gains_nothing(
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("securesign.db");
-    let rpm = RPM.to_string();
-    let server = BinaryServer::spawn_with(
-        &db,
-        &dir.path().join("server.log"),
-        &["--app-rpm-per-ip", &rpm, "--trusted-proxy", "127.0.0.1/32"],
-    );
+    let server = budget_server(dir.path(), &["--trusted-proxy", "127.0.0.1/32"]);
     let balancer =
         Haproxy::start_with(dir.path(), &[server.addr.port()], "    option forwardfor\n");
     balancer.wait_until_serving();
@@ -106,18 +114,9 @@ async fn behind_a_trusted_balancer_each_client_address_has_its_own_budget_and_sp
 #[tokio::test]
 async fn behind_a_balancer_speaking_the_proxy_protocol_each_client_has_its_own_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("securesign.db");
-    let rpm = RPM.to_string();
-    let server = BinaryServer::spawn_with(
-        &db,
-        &dir.path().join("server.log"),
-        &[
-            "--app-rpm-per-ip",
-            &rpm,
-            "--trusted-proxy",
-            "127.0.0.1",
-            "--proxy-protocol",
-        ],
+    let server = budget_server(
+        dir.path(),
+        &["--trusted-proxy", "127.0.0.1", "--proxy-protocol"],
     );
     let balancer =
         Haproxy::start_configured(dir.path(), &[server.addr.port()], "", "send-proxy-v2");
@@ -199,7 +198,7 @@ const OK: Option<&str> = Some("HTTP/1.1 200 OK");
 
 /// The server of the connection cap tests, in `dir`: at most 2 connections per client
 /// address, 127.0.0.1 a trusted proxy, and `extra` arguments.
-fn capped_server(dir: &std::path::Path, extra: &[&str]) -> BinaryServer {
+fn capped_server(dir: &Path, extra: &[&str]) -> BinaryServer {
     let args = [
         &[
             "--max-connections-per-ip",
@@ -210,7 +209,7 @@ fn capped_server(dir: &std::path::Path, extra: &[&str]) -> BinaryServer {
         extra,
     ]
     .concat();
-    BinaryServer::spawn_with(&dir.join("securesign.db"), &dir.join("server.log"), &args)
+    serve_in(dir, &args)
 }
 
 /// `n` connections to `server` from `local`, each starting with `prefix` (as in
@@ -297,11 +296,10 @@ async fn failed_sign_in(http: &reqwest::Client, base: &str) -> u16 {
 #[tokio::test]
 async fn behind_a_trusted_balancer_console_sign_in_attempts_are_counted_per_client() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("securesign.db");
     // The trusted ranges from the environment this time (comma-separated), as a
     // container would set them. (nextest runs each test in a process of its own.)
     std::env::set_var("SECURESIGN_TRUSTED_PROXIES", "192.0.2.0/24,127.0.0.1");
-    let server = BinaryServer::spawn_with(&db, &dir.path().join("server.log"), &[]);
+    let server = serve_in(dir.path(), &[]);
     let balancer =
         Haproxy::start_with(dir.path(), &[server.addr.port()], "    option forwardfor\n");
     balancer.wait_until_serving();
