@@ -7,7 +7,7 @@
 //! and which logs nothing in and spends nothing. The decision — what a poll means — is
 //! the sans-IO [`SlotPresence`], tested without a module.
 
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -75,11 +75,20 @@ impl SlotPresence {
 /// card went, with a 100 ms interval).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How long dropping a [`SlotWatcher`] waits for its thread to end: far more than one
+/// `C_GetSlotInfo`, which normally ends within milliseconds.
+pub const STOP_WAIT: Duration = Duration::from_secs(2);
+
 /// Polls one slot of a module in its own thread and reports token removal and
 /// insertion. Dropping the watcher stops the thread at its next wake-up and joins it
-/// (at most one `C_GetSlotInfo` in progress plus no wait).
+/// (at most one `C_GetSlotInfo` in progress plus no wait). A thread still inside the
+/// module after [`STOP_WAIT`] is left behind (detached), not joined: a module can hang
+/// for good (OpenSC 0.23 keeps its global lock inside a deadlocked `C_Sign`, and every
+/// `C_GetSlotInfo` then waits on it), and dropping the watcher must not hang with it.
 pub struct SlotWatcher {
     stop: Option<Sender<()>>,
+    /// Disconnected when the thread has ended.
+    ended: Receiver<()>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -99,7 +108,7 @@ impl SlotWatcher {
         module: &Pkcs11Module,
         slot_id: u64,
         interval: Duration,
-        mut on_event: impl FnMut(SlotEvent) + Send + 'static,
+        on_event: impl FnMut(SlotEvent) + Send + 'static,
     ) -> Result<Self> {
         let ctx = module.ctx.clone();
         let slot = ctx
@@ -113,23 +122,32 @@ impl SlotWatcher {
             Ok(_) => SlotObservation::Absent,
             Err(_) => SlotObservation::Unreachable,
         };
-        let mut presence = SlotPresence::new(look(slot));
+        let presence = SlotPresence::new(look(slot));
         let (stop, stopped) = mpsc::channel::<()>();
+        let (alive, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("securesign-slot-watch".into())
-            .spawn(move || loop {
-                match stopped.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    // Told to stop, or the watcher is gone.
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-                }
-                if let Some(event) = presence.observe(look(slot)) {
-                    on_event(event);
+            .spawn(move || {
+                // Dropped when the thread ends, after everything else it holds (locals
+                // drop in reverse order; the module context may finalize here): that is
+                // what `ended` hears.
+                let _alive = alive;
+                let (look, mut presence, mut on_event) = (look, presence, on_event);
+                loop {
+                    match stopped.recv_timeout(interval) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        // Told to stop, or the watcher is gone.
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    if let Some(event) = presence.observe(look(slot)) {
+                        on_event(event);
+                    }
                 }
             })
             .map_err(|e| Error::Internal(format!("cannot start the slot watcher: {e}")))?;
         Ok(Self {
             stop: Some(stop),
+            ended,
             thread: Some(thread),
         })
     }
@@ -140,7 +158,14 @@ impl Drop for SlotWatcher {
         // Dropping the sender wakes the thread's wait at once.
         self.stop.take();
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            match self.ended.recv_timeout(STOP_WAIT) {
+                Err(RecvTimeoutError::Timeout) => {
+                    // Stuck in the module: leave it behind; it ends if the module answers.
+                }
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                    let _ = thread.join();
+                }
+            }
         }
     }
 }
