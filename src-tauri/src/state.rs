@@ -5,7 +5,8 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 // PC/SC is desktop only (core's `pcsc` feature, see Cargo.toml); phones have no PC/SC.
 #[cfg(desktop)]
@@ -19,7 +20,7 @@ use securesign_core::batch::CancelFlag;
 use securesign_core::biometric::{BiometricAuthenticator, BiometricGate, GateStep};
 use securesign_core::clock::SystemClock;
 use securesign_core::token::{KeySelector, SignerKey};
-use securesign_core::worker::{TokenEvent, TokenWorker};
+use securesign_core::worker::{stalled, TokenEvent, TokenWorker, WorkerOptions};
 use securesign_core::{Error, ErrorBody, ErrorCode};
 use tauri_plugin_securesign_transport::apdu_link::DEFAULT_WAIT as TAP_WAIT;
 use tauri_plugin_securesign_transport::presence_watch::DEFAULT_LOOK_INTERVAL;
@@ -111,9 +112,14 @@ pub struct AppState {
     config_dir: PathBuf,
     settings: Mutex<Settings>,
     token: Arc<Mutex<Option<OpenToken>>>,
-    /// Held while a token is being opened (an NFC tap may take a minute), so that one
-    /// opens at a time while `token` stays free for quick looks.
+    /// Held while a command waits for a token to open (an NFC tap may take a minute), so
+    /// that one opens at a time while `token` stays free for quick looks.
     opening: Arc<Mutex<()>>,
+    /// Set while an open that outlived its wait still runs on its thread (a driver that
+    /// stopped answering): token commands then fail at once instead of opening again.
+    stuck_open: Arc<AtomicBool>,
+    /// How token workers and token opens guard the commands (the stall limit).
+    worker_options: Mutex<WorkerOptions>,
     /// Bumped when the token source changes: a token opened from the old source is
     /// not kept.
     source_generation: Arc<AtomicU64>,
@@ -143,6 +149,8 @@ impl AppState {
             settings: Mutex::new(settings),
             token: Arc::new(Mutex::new(None)),
             opening: Arc::new(Mutex::new(())),
+            stuck_open: Arc::new(AtomicBool::new(false)),
+            worker_options: Mutex::new(WorkerOptions::default()),
             source_generation: Arc::new(AtomicU64::new(0)),
             phone: OnceLock::new(),
             current: Mutex::new(None),
@@ -162,6 +170,19 @@ impl AppState {
     /// platform). Without it, a phone token source is `SS_CONFIG`.
     pub fn set_phone_tokens(&self, phone: Arc<dyn OpenPhoneToken>) {
         let _ = self.phone.set(phone);
+    }
+
+    /// Sets how token workers and token opens guard the commands (default: a 30 s stall
+    /// limit; tests shorten it). Applies to tokens opened from now on.
+    pub fn set_worker_options(&self, options: WorkerOptions) {
+        *lock(&self.worker_options) = options;
+    }
+
+    /// True while an open that gave up waiting (its driver stopped answering) still runs
+    /// on its thread; token commands fail at once with the stalled error meanwhile, and
+    /// open afresh once it ended.
+    pub fn opening_stuck(&self) -> bool {
+        self.stuck_open.load(Ordering::SeqCst)
     }
 
     /// The settings now.
@@ -267,9 +288,11 @@ impl AppState {
         let opener = Opener {
             slot: self.token.clone(),
             opening: self.opening.clone(),
+            stuck: self.stuck_open.clone(),
             generation: self.source_generation.clone(),
             phone: self.phone.get().cloned(),
             sink: self.sink.get().cloned(),
+            options: *lock(&self.worker_options),
         };
         // The generation goes with the settings it belongs to.
         let generation = self.source_generation.load(Ordering::SeqCst);
@@ -327,45 +350,36 @@ fn close(open: Option<OpenToken>) {
 struct Opener {
     slot: Arc<Mutex<Option<OpenToken>>>,
     opening: Arc<Mutex<()>>,
+    /// Set while an open that outlived its wait still runs (see [`AppState`]).
+    stuck: Arc<AtomicBool>,
     generation: Arc<AtomicU64>,
     phone: Option<Arc<dyn OpenPhoneToken>>,
     sink: Option<EventSink>,
+    options: WorkerOptions,
 }
 
 impl Opener {
     /// The open worker, or a new one from `settings`' token source (read at source
     /// generation `generation`).
+    ///
+    /// The open runs on its own thread and is waited for at most the stall limit (phone
+    /// tokens: [`TAP_WAIT`] plus the stall limit, an NFC tap may take that long). An open
+    /// that does not come back in time fails with [`stalled`] and is left running;
+    /// until it ends, every later open fails at once with the same error. Whatever it
+    /// opens after all is closed, and the next command opens afresh.
     fn worker(&self, settings: &Settings, generation: u64) -> securesign_core::Result<TokenWorker> {
         if let Some(worker) = self.open_worker() {
             return Ok(worker);
         }
+        self.refuse_while_stuck()?;
         // One open at a time; `slot` stays free meanwhile (an NFC tap may take a minute).
         let _opening = lock(&self.opening);
         if let Some(worker) = self.open_worker() {
             return Ok(worker); // another command opened it while we waited
         }
-        let (backend, watched) = open_backend(settings, self.phone.as_deref())?;
-        let (worker, events) =
-            TokenWorker::spawn(backend, settings.session_policy(), Arc::new(SystemClock))?;
-        let sink = self.sink.clone();
-        std::thread::Builder::new()
-            .name("securesign-token-events".into())
-            .spawn(move || {
-                // Ends when the worker (the events' sender) is gone.
-                for event in events {
-                    if let Some(sink) = &sink {
-                        sink(&event);
-                    }
-                }
-            })
-            .map_err(|e| Error::Internal(format!("cannot start the event thread: {e}")))?;
-        let removed = Arc::new(AtomicBool::new(false));
-        let watcher = watch_removal(watched, &worker, &removed)?;
-        let open = OpenToken {
-            _watcher: watcher,
-            removed,
-            worker: worker.clone(),
-        };
+        self.refuse_while_stuck()?; // another command gave up on its open while we waited
+        let open = self.open_bounded(settings)?;
+        let worker = open.worker.clone();
         let mut slot = lock(&self.slot);
         if self.generation.load(Ordering::SeqCst) != generation {
             // The settings changed the token source while this one was opened.
@@ -381,6 +395,47 @@ impl Opener {
         Ok(worker)
     }
 
+    /// [`stalled`] while an earlier open is stuck.
+    fn refuse_while_stuck(&self) -> securesign_core::Result<()> {
+        if self.stuck.load(Ordering::SeqCst) {
+            return Err(stalled());
+        }
+        Ok(())
+    }
+
+    /// Opens `settings`' token source on a thread of its own, waiting for it at most
+    /// the stall limit (plus [`TAP_WAIT`] for a phone token).
+    fn open_bounded(&self, settings: &Settings) -> securesign_core::Result<OpenToken> {
+        let wait = match settings.token_source {
+            TokenSource::Phone(_) => TAP_WAIT.saturating_add(self.options.stall_limit),
+            _ => self.options.stall_limit,
+        };
+        let handoff = Arc::new(Handoff::default());
+        let job = OpenJob {
+            settings: settings.clone(),
+            phone: self.phone.clone(),
+            sink: self.sink.clone(),
+            options: self.options,
+        };
+        let (theirs, stuck) = (handoff.clone(), self.stuck.clone());
+        std::thread::Builder::new()
+            .name("securesign-token-open".into())
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.open()))
+                    .unwrap_or_else(|_| Err(Error::Internal("opening the token panicked".into())));
+                if let Some(late) = theirs.deliver(result) {
+                    // The command gave up on this open: close what came too late, then
+                    // let the next command open afresh.
+                    if let Ok(open) = late {
+                        close(Some(open));
+                    }
+                    stuck.store(false, Ordering::SeqCst);
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the token open thread: {e}")))?;
+        handoff.wait(wait, &self.stuck)
+    }
+
     /// The open worker, unless its token was removed (then it is closed here).
     fn open_worker(&self) -> Option<TokenWorker> {
         let mut guard = lock(&self.slot);
@@ -394,6 +449,102 @@ impl Opener {
                 None
             }
             None => None,
+        }
+    }
+}
+
+/// What the opening thread needs: a token source to open and where its events go.
+struct OpenJob {
+    settings: Settings,
+    phone: Option<Arc<dyn OpenPhoneToken>>,
+    sink: Option<EventSink>,
+    options: WorkerOptions,
+}
+
+impl OpenJob {
+    /// Opens the token, starts its worker (`Token::new` reads the token's info), its
+    /// event thread and its removal watcher. May block as long as the driver does.
+    fn open(self) -> securesign_core::Result<OpenToken> {
+        let (backend, watched) = open_backend(&self.settings, self.phone.as_deref())?;
+        let (worker, events) = TokenWorker::spawn_with(
+            backend,
+            self.settings.session_policy(),
+            Arc::new(SystemClock),
+            self.options,
+        )?;
+        let sink = self.sink;
+        std::thread::Builder::new()
+            .name("securesign-token-events".into())
+            .spawn(move || {
+                // Ends when the worker (the events' sender) is gone.
+                for event in events {
+                    if let Some(sink) = &sink {
+                        sink(&event);
+                    }
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the event thread: {e}")))?;
+        let removed = Arc::new(AtomicBool::new(false));
+        let watcher = watch_removal(watched, &worker, &removed)?;
+        Ok(OpenToken {
+            _watcher: watcher,
+            removed,
+            worker,
+        })
+    }
+}
+
+/// Where an open stands, between its thread and the command waiting for it.
+#[derive(Default)]
+enum OpenStage {
+    /// The thread is still opening.
+    #[default]
+    Running,
+    /// The thread finished; the command has not taken the result yet.
+    Done(securesign_core::Result<OpenToken>),
+    /// The command took the result, or gave up waiting for it.
+    Taken,
+}
+
+/// Hands an open's result from its thread to the waiting command, or back to the thread
+/// (to close it) once the command gave up. One lock decides which, so nothing opened is
+/// lost or dropped on the command's thread.
+#[derive(Default)]
+struct Handoff {
+    stage: Mutex<OpenStage>,
+    done: Condvar,
+}
+
+impl Handoff {
+    /// From the opening thread: hands `result` to the command, or gives it back when the
+    /// command gave up waiting.
+    fn deliver(
+        &self,
+        result: securesign_core::Result<OpenToken>,
+    ) -> Option<securesign_core::Result<OpenToken>> {
+        let mut stage = lock(&self.stage);
+        if matches!(*stage, OpenStage::Taken) {
+            return Some(result);
+        }
+        *stage = OpenStage::Done(result);
+        self.done.notify_one();
+        None
+    }
+
+    /// From the command: the open's result within `limit`, else [`stalled`] with `stuck`
+    /// set (under the same lock, so the thread clears it only after).
+    fn wait(&self, limit: Duration, stuck: &AtomicBool) -> securesign_core::Result<OpenToken> {
+        let stage = lock(&self.stage);
+        let (mut stage, _) = self
+            .done
+            .wait_timeout_while(stage, limit, |s| matches!(s, OpenStage::Running))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match std::mem::replace(&mut *stage, OpenStage::Taken) {
+            OpenStage::Done(result) => result,
+            OpenStage::Running | OpenStage::Taken => {
+                stuck.store(true, Ordering::SeqCst);
+                Err(stalled())
+            }
         }
     }
 }
