@@ -752,17 +752,38 @@ pub async fn discover_tokens(state: State<'_, AppState>) -> CommandResult<Discov
         crate::settings::TokenSource::Pkcs11 { module_path, .. } => module_path,
         _ => None,
     };
-    tauri::async_runtime::spawn_blocking(move || {
+    let limit = state.worker_options().stall_limit;
+    bounded_look(limit, "discovery", move || {
         let modules = securesign_core::backend::pkcs11::find_tokens(configured.as_deref());
         let (readers, readers_error) = list_pcsc_readers();
-        DiscoveryView {
+        Ok(DiscoveryView {
             modules,
             readers,
             readers_error,
-        }
+        })
     })
     .await
-    .map_err(|e| CommandError::new(ErrorCode::Internal, format!("discovery task: {e}")))
+}
+
+/// Runs a look at tokens that loads drivers of its own (discovery, certificates before
+/// any PIN) on a blocking thread, waiting for it at most `limit` (the stall limit): a
+/// driver that stopped answering (OpenSC 0.23 after a card pulled mid-APDU, a frozen
+/// reader) fails the command with core's stalled error (`SS_TOKEN_ERROR`) instead of
+/// leaving Settings waiting for good. The thread is left behind to end on its own.
+async fn bounded_look<T: Send + 'static>(
+    limit: std::time::Duration,
+    what: &str,
+    look: impl FnOnce() -> securesign_core::Result<T> + Send + 'static,
+) -> CommandResult<T> {
+    let task = tauri::async_runtime::spawn_blocking(look);
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(result)) => Ok(result?),
+        Ok(Err(e)) => Err(CommandError::new(
+            ErrorCode::Internal,
+            format!("{what} task: {e}"),
+        )),
+        Err(_elapsed) => Err(securesign_core::worker::stalled().into()),
+    }
 }
 
 #[cfg(desktop)]
@@ -791,22 +812,25 @@ fn list_pcsc_readers() -> (Vec<ReaderView>, Option<ErrorBody>) {
 /// `slot`, as [`discover_tokens`] listed them) or the card in a PC/SC reader (`reader`).
 #[tauri::command]
 pub async fn token_certificates(
+    state: State<'_, AppState>,
     module_path: Option<String>,
     slot: Option<u64>,
     reader: Option<String>,
 ) -> CommandResult<Vec<CertificateChoice>> {
-    let found = tauri::async_runtime::spawn_blocking(move || match (module_path, slot, reader) {
-        (Some(path), Some(slot), None) => {
-            securesign_core::backend::pkcs11::Pkcs11Module::load(std::path::Path::new(&path))?
-                .slot_certificates(slot)
+    let limit = state.worker_options().stall_limit;
+    let found = bounded_look(limit, "certificate", move || {
+        match (module_path, slot, reader) {
+            (Some(path), Some(slot), None) => {
+                securesign_core::backend::pkcs11::Pkcs11Module::load(std::path::Path::new(&path))?
+                    .slot_certificates(slot)
+            }
+            (None, None, Some(reader)) => reader_certificates(&reader),
+            _ => Err(Error::BadRequest(
+                "name a PKCS#11 module and slot, or a reader".into(),
+            )),
         }
-        (None, None, Some(reader)) => reader_certificates(&reader),
-        _ => Err(Error::BadRequest(
-            "name a PKCS#11 module and slot, or a reader".into(),
-        )),
     })
-    .await
-    .map_err(|e| CommandError::new(ErrorCode::Internal, format!("certificate task: {e}")))??;
+    .await?;
     let now = OffsetDateTime::now_utc();
     found
         .into_iter()

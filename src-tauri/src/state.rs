@@ -178,6 +178,11 @@ impl AppState {
         *lock(&self.worker_options) = options;
     }
 
+    /// How token workers and token opens guard the commands now.
+    pub fn worker_options(&self) -> WorkerOptions {
+        *lock(&self.worker_options)
+    }
+
     /// True while an open that gave up waiting (its driver stopped answering) still runs
     /// on its thread; token commands fail at once with the stalled error meanwhile, and
     /// open afresh once it ended.
@@ -292,7 +297,7 @@ impl AppState {
             generation: self.source_generation.clone(),
             phone: self.phone.get().cloned(),
             sink: self.sink.get().cloned(),
-            options: *lock(&self.worker_options),
+            options: self.worker_options(),
         };
         // The generation goes with the settings it belongs to.
         let generation = self.source_generation.load(Ordering::SeqCst);

@@ -1,7 +1,8 @@
 //! A token driver that stops answering while the app opens the token: the virtual PIV card
 //! behind a real pcscd, frozen (SIGSTOP) before the first token command, so opening its
 //! reader waits in pcscd unanswered. The open is bounded by the stall limit, later commands
-//! fail at once while it is stuck, and the app opens the token again once it ended.
+//! fail at once while it is stuck, and the app opens the token again once it ended. Settings'
+//! certificate look (which opens the reader itself) gives up at the same limit.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -41,8 +42,9 @@ fn assert_stalled(err: &Value) {
     );
 }
 
-#[test]
-fn an_open_on_a_frozen_card_stalls_later_commands_fail_at_once_and_the_thawed_card_opens_again() {
+/// A provisioned card, freshly inserted, and the app with its reader as the token source
+/// and the stall limit under test.
+fn card_and_app() -> (PivLab, TestApp) {
     let lab = PivLab::start_provisioned().unwrap();
     lab.apply_env();
     // Provisioning leaves the PIN verified in the card's volatile state: a fresh insert.
@@ -55,8 +57,16 @@ fn an_open_on_a_frozen_card_stalls_later_commands_fail_at_once_and_the_thawed_ca
         ..Settings::default()
     };
     let app = TestApp::start(&settings, desktop());
+    app.app
+        .state::<AppState>()
+        .set_worker_options(WorkerOptions { stall_limit: LIMIT });
+    (lab, app)
+}
+
+#[test]
+fn an_open_on_a_frozen_card_stalls_later_commands_fail_at_once_and_the_thawed_card_opens_again() {
+    let (lab, app) = card_and_app();
     let state = app.app.state::<AppState>();
-    state.set_worker_options(WorkerOptions { stall_limit: LIMIT });
 
     // No token is open yet: the first command opens it, and the card never answers.
     lab.freeze_card().unwrap();
@@ -98,4 +108,25 @@ fn an_open_on_a_frozen_card_stalls_later_commands_fail_at_once_and_the_thawed_ca
     assert_eq!(status["pin"]["status"], "NOT_VERIFIED", "{status}");
     assert_eq!(status["pin"]["retries"]["remaining"], 3, "{status}");
     assert!(!state.opening_stuck());
+}
+
+#[test]
+fn settings_reading_a_frozen_card_s_certificates_gives_up_at_the_stall_limit() {
+    let (lab, app) = card_and_app();
+    let certificates = || app.invoke("token_certificates", json!({ "reader": lab.reader() }));
+
+    lab.freeze_card().unwrap();
+    let started = Instant::now();
+    let err = certificates().unwrap_err();
+    let took = started.elapsed();
+    eprintln!("reading the frozen card's certificates failed after {took:?} (limit {LIMIT:?})");
+    assert_stalled(&err);
+    assert!(took >= LIMIT, "{took:?}");
+    assert!(took < LIMIT + SLACK, "{took:?}");
+
+    // Pulled and inserted again, the card's two certificates (9A, 9C) are read.
+    lab.kill_card().unwrap();
+    lab.restart_card().unwrap();
+    let certs = certificates().unwrap();
+    assert_eq!(certs.as_array().unwrap().len(), 2, "{certs:#}");
 }
