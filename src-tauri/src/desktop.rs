@@ -1,5 +1,6 @@
 //! Desktop specifics: one instance (a second launch hands its link over), no biometrics.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use securesign_core::biometric::{BiometricAuthenticator, NoBiometrics};
@@ -83,7 +84,33 @@ pub fn ready<R: Runtime>(app: &tauri::App<R>) -> Result<(), Box<dyn std::error::
             eprintln!("securesign: cannot register the securesign: scheme: {err}");
         }
     }
-    let _ = app;
+    exit_on_termination_signals(app.handle().clone())?;
+    Ok(())
+}
+
+/// SIGTERM, SIGINT and SIGHUP (a session ending, a service manager, a terminal closing)
+/// end the app through its orderly exit, so the token is logged out
+/// ([`crate::state::AppState::close_for_exit`]) instead of the process just ending with
+/// a verified PIN left on the card. A second signal while exiting takes the default action.
+fn exit_on_termination_signals<R: Runtime>(
+    handle: tauri::AppHandle<R>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    const SIGNALS: [i32; 3] = [SIGTERM, SIGINT, SIGHUP];
+    let exiting = Arc::new(AtomicBool::new(false));
+    for signal in SIGNALS {
+        // Registered first: a signal arriving once `exiting` is set ends the process.
+        signal_hook::flag::register_conditional_default(signal, Arc::clone(&exiting))?;
+    }
+    let mut signals = signal_hook::iterator::Signals::new(SIGNALS)?;
+    std::thread::Builder::new()
+        .name("securesign-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                exiting.store(true, Ordering::SeqCst);
+                handle.exit(0);
+            }
+        })?;
     Ok(())
 }
 

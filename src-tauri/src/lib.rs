@@ -85,15 +85,27 @@ pub fn install<R: Runtime>(
 pub fn run() {
     platform::prepare_environment();
     let builder = platform::plugins(tauri::Builder::default());
-    let result = with_commands(builder)
+    let app = with_commands(builder)
         .setup(|app| {
             install(app.handle(), platform::authenticator())?;
             links::listen(app)?;
             platform::ready(app)
         })
-        .run(tauri::generate_context!());
-    if let Err(err) = result {
-        eprintln!("securesign: cannot start: {err}");
-        std::process::exit(1);
+        .build(tauri::generate_context!());
+    match app {
+        Ok(app) => app.run(|handle, event| {
+            // Never leave a verified PIN on the token behind the app.
+            if let tauri::RunEvent::Exit = event {
+                if let Some(state) = handle.try_state::<AppState>() {
+                    if !state.close_for_exit() {
+                        eprintln!("securesign: the token did not log out in time at exit");
+                    }
+                }
+            }
+        }),
+        Err(err) => {
+            eprintln!("securesign: cannot start: {err}");
+            std::process::exit(1);
+        }
     }
 }

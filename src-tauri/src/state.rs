@@ -30,6 +30,10 @@ use crate::api::SignRequest;
 use crate::error::{CommandError, CommandResult};
 use crate::settings::{Settings, TokenSource};
 
+/// How long the exit waits for the token to be logged out and closed
+/// ([`AppState::close_for_exit`]).
+pub const EXIT_CLOSE_WAIT: Duration = Duration::from_secs(3);
+
 /// Links that may wait while a request is open.
 pub const MAX_WAITING_LINKS: usize = 8;
 
@@ -281,6 +285,29 @@ impl AppState {
     pub fn forget_token(&self) {
         let old = lock(&self.token).take();
         close(old);
+    }
+
+    /// Logs the token out and lets go of it as the app exits; returns whether that was
+    /// done within [`EXIT_CLOSE_WAIT`].
+    ///
+    /// A card in a PC/SC reader keeps a verified PIN until it is reset or told otherwise,
+    /// whoever connects next; a process that just ends leaves that to pcscd, which does not
+    /// always reset the card. So the worker is dropped here (its thread logs out: VERIFY
+    /// `P1=FF` for a PIV card, `C_Logout` for PKCS#11) — on a thread of its own, waited
+    /// for at most [`EXIT_CLOSE_WAIT`], so a token that stopped answering cannot hold the
+    /// exit.
+    pub fn close_for_exit(&self) -> bool {
+        let Some(open) = lock(&self.token).take() else {
+            return true;
+        };
+        let (closed, wait) = std::sync::mpsc::channel();
+        let closer = std::thread::Builder::new()
+            .name("securesign-token-exit".into())
+            .spawn(move || {
+                drop(open);
+                let _ = closed.send(());
+            });
+        closer.is_ok() && wait.recv_timeout(EXIT_CLOSE_WAIT).is_ok()
     }
 
     /// Runs `f` with the token worker on a blocking thread, opening the token first if

@@ -14,6 +14,14 @@ const softhsm = readEnvFile(env("SS_E2E_SOFTHSM_ENV"));
 const kryoptic = readEnvFile(env("SS_E2E_KRYOPTIC_ENV"));
 const pivRun = env("SS_E2E_PIV_RUN");
 const piv = readEnvFile(join(pivRun, "env"));
+// The virtual PIV card's own count, read by the CLI on a connection of its own (an empty
+// VERIFY: no try spent); a verified PIN has no count ({"indicator":"unknown"}).
+const pivCardTries = () => {
+  const out = execFileSync(env("SS_E2E_CLI"), ["pin", "status", "--reader", piv.PIV_READER, "--json"], { env: { ...process.env, ...piv }, timeout: 20000 });
+  return JSON.parse(out).pin.retries;
+};
+// Runs one of the PIV lab's scripts (kill-card.sh, restart-card.sh) on this run's card.
+const pivScript = (name, extraEnv = {}) => execFileSync("bash", [join(ROOT, "tests/lab/piv", name), pivRun], { stdio: "pipe", env: { ...process.env, ...extraEnv } });
 const only = (process.env.SS_E2E_ONLY || "").split(",").filter(Boolean);
 const wanted = (group) => only.length === 0 || only.includes(group);
 const run = new Runner();
@@ -229,7 +237,6 @@ if (wanted("kryoptic")) {
 // ---------- virtual PIV card: 2 (exact tries), 6 (card pulled after document 2 of 3) ----------
 if (wanted("piv")) {
   const pin = "123456";
-  const pivScript = (name, extraEnv = {}) => execFileSync("bash", [join(ROOT, "tests/lab/piv", name), pivRun], { stdio: "pipe", env: { ...process.env, ...extraEnv } });
   let app = null;
   await run.test("2: wrong PIN then right PIN: the tries shown drop by one, then the batch signs (PIV card)", async () => {
     const docs = demoDocuments(3, "-piv");
@@ -300,6 +307,14 @@ if (wanted("piv")) {
       await app.shot("resumed-done");
       await completedAndVerified(s.sessionId, docs, "raw", "removal");
     }, 120000);
+    // The app ends with its PIN session still active. Its orderly exit (SIGTERM, as at the
+    // end of a desktop session) must log the card out, or the next program to connect
+    // finds the PIN verified: a card keeps it until it is reset.
+    await run.test("6b: the app's exit on SIGTERM leaves no verified PIN on the card", async () => {
+      await app.terminate();
+      const left = pivCardTries();
+      check(left.remaining === 3, `after the app exited the card reads ${JSON.stringify(left)} (verified: no count)`);
+    });
     await app.stop();
   } else if (wanted("piv")) {
     run.failNotRun("6: card pulled after document 2 of 3", "the PIV app did not start");
@@ -313,10 +328,7 @@ if (wanted("piv")) {
 if (wanted("opensc")) {
   const pin = "123456", newPin = "24681357", wrong = "999999";
   const module = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so"].find((p) => existsSync(p));
-  const cardTries = () => {
-    const out = execFileSync(env("SS_E2E_CLI"), ["pin", "status", "--reader", piv.PIV_READER, "--json"], { env: { ...process.env, ...piv }, timeout: 20000 });
-    return JSON.parse(out).pin.retries;
-  };
+  const cardTries = pivCardTries;
   const fillChange = async (app, oldPin) => {
     await app.click("#nav-pin");
     await app.waitVisible("#screen-pinmgmt");
@@ -329,6 +341,9 @@ if (wanted("opensc")) {
   let app = null;
   await run.test("final try in the PIN change form (OpenSC): two wrong current PINs → \"Final try\"; unconfirmed → nothing sent; confirmed → changed, tries back to more than one, the new PIN signs", async () => {
     check(module, "opensc-pkcs11.so not installed");
+    // A card just inserted, whatever the groups before left on it.
+    pivScript("kill-card.sh");
+    pivScript("restart-card.sh");
     app = await AppSession.start({ name: "opensc", tokenEnv: piv, settings: settingsFor({ kind: "pkcs11", modulePath: module }, "01"), shots: SHOTS, work: WORK });
     await app.waitVisible("#screen-home", 30000);
     const start = cardTries();

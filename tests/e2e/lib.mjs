@@ -102,6 +102,15 @@ export class AppSession {
     await this.click("#pin-submit");
   }
 
+  /** Ends the app as a session ending or a service manager does (SIGTERM) and waits for
+   * it to exit; then stop(). (Ending the WebDriver session kills the app outright.) */
+  async terminate() {
+    for (const pid of appPids(this.app)) { try { process.kill(pid, "SIGTERM"); } catch { /* gone */ } }
+    for (let i = 0; i < 100 && appPids(this.app).length; i++) await sleep(100);
+    check(appPids(this.app).length === 0, "the app did not exit within 10 s of SIGTERM");
+    await this.stop();
+  }
+
   /** Ends the WebDriver session, then makes sure the app and the driver are gone (by PID). */
   async stop() {
     if (this.browser) await withTimeout(this.browser.deleteSession(), 15000, "deleteSession").catch(() => {});
