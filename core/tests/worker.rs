@@ -5,18 +5,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{backend, lab, pin};
-use securesign_core::backend::pkcs11::Pkcs11Backend;
-use securesign_core::backend::{KeyId, SignatureScheme, TokenBackend, TokenCertificate, TokenInfo};
+use common::{backend, lab, pin, BeforeEachSignature};
 use securesign_core::batch::{BatchProgress, CancelFlag};
 use securesign_core::clock::{ManualClock, SystemClock};
 use securesign_core::digest::Sha256Digest;
 use securesign_core::session::SessionPolicy;
 use securesign_core::verify::verify_digest_signature;
 use securesign_core::worker::{TokenEvent, TokenWorker};
-use securesign_core::{
-    Error, ErrorCode, FinalTry, KeySelector, Pin, PinState, PinStatus, Result, SessionEndReason,
-};
+use securesign_core::{Error, ErrorCode, FinalTry, KeySelector, PinStatus, SessionEndReason};
 use securesign_testlab::Module;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -143,56 +139,16 @@ fn logout_and_removal_end_the_session_with_their_reason() {
     assert_eq!(out.error.unwrap().code(), ErrorCode::PinRequired);
 }
 
-/// The real SoftHSM2 backend, made to lose its token after `signatures_left` signatures —
-/// the way a pulled USB token fails the next `C_Sign`.
-struct PulledAfter {
-    inner: Pkcs11Backend,
-    signatures_left: usize,
-}
-
-impl TokenBackend for PulledAfter {
-    fn info(&mut self) -> Result<TokenInfo> {
-        self.inner.info()
-    }
-    fn pin_state(&mut self) -> Result<PinState> {
-        self.inner.pin_state()
-    }
-    fn login(&mut self, pin: &Pin) -> Result<()> {
-        self.inner.login(pin)
-    }
-    fn logout(&mut self) -> Result<()> {
-        self.inner.logout()
-    }
-    fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
-        self.inner.change_pin(old, new)
-    }
-    fn unblock_pin(&mut self, puk: &Pin, new: &Pin) -> Result<()> {
-        self.inner.unblock_pin(puk, new)
-    }
-    fn certificates(&mut self) -> Result<Vec<TokenCertificate>> {
-        self.inner.certificates()
-    }
-    fn sign_digest(
-        &mut self,
-        key: &KeyId,
-        scheme: SignatureScheme,
-        digest: &Sha256Digest,
-    ) -> Result<Vec<u8>> {
-        if self.signatures_left == 0 {
-            return Err(Error::TokenNotPresent);
-        }
-        self.signatures_left -= 1;
-        self.inner.sign_digest(key, scheme, digest)
-    }
-}
-
 #[test]
 fn a_token_pulled_mid_batch_keeps_completed_signatures() {
     let tok = lab(Module::SoftHsm2);
-    let pulled = PulledAfter {
-        inner: backend(&tok),
-        signatures_left: 4,
-    };
+    // The token goes after four signatures, the way a pulled USB token fails the next C_Sign.
+    let pulled = BeforeEachSignature::new(backend(&tok), |n| {
+        if n > 4 {
+            return Err(Error::TokenNotPresent);
+        }
+        Ok(())
+    });
     let (worker, events) = TokenWorker::spawn(
         Box::new(pulled),
         SessionPolicy::default(),

@@ -1,6 +1,6 @@
 //! The token worker's stall watchdog against real parts: a frozen virtual PIV card (its
 //! process stopped with SIGSTOP, so the APDU in flight waits in pcscd unanswered) and a
-//! SoftHSM2 token behind a decorator that stops answering or answers slowly.
+//! SoftHSM2 token with a hook before each signature that stops answering or answers slowly.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,19 +11,20 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::BeforeEachSignature;
 use piv_support::{card_tries, piv_key, provisioned_lab};
 use securesign_core::apdu::pcsc::PcscTransport;
 use securesign_core::apdu::{ApduTransport, Command};
 use securesign_core::backend::pkcs11::watch::STOP_WAIT;
-use securesign_core::backend::pkcs11::{Pkcs11Backend, Pkcs11Module, SlotWatcher, TokenSelector};
-use securesign_core::backend::{KeyId, SignatureScheme, TokenBackend, TokenCertificate, TokenInfo};
+use securesign_core::backend::pkcs11::{Pkcs11Module, SlotWatcher, TokenSelector};
+use securesign_core::backend::TokenBackend;
 use securesign_core::batch::CancelFlag;
 use securesign_core::clock::SystemClock;
 use securesign_core::digest::Sha256Digest;
 use securesign_core::session::SessionPolicy;
 use securesign_core::worker::{TokenEvent, TokenWorker, WorkerOptions};
-use securesign_core::{Error, ErrorCode, FinalTry, KeySelector, Pin, PinState, Result};
-use securesign_testlab::{Module, PivSlot, OPENSC_PKCS11, PIV_PIN};
+use securesign_core::{Error, ErrorCode, FinalTry, KeySelector, Pin, SignerKey};
+use securesign_testlab::{LabToken, Module, PivLab, PivSlot, OPENSC_PKCS11, PIV_PIN};
 
 /// Upper bound for a stalled call to come back: the limit plus slack for a loaded box.
 const SLACK: Duration = Duration::from_secs(20);
@@ -81,6 +82,21 @@ fn a_frozen_card_blocks_transmit_until_it_is_pulled() {
     lab.restart_card().unwrap();
 }
 
+/// Freezes `lab`'s card, then signs with `worker`: the call fails with the stalled error
+/// once the worker showed no progress for `limit` (and well within the slack).
+fn sign_on_a_frozen_card(lab: &PivLab, worker: &TokenWorker, key: SignerKey, limit: Duration) {
+    lab.freeze_card().unwrap();
+    let started = Instant::now();
+    let err = worker
+        .sign_batch(key, digests(3), CancelFlag::new())
+        .unwrap_err();
+    let stalled_after = started.elapsed();
+    eprintln!("the sign on the frozen card returned after {stalled_after:?} (limit {limit:?})");
+    assert_stalled(&err);
+    assert!(stalled_after >= limit, "{stalled_after:?}");
+    assert!(stalled_after < limit + SLACK, "{stalled_after:?}");
+}
+
 #[test]
 fn a_sign_on_a_frozen_piv_card_fails_after_the_stall_limit_and_the_worker_is_dropped_at_once() {
     const LIMIT: Duration = Duration::from_secs(2);
@@ -92,16 +108,7 @@ fn a_sign_on_a_frozen_piv_card_fails_after_the_stall_limit_and_the_worker_is_dro
     let key = worker.signer(piv_key(PivSlot::Auth9A)).unwrap();
     let other = worker.clone();
 
-    lab.freeze_card().unwrap();
-    let started = Instant::now();
-    let err = worker
-        .sign_batch(key, digests(3), CancelFlag::new())
-        .unwrap_err();
-    let stalled_after = started.elapsed();
-    eprintln!("stalled sign returned after {stalled_after:?} (limit {LIMIT:?})");
-    assert_stalled(&err);
-    assert!(stalled_after >= LIMIT, "{stalled_after:?}");
-    assert!(stalled_after < LIMIT + SLACK, "{stalled_after:?}");
+    sign_on_a_frozen_card(&lab, &worker, key, LIMIT);
     assert!(worker.is_stuck() && other.is_stuck());
 
     // Every later call, on any handle, fails without a new wait.
@@ -143,15 +150,7 @@ fn a_sign_through_opensc_on_a_frozen_card_stalls_and_neither_worker_nor_slot_wat
     let key = worker.signer(KeySelector::IdOrLabel(opensc_id)).unwrap();
     let watcher = SlotWatcher::spawn(&module, slot, Duration::from_millis(100), |_| {}).unwrap();
 
-    lab.freeze_card().unwrap();
-    let started = Instant::now();
-    let err = worker
-        .sign_batch(key, digests(3), CancelFlag::new())
-        .unwrap_err();
-    let stalled_after = started.elapsed();
-    eprintln!("stalled OpenSC sign returned after {stalled_after:?} (limit {LIMIT:?})");
-    assert_stalled(&err);
-    assert!(stalled_after >= LIMIT && stalled_after < LIMIT + SLACK);
+    sign_on_a_frozen_card(&lab, &worker, key, LIMIT);
 
     // The premise: the module is locked, so any C_GetSlotInfo (a new watcher's baseline
     // look here, the running watcher's next look) waits for the frozen card.
@@ -183,55 +182,23 @@ fn a_sign_through_opensc_on_a_frozen_card_stalls_and_neither_worker_nor_slot_wat
     lab.restart_card().unwrap();
 }
 
-/// SoftHSM2 behind a switch: signatures pass through, each after `pace` (a slow token),
-/// except the `hang_at`-th, which waits until the test lets it go (a driver that stopped
-/// answering).
-struct Slow {
-    inner: Pkcs11Backend,
-    pace: Duration,
-    hang_at: Option<(usize, mpsc::Sender<()>, mpsc::Receiver<()>)>,
-    signed: usize,
-}
-
-impl TokenBackend for Slow {
-    fn info(&mut self) -> Result<TokenInfo> {
-        self.inner.info()
-    }
-    fn pin_state(&mut self) -> Result<PinState> {
-        self.inner.pin_state()
-    }
-    fn login(&mut self, pin: &Pin) -> Result<()> {
-        self.inner.login(pin)
-    }
-    fn logout(&mut self) -> Result<()> {
-        self.inner.logout()
-    }
-    fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
-        self.inner.change_pin(old, new)
-    }
-    fn unblock_pin(&mut self, puk: &Pin, new: &Pin) -> Result<()> {
-        self.inner.unblock_pin(puk, new)
-    }
-    fn certificates(&mut self) -> Result<Vec<TokenCertificate>> {
-        self.inner.certificates()
-    }
-    fn sign_digest(
-        &mut self,
-        key: &KeyId,
-        scheme: SignatureScheme,
-        digest: &Sha256Digest,
-    ) -> Result<Vec<u8>> {
-        self.signed += 1;
-        if let Some((n, entered, release)) = &self.hang_at {
-            if *n == self.signed {
-                let _ = entered.send(());
-                let _ = release.recv();
-            }
-        }
-        // Pacing that stands for a slow token; nothing waits on it.
-        std::thread::sleep(self.pace);
-        self.inner.sign_digest(key, scheme, digest)
-    }
+/// A worker with `limit` over `backend` on the lab token `tok`, the PIN verified, and its
+/// signing key.
+fn signing_worker(
+    tok: &LabToken,
+    backend: impl TokenBackend + 'static,
+    limit: Duration,
+) -> (
+    TokenWorker,
+    crossbeam_channel::Receiver<TokenEvent>,
+    SignerKey,
+) {
+    let (worker, events) = worker_with_limit(Box::new(backend), limit);
+    worker
+        .verify_pin(common::pin(tok.user_pin()), FinalTry::NotConfirmed)
+        .unwrap();
+    let key = worker.signer(KeySelector::IdOrLabel("01".into())).unwrap();
+    (worker, events, key)
 }
 
 #[test]
@@ -240,17 +207,12 @@ fn a_batch_that_keeps_signing_is_not_cut_however_long_it_takes() {
     // busy machine has 1.4 s to spare between two of them.
     const LIMIT: Duration = Duration::from_millis(1500);
     let tok = common::lab(Module::SoftHsm2);
-    let slow = Slow {
-        inner: common::backend(&tok),
-        pace: Duration::from_millis(100),
-        hang_at: None,
-        signed: 0,
-    };
-    let (worker, events) = worker_with_limit(Box::new(slow), LIMIT);
-    worker
-        .verify_pin(common::pin(tok.user_pin()), FinalTry::NotConfirmed)
-        .unwrap();
-    let key = worker.signer(KeySelector::IdOrLabel("01".into())).unwrap();
+    // A slow token: pacing, nothing waits on it.
+    let slow = BeforeEachSignature::new(common::backend(&tok), |_| {
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(())
+    });
+    let (worker, events, key) = signing_worker(&tok, slow, LIMIT);
     let started = Instant::now();
     let out = worker
         .sign_batch(key, digests(30), CancelFlag::new())
@@ -279,17 +241,15 @@ fn a_driver_that_stops_mid_batch_is_cut_and_left_behind() {
     let tok = common::lab(Module::SoftHsm2);
     let (entered_tx, entered) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
-    let slow = Slow {
-        inner: common::backend(&tok),
-        pace: Duration::ZERO,
-        hang_at: Some((3, entered_tx, release_rx)),
-        signed: 0,
-    };
-    let (worker, events) = worker_with_limit(Box::new(slow), LIMIT);
-    worker
-        .verify_pin(common::pin(tok.user_pin()), FinalTry::NotConfirmed)
-        .unwrap();
-    let key = worker.signer(KeySelector::IdOrLabel("01".into())).unwrap();
+    // The third signature waits until the test lets it go: a driver that stopped answering.
+    let hangs = BeforeEachSignature::new(common::backend(&tok), move |n| {
+        if n == 3 {
+            let _ = entered_tx.send(());
+            let _ = release_rx.recv();
+        }
+        Ok(())
+    });
+    let (worker, events, key) = signing_worker(&tok, hangs, LIMIT);
     let started = Instant::now();
     let err = worker
         .sign_batch(key, digests(10), CancelFlag::new())

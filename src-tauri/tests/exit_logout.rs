@@ -8,15 +8,14 @@ mod common;
 
 use std::sync::Arc;
 
-use common::TestApp;
-use securesign_app::settings::{Settings, TokenSource};
+use common::{fresh_piv_card, reader_settings, TestApp};
 use securesign_app::state::AppState;
 use securesign_core::apdu::pcsc::PcscTransport;
 use securesign_core::backend::piv::PivBackend;
 use securesign_core::backend::TokenBackend;
 use securesign_core::biometric::{BiometricAuthenticator, NoBiometrics};
 use securesign_core::status::PinStatus;
-use securesign_testlab::{PivLab, PIV_PIN};
+use securesign_testlab::PIV_PIN;
 use serde_json::json;
 use tauri::Manager;
 
@@ -28,18 +27,8 @@ fn desktop() -> Arc<dyn BiometricAuthenticator> {
 
 #[test]
 fn the_exit_logs_the_card_out_of_the_pin_session() {
-    let lab = PivLab::start_provisioned().unwrap();
-    lab.apply_env();
-    // Provisioning leaves the PIN verified in the card's volatile state: a fresh insert.
-    lab.kill_card().unwrap();
-    lab.restart_card().unwrap();
-    let settings = Settings {
-        token_source: TokenSource::PcscReader {
-            reader: Some(lab.reader().to_owned()),
-        },
-        ..Settings::default()
-    };
-    let app = TestApp::start(&settings, desktop());
+    let lab = fresh_piv_card();
+    let app = TestApp::start(&reader_settings(&lab), desktop());
     app.invoke("verify_pin", json!({ "pin": PIV_PIN })).unwrap();
     let status = app.invoke("pin_status", json!({})).unwrap();
     assert_eq!(status["pin"]["status"], "SESSION_ACTIVE", "{status}");

@@ -11,8 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{code, TestApp};
-use securesign_app::settings::{Settings, TokenSource};
+use common::{code, fresh_piv_card, reader_settings, TestApp};
 use securesign_app::state::AppState;
 use securesign_core::biometric::{BiometricAuthenticator, NoBiometrics};
 use securesign_core::worker::WorkerOptions;
@@ -45,18 +44,8 @@ fn assert_stalled(err: &Value) {
 /// A provisioned card, freshly inserted, and the app with its reader as the token source
 /// and the stall limit under test.
 fn card_and_app() -> (PivLab, TestApp) {
-    let lab = PivLab::start_provisioned().unwrap();
-    lab.apply_env();
-    // Provisioning leaves the PIN verified in the card's volatile state: a fresh insert.
-    lab.kill_card().unwrap();
-    lab.restart_card().unwrap();
-    let settings = Settings {
-        token_source: TokenSource::PcscReader {
-            reader: Some(lab.reader().to_owned()),
-        },
-        ..Settings::default()
-    };
-    let app = TestApp::start(&settings, desktop());
+    let lab = fresh_piv_card();
+    let app = TestApp::start(&reader_settings(&lab), desktop());
     app.app
         .state::<AppState>()
         .set_worker_options(WorkerOptions { stall_limit: LIMIT });

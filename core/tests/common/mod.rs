@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 use securesign_core::backend::pkcs11::{Pkcs11Backend, Pkcs11Module, TokenSelector};
-use securesign_core::backend::TokenBackend;
+use securesign_core::backend::{KeyId, SignatureScheme, TokenBackend, TokenCertificate, TokenInfo};
+use securesign_core::digest::Sha256Digest;
 use securesign_core::session::SessionPolicy;
-use securesign_core::{Pin, Token};
+use securesign_core::status::PinState;
+use securesign_core::{Pin, Result, Token};
 use securesign_testlab::{LabToken, Module};
 
 /// A fresh lab token on `module`, its environment applied to this process (nextest runs
@@ -37,4 +39,60 @@ pub fn token(tok: &LabToken, policy: SessionPolicy) -> Token<Box<dyn TokenBacken
 /// A PIN from a literal.
 pub fn pin(s: &str) -> Pin {
     Pin::new(s.to_owned())
+}
+
+/// The real SoftHSM2/kryoptic backend with `before` run ahead of each signature (the
+/// 1-based count of signatures asked for so far): a token that goes away (`before`
+/// fails, as a pulled USB token fails the next `C_Sign`), is slow, or stops answering.
+pub struct BeforeEachSignature<F> {
+    /// The lab token's backend, which does the work.
+    pub inner: Pkcs11Backend,
+    /// Runs before each signature; an error is the signature's.
+    pub before: F,
+    asked: usize,
+}
+
+impl<F: FnMut(usize) -> Result<()>> BeforeEachSignature<F> {
+    /// `inner` with `before` ahead of each of its signatures.
+    pub fn new(inner: Pkcs11Backend, before: F) -> Self {
+        Self {
+            inner,
+            before,
+            asked: 0,
+        }
+    }
+}
+
+impl<F: FnMut(usize) -> Result<()> + Send> TokenBackend for BeforeEachSignature<F> {
+    fn info(&mut self) -> Result<TokenInfo> {
+        self.inner.info()
+    }
+    fn pin_state(&mut self) -> Result<PinState> {
+        self.inner.pin_state()
+    }
+    fn login(&mut self, pin: &Pin) -> Result<()> {
+        self.inner.login(pin)
+    }
+    fn logout(&mut self) -> Result<()> {
+        self.inner.logout()
+    }
+    fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
+        self.inner.change_pin(old, new)
+    }
+    fn unblock_pin(&mut self, puk: &Pin, new: &Pin) -> Result<()> {
+        self.inner.unblock_pin(puk, new)
+    }
+    fn certificates(&mut self) -> Result<Vec<TokenCertificate>> {
+        self.inner.certificates()
+    }
+    fn sign_digest(
+        &mut self,
+        key: &KeyId,
+        scheme: SignatureScheme,
+        digest: &Sha256Digest,
+    ) -> Result<Vec<u8>> {
+        self.asked += 1;
+        (self.before)(self.asked)?;
+        self.inner.sign_digest(key, scheme, digest)
+    }
 }

@@ -338,3 +338,23 @@ pub fn code(err: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("not an error body: {err}"))
 }
+
+/// A provisioned virtual PIV card behind its own pcscd, freshly inserted (provisioning
+/// leaves the PIN verified in the card's volatile state), its environment applied.
+pub fn fresh_piv_card() -> securesign_testlab::PivLab {
+    let lab = securesign_testlab::PivLab::start_provisioned().unwrap();
+    lab.apply_env();
+    lab.kill_card().unwrap();
+    lab.restart_card().unwrap();
+    lab
+}
+
+/// Settings whose token source is `lab`'s reader.
+pub fn reader_settings(lab: &securesign_testlab::PivLab) -> Settings {
+    Settings {
+        token_source: TokenSource::PcscReader {
+            reader: Some(lab.reader().to_owned()),
+        },
+        ..Settings::default()
+    }
+}
