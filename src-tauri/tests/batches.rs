@@ -10,10 +10,10 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{code, settings_for, Server, TestApp};
+use common::{code, fresh_piv_card, settings_for, Server, TestApp};
 use securesign_app::settings::{Settings, TokenSource};
 use securesign_core::biometric::{BiometricAuthenticator, NoBiometrics};
-use securesign_testlab::{LabToken, PivLab, PivSlot, OPENSC_PKCS11, PIV_PIN};
+use securesign_testlab::{LabToken, PivSlot, OPENSC_PKCS11, PIV_PIN};
 use serde_json::{json, Value};
 use tauri::Listener;
 
@@ -155,19 +155,9 @@ fn piv_settings(server: &Server, slot: PivSlot) -> Settings {
     }
 }
 
-/// A provisioned card, taken out and put back once: provisioning leaves the PIN verified
-/// in the card's volatile state, as a card fresh in the reader never is.
-fn fresh_card() -> PivLab {
-    let lab = PivLab::start_provisioned().unwrap();
-    lab.apply_env();
-    lab.kill_card().unwrap();
-    lab.restart_card().unwrap();
-    lab
-}
-
 #[test]
 fn pcsc_reader_source_shows_the_exact_tries_left() {
-    let _card = fresh_card();
+    let _card = fresh_piv_card();
     let server = Server::start();
     let app = TestApp::start(&piv_settings(&server, PivSlot::Auth9A), desktop());
     let status = app.invoke("pin_status", json!({})).unwrap();
@@ -212,7 +202,7 @@ fn pcsc_reader_source_shows_the_exact_tries_left() {
 
 #[test]
 fn card_pulled_after_document_2_of_3_keeps_both_and_resumes_when_back() {
-    let lab = fresh_card();
+    let lab = fresh_piv_card();
     let server = Server::start();
     let app = TestApp::start(&piv_settings(&server, PivSlot::Sign9C), desktop());
     let (status, session) = server.create_session(3, json!({}));
@@ -334,7 +324,7 @@ fn a_cms_request_is_signed_as_detached_cms_that_the_server_and_the_core_accept()
 /// kept PIN at once, without waiting for the next token call or the idle timeout.
 #[test]
 fn a_pkcs11_token_pulled_ends_the_pin_session_without_a_token_call() {
-    let lab = fresh_card();
+    let lab = fresh_piv_card();
     let server = Server::start();
     let settings = Settings {
         api_base_url: server.base.clone(),

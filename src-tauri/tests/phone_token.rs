@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use common::{code, Server, TestApp};
+use common::{code, fresh_piv_card, Server, TestApp};
 use securesign_app::settings::{Settings, TokenSource};
 use securesign_app::state::AppState;
 use securesign_core::apdu::pcsc::PcscTransport;
@@ -44,15 +44,6 @@ fn desktop() -> Arc<dyn BiometricAuthenticator> {
     Arc::new(NoBiometrics {
         reason: "no sensor here".into(),
     })
-}
-
-/// A provisioned card, taken out and put back once (provisioning leaves the PIN verified).
-fn fresh_card() -> PivLab {
-    let lab = PivLab::start_provisioned().unwrap();
-    lab.apply_env();
-    lab.kill_card().unwrap();
-    lab.restart_card().unwrap();
-    lab
 }
 
 /// The lab's card as the platform's card. `out` takes it out (the card answers nothing;
@@ -157,7 +148,7 @@ fn session_ends(app: &TestApp) -> mpsc::Receiver<String> {
 
 #[test]
 fn a_usb_otg_token_signs_a_portal_request_and_its_unplugging_ends_the_session() {
-    let lab = fresh_card();
+    let lab = fresh_piv_card();
     let server = Server::start();
     let platform = Platform::usb(
         true,
@@ -242,7 +233,7 @@ fn a_usb_otg_token_signs_a_portal_request_and_its_unplugging_ends_the_session() 
 
 #[test]
 fn an_nfc_card_leaving_the_field_mid_batch_keeps_what_was_signed() {
-    let lab = fresh_card();
+    let lab = fresh_piv_card();
     let server = Server::start();
     let out = Arc::new(AtomicBool::new(false));
     let signatures = Arc::new(AtomicUsize::new(0));

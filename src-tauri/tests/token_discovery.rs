@@ -11,7 +11,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::{code, settings_for, Server, TestApp};
+use common::{code, fresh_piv_card, settings_for, Server, TestApp};
 use securesign_app::settings::{Settings, TokenSource};
 use securesign_core::biometric::{BiometricAuthenticator, NoBiometrics};
 use securesign_testlab::{LabToken, Module, PivLab, OPENSC_PKCS11, PIV_PIN, PIV_PUK};
@@ -250,11 +250,7 @@ fn the_pin_changes_at_the_final_try_only_when_confirmed_and_the_puk_unblocks() {
 
 #[test]
 fn a_pcsc_reader_is_listed_with_the_certificates_of_its_card() {
-    let lab = PivLab::start_provisioned().unwrap();
-    lab.apply_env();
-    // Provisioning leaves the PIN verified in the card's volatile state: a fresh insert.
-    lab.kill_card().unwrap();
-    lab.restart_card().unwrap();
+    let lab = fresh_piv_card();
     let server = Server::start();
     let app = opensc_app(&server);
     let found = app.invoke("discover_tokens", json!({})).unwrap();

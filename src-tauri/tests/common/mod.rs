@@ -339,8 +339,9 @@ pub fn code(err: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error body: {err}"))
 }
 
-/// A provisioned virtual PIV card behind its own pcscd, freshly inserted (provisioning
-/// leaves the PIN verified in the card's volatile state), its environment applied.
+/// A provisioned virtual PIV card behind its own pcscd, taken out and put back once
+/// (provisioning leaves the PIN verified in the card's volatile state, as a card fresh in
+/// the reader never is), its environment applied.
 pub fn fresh_piv_card() -> securesign_testlab::PivLab {
     let lab = securesign_testlab::PivLab::start_provisioned().unwrap();
     lab.apply_env();
