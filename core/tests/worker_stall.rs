@@ -82,19 +82,32 @@ fn a_frozen_card_blocks_transmit_until_it_is_pulled() {
     lab.restart_card().unwrap();
 }
 
-/// Freezes `lab`'s card, then signs with `worker`: the call fails with the stalled error
-/// once the worker showed no progress for `limit` (and well within the slack).
-fn sign_on_a_frozen_card(lab: &PivLab, worker: &TokenWorker, key: SignerKey, limit: Duration) {
-    lab.freeze_card().unwrap();
+/// Signs `n` digests with `worker`: the call fails with the stalled error once the worker
+/// showed no progress for `limit` (and well within the slack).
+fn assert_sign_stalls(worker: &TokenWorker, key: SignerKey, n: usize, limit: Duration) {
     let started = Instant::now();
     let err = worker
-        .sign_batch(key, digests(3), CancelFlag::new())
+        .sign_batch(key, digests(n), CancelFlag::new())
         .unwrap_err();
     let stalled_after = started.elapsed();
-    eprintln!("the sign on the frozen card returned after {stalled_after:?} (limit {limit:?})");
+    eprintln!("the stalled sign returned after {stalled_after:?} (limit {limit:?})");
     assert_stalled(&err);
     assert!(stalled_after >= limit, "{stalled_after:?}");
     assert!(stalled_after < limit + SLACK, "{stalled_after:?}");
+}
+
+/// Freezes `lab`'s card, then signs with `worker`: see [`assert_sign_stalls`].
+fn sign_on_a_frozen_card(lab: &PivLab, worker: &TokenWorker, key: SignerKey, limit: Duration) {
+    lab.freeze_card().unwrap();
+    assert_sign_stalls(worker, key, 3, limit);
+}
+
+/// The batch progress events received so far.
+fn progress_events(events: &crossbeam_channel::Receiver<TokenEvent>) -> usize {
+    events
+        .try_iter()
+        .filter(|e| matches!(e, TokenEvent::Progress(_)))
+        .count()
 }
 
 #[test]
@@ -224,11 +237,7 @@ fn a_batch_that_keeps_signing_is_not_cut_however_long_it_takes() {
     assert!(out.error.is_none(), "{:?}", out.error);
     assert_eq!(out.signed.len(), 30);
     assert!(!worker.is_stuck());
-    let progress = events
-        .try_iter()
-        .filter(|e| matches!(e, TokenEvent::Progress(_)))
-        .count();
-    assert_eq!(progress, 30);
+    assert_eq!(progress_events(&events), 30);
     // A healthy worker still joins and logs out on drop.
     assert!(worker.status().is_ok());
     drop(worker);
@@ -250,21 +259,10 @@ fn a_driver_that_stops_mid_batch_is_cut_and_left_behind() {
         Ok(())
     });
     let (worker, events, key) = signing_worker(&tok, hangs, LIMIT);
-    let started = Instant::now();
-    let err = worker
-        .sign_batch(key, digests(10), CancelFlag::new())
-        .unwrap_err();
-    let stalled_after = started.elapsed();
-    eprintln!("stalled batch returned after {stalled_after:?} (limit {LIMIT:?})");
+    assert_sign_stalls(&worker, key, 10, LIMIT);
     entered.recv().unwrap();
-    assert_stalled(&err);
-    assert!(stalled_after >= LIMIT && stalled_after < LIMIT + SLACK);
     // Two signatures were done before the driver hung: progress, then silence.
-    let progress = events
-        .try_iter()
-        .filter(|e| matches!(e, TokenEvent::Progress(_)))
-        .count();
-    assert_eq!(progress, 2);
+    assert_eq!(progress_events(&events), 2);
     let started = Instant::now();
     assert_stalled(&worker.status().unwrap_err());
     assert!(started.elapsed() < LIMIT);

@@ -328,7 +328,6 @@ if (wanted("piv")) {
 if (wanted("opensc")) {
   const pin = "123456", newPin = "24681357", wrong = "999999";
   const module = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so"].find((p) => existsSync(p));
-  const cardTries = pivCardTries;
   const fillChange = async (app, oldPin) => {
     await app.click("#nav-pin");
     await app.waitVisible("#screen-pinmgmt");
@@ -346,13 +345,13 @@ if (wanted("opensc")) {
     pivScript("restart-card.sh");
     app = await AppSession.start({ name: "opensc", tokenEnv: piv, settings: settingsFor({ kind: "pkcs11", modulePath: module }, "01"), shots: SHOTS, work: WORK });
     await app.waitVisible("#screen-home", 30000);
-    const start = cardTries();
+    const start = pivCardTries();
     check(start.remaining === 3, `the card starts with ${JSON.stringify(start)}`);
     for (let i = 1; i <= 2; i++) {
       await fillChange(app, wrong);
       await submitChange(app);
       await expectError(app, "SS_PIN_INVALID");
-      const left = cardTries();
+      const left = pivCardTries();
       check(left.remaining === 3 - i, `after wrong PIN ${i} the card has ${JSON.stringify(left)}`);
       await app.click("#error-ok");
     }
@@ -368,7 +367,7 @@ if (wanted("opensc")) {
     await app.waitText("#announce", (t) => t.includes("SS_PIN_FINAL_TRY"), 10000, "unconfirmed change not refused");
     check(await app.visible("#screen-pinmgmt"), "left the PIN screen");
     for (const id of ["cp-old", "cp-new", "cp-new2"]) check((await (await app.$(`#${id}`)).getValue()) === "", `#${id} not cleared`);
-    const untouched = cardTries();
+    const untouched = pivCardTries();
     check(untouched.remaining === 1, `the card after the unconfirmed change: ${JSON.stringify(untouched)}`);
     await app.shot("change-final-try-refused");
     // Confirmed with the right PIN: changed.
